@@ -1,0 +1,3 @@
+from oxygen.cli.main import main
+
+raise SystemExit(main())

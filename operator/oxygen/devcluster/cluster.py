@@ -1,0 +1,40 @@
+"""The control plane and one node agent, started and stopped together."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from oxygen.devcluster.controlplane import ControlPlane
+from oxygen.devcluster.nodeagent import NodeAgent
+
+
+class LocalCluster:
+    def __init__(self, workdir: Path | None = None) -> None:
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="oxygen-cluster-"))
+        self.controlplane = ControlPlane(workdir=self.workdir / "controlplane")
+        self.agent: NodeAgent | None = None
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.controlplane.kubeconfig
+
+    def start(self) -> LocalCluster:
+        self.controlplane.start()
+        try:
+            self.agent = NodeAgent(self.kubeconfig, self.workdir / "node").start()
+        except BaseException:
+            self.controlplane.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.agent is not None:
+            self.agent.stop()
+        self.controlplane.stop()
+
+    def __enter__(self) -> LocalCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
