@@ -12,6 +12,8 @@ from kubernetes import client, config
 
 from oxygen.devcluster import LocalCluster
 from oxygen.devcluster.wait import wait_for
+from tests.support.operator_process import OperatorProcess
+from tests.support.runs import Runs
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +53,39 @@ def namespace(api: client.ApiClient, request: pytest.FixtureRequest) -> Iterator
     )
     yield name
     core.delete_namespace(name, propagation_policy="Background")
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def crds(cluster: LocalCluster) -> None:
+    """The generated CRDs, applied and established."""
+    cluster.controlplane.kubectl("apply", "-f", str(REPO / "crds"))
+    cluster.controlplane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: LocalCluster, crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    """The operator as a subprocess (tests may SIGKILL and restart it); its log is printed on failure."""
+    proc = OperatorProcess(cluster.kubeconfig, tmp_path_factory.mktemp("operator")).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def runs(api: client.ApiClient, namespace: str, operator: OperatorProcess) -> Iterator[Runs]:
+    if not operator.alive():
+        operator.start()
+    yield Runs(api, namespace)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    proc = item.funcargs.get("operator") if hasattr(item, "funcargs") else None
+    if report.when == "call" and report.failed and isinstance(proc, OperatorProcess):
+        report.sections.append(("operator log (tail)", proc.tail(80)))

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from oxygen import __version__
-from oxygen.cli import dev
+from oxygen.cli import dev, operator, worker
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"oxygen {__version__}")
     groups = parser.add_subparsers(dest="group", metavar="<group>")
     dev.register(groups)
+    operator.register(groups)
+    worker.register(groups)
     return parser
 
 

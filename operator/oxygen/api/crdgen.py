@@ -1,0 +1,193 @@
+"""CustomResourceDefinitions generated from the pydantic models.
+
+`python -m oxygen.api.crdgen crds` (or `make crds`) writes them; a unit test fails when the checked-in
+files drift from the models. Pydantic's JSON Schema is turned into a *structural* OpenAPI v3 schema:
+references inlined, optionals unwrapped, free-form JSON marked with x-kubernetes-preserve-unknown-fields,
+CEL rules carried over from the models' `x-kubernetes-validations`.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from oxygen.api.common import GROUP, VERSION
+from oxygen.api.run import RunSpec, RunStatus
+from oxygen.api.runshard import RunShardSpec, RunShardStatus
+
+_DROP = {"title", "description_"}
+
+
+def _structural(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_structural(n, defs) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = defs[node["$ref"].rsplit("/", 1)[-1]]
+        merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        return _structural(merged, defs)
+    if "anyOf" in node:
+        options = [o for o in node["anyOf"] if o.get("type") != "null"]
+        rest = {k: v for k, v in node.items() if k != "anyOf"}
+        if len(options) == 1:
+            # Optional[X]: the field is simply not required; null is never sent (exclude_none).
+            merged = {**_structural(options[0], defs), **_structural(rest, defs)}
+            if merged.get("default", 0) is None:
+                merged.pop("default")
+            return merged
+        raise ValueError(f"unions are not structural: {node}")
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROP or key == "$defs":
+            continue
+        if key == "const":
+            out["enum"] = [value]
+            continue
+        if key in ("exclusiveMinimum", "exclusiveMaximum"):
+            # JSON Schema 2020 numbers become OpenAPI v3's minimum + boolean flag.
+            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            out[key] = True
+            continue
+        if key == "properties":
+            out[key] = {name: _structural(v, defs) for name, v in value.items()}
+        elif key == "additionalProperties" and isinstance(value, dict) and not value:
+            out["x-kubernetes-preserve-unknown-fields"] = True
+        elif key == "additionalProperties" and value is False:
+            continue
+        else:
+            out[key] = _structural(value, defs)
+    if "enum" in out and "type" not in out:
+        out["type"] = "string"
+    if out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out:
+        out["x-kubernetes-preserve-unknown-fields"] = True
+    if out.get("default") is None:
+        out.pop("default", None)
+    return out
+
+
+def schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    raw = model.model_json_schema(by_alias=True, mode="serialization")
+    defs = raw.get("$defs", {})
+    # A serialization schema marks defaulted fields required; inputs may omit them.
+    result: dict[str, Any] = _structural(model.model_json_schema(by_alias=True, mode="validation"), defs)
+    return result
+
+
+@dataclass
+class Resource:
+    kind: str
+    plural: str
+    singular: str
+    spec: type[BaseModel]
+    status: type[BaseModel]
+    short_names: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    columns: list[dict[str, Any]] = field(default_factory=list)
+
+
+RESOURCES = [
+    Resource(
+        kind="Run",
+        plural="runs",
+        singular="run",
+        spec=RunSpec,
+        status=RunStatus,
+        short_names=["oxr"],
+        categories=["oxygen"],
+        columns=[
+            {"name": "Kind", "type": "string", "jsonPath": ".spec.kind", "priority": 1},
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Mode", "type": "string", "jsonPath": ".spec.mode"},
+            {"name": "Total", "type": "integer", "jsonPath": ".status.itemsTotal"},
+            {"name": "Succeeded", "type": "integer", "jsonPath": ".status.itemsSucceeded"},
+            {"name": "Failed", "type": "integer", "jsonPath": ".status.itemsFailed"},
+            {"name": "Credits", "type": "string", "jsonPath": ".status.creditsUsed"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+    ),
+    Resource(
+        kind="RunShard",
+        plural="runshards",
+        singular="runshard",
+        spec=RunShardSpec,
+        status=RunShardStatus,
+        short_names=["oxs"],
+        categories=["oxygen"],
+        columns=[
+            {"name": "Run", "type": "string", "jsonPath": ".spec.runName"},
+            {"name": "Round", "type": "integer", "jsonPath": ".spec.round"},
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Succeeded", "type": "integer", "jsonPath": ".status.summary.succeeded"},
+            {"name": "Failed", "type": "integer", "jsonPath": ".status.summary.failed"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+    ),
+]
+
+
+def crd(resource: Resource) -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{resource.plural}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": resource.kind,
+                "listKind": f"{resource.kind}List",
+                "plural": resource.plural,
+                "singular": resource.singular,
+                "shortNames": resource.short_names,
+                "categories": resource.categories,
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": resource.columns,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": schema_of(resource.spec),
+                                "status": schema_of(resource.status),
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def render(resource: Resource) -> str:
+    header = "# Generated from the pydantic models by `make crds`; do not edit.\n"
+    return header + yaml.safe_dump(crd(resource), sort_keys=False, width=120)
+
+
+def write_all(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for resource in RESOURCES:
+        path = directory / f"{GROUP}_{resource.plural}.yaml"
+        path.write_text(render(resource))
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for p in write_all(Path(sys.argv[1] if len(sys.argv) > 1 else "crds")):
+        print(p)

@@ -1,0 +1,198 @@
+"""The Run resource: what a user declares, and the status the operator reports."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import ConfigDict, Field
+
+from oxygen.api.common import Condition, Credits, JsonObject, Model, ObjectMeta
+
+RunKind = Literal["column", "workflow", "ingestion"]
+RunMode = Literal["smoke_test", "dry_run", "live"]
+Trigger = Literal["user", "schedule", "event", "webhook"]
+RunPhase = Literal["queued", "running", "completed", "succeeded", "failed", "paused", "canceled"]
+ItemStatus = Literal["pending", "running", "succeeded", "failed", "retrying", "skipped"]
+
+TERMINAL_PHASES: frozenset[str] = frozenset({"completed", "succeeded", "failed", "canceled"})
+TERMINAL_ITEM_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "skipped"})
+ITEM_STATUSES: tuple[ItemStatus, ...] = ("pending", "running", "retrying", "succeeded", "failed", "skipped")
+
+# Producer outputs are capped per item so a shard stays far below etcd's object limit.
+DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024
+
+
+class RunItem(Model):
+    """One inline row."""
+
+    row_id: str | None = Field(default=None, max_length=253)
+    inputs: JsonObject = Field(default_factory=dict)
+
+
+class ConfigMapKeyRef(Model):
+    name: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+
+
+class ItemsFrom(Model):
+    """Rows from a ConfigMap key: JSONL (one {"rowId", "inputs"} per line) or CSV (header row)."""
+
+    config_map_key_ref: ConfigMapKeyRef
+
+
+class SecretRef(Model):
+    name: str = Field(min_length=1)
+
+
+class HeadersFrom(Model):
+    """Each key of the Secret becomes a request header; values are never copied anywhere."""
+
+    secret_ref: SecretRef
+
+
+class HttpProducer(Model):
+    url: str = Field(pattern=r"^https?://")
+    timeout_seconds: float = Field(default=10, gt=0, le=3600)
+    headers_from: HeadersFrom | None = None
+
+
+class Producer(Model):
+    """Which provider is called per item, and how: exactly one of http, builtin, command."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "[has(self.http), has(self.builtin), has(self.command)]"
+                    ".filter(x, x).size() == 1",
+                    "message": "producer needs exactly one of http, builtin or command",
+                }
+            ]
+        }
+    )
+
+    provider: str = Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    http: HttpProducer | None = None
+    builtin: Literal["echo"] | None = None
+    command: list[str] | None = Field(default=None, min_length=1)
+    cost_per_item: Credits = Decimal(0)
+    max_output_bytes: int = Field(default=DEFAULT_MAX_OUTPUT_BYTES, ge=64, le=256 * 1024)
+
+
+class Retry(Model):
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    backoff_seconds: float = Field(default=1, ge=0, le=3600)
+
+
+class SmokeTest(Model):
+    sample_size: int = Field(default=5, ge=1)
+
+
+class RunSpec(Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.items) != has(self.itemsFrom)",
+                    "message": "exactly one of items or itemsFrom is required",
+                },
+                {
+                    "rule": "!has(oldSelf.cancel) || !oldSelf.cancel || (has(self.cancel) && self.cancel)",
+                    "message": "cancel cannot be undone",
+                },
+                {
+                    "rule": "!has(oldSelf.retryFailed) || (has(self.retryFailed) "
+                    "&& self.retryFailed >= oldSelf.retryFailed)",
+                    "message": "retryFailed is a counter: it can only go up",
+                },
+            ]
+        }
+    )
+
+    kind: RunKind = "column"
+    mode: RunMode = "live"
+    trigger: Trigger = "user"
+    table: str | None = None
+    column: str | None = None
+    items: list[RunItem] | None = None
+    items_from: ItemsFrom | None = None
+    producer: Producer
+    batch_size: int = Field(default=100, ge=1, le=10000)
+    parallelism: int = Field(default=4, ge=1, le=1000)
+    # `default: {}` lets the API server fill the nested defaults for a manifest that omits these.
+    retry: Retry = Field(default_factory=Retry, json_schema_extra={"default": {}})
+    smoke_test: SmokeTest = Field(default_factory=SmokeTest, json_schema_extra={"default": {}})
+    credit_account: str = "default"
+    paused: bool = False
+    cancel: bool = False
+    retry_failed: int = Field(default=0, ge=0)
+
+
+class ShardCounts(Model):
+    total: int = 0
+    active: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+
+class FailedItem(Model):
+    id: str
+    row_id: str | None = None
+    error: str = ""
+    attempt_count: int = 0
+
+
+class ProviderSummary(Model):
+    provider: str
+    items_succeeded: int = 0
+    items_failed: int = 0
+    credits_used: Credits = Decimal(0)
+    attempts: int = 0
+    latency_seconds_sum: float = 0.0
+
+
+class Round(Model):
+    """One execution round: the first (round 0), a promotion, or a retry of the failed items."""
+
+    round: int
+    reason: Literal["initial", "promotion", "retry"]
+    items: int
+    shards: int
+    started_at: str
+
+
+class RunStatus(Model):
+    phase: RunPhase = "queued"
+    kind: RunKind | None = None
+    mode: RunMode | None = None
+    trigger: Trigger | None = None
+    items_total: int = 0
+    items_succeeded: int = 0
+    items_failed: int = 0
+    items_pending: int = 0
+    items_running: int = 0
+    items_retrying: int = 0
+    items_skipped: int = 0
+    credits_used: Credits = Decimal(0)
+    credits_reserved: Credits = Decimal(0)
+    credits_estimated: Credits = Decimal(0)
+    started_at: str | None = None
+    finished_at: str | None = None
+    web_url: str | None = None
+    message: str | None = None
+    observed_generation: int = 0
+    observed_retry_failed: int = 0
+    conditions: list[Condition] = Field(default_factory=list)
+    shards: ShardCounts = Field(default_factory=ShardCounts)
+    failed_items: list[FailedItem] = Field(default_factory=list, max_length=50)
+    providers: list[ProviderSummary] = Field(default_factory=list)
+    rounds: list[Round] = Field(default_factory=list)
+
+
+class Run(Model):
+    api_version: str = "oxygen.dev/v1alpha1"
+    kind: str = "Run"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: RunSpec
+    status: RunStatus = Field(default_factory=RunStatus)

@@ -1,0 +1,92 @@
+"""The RunShard resource: one batch of a Run's items (spec) and their results (status).
+
+The operator writes the spec once; the worker in the shard's Job pod is the writer of the status
+(the operator writes it only where no worker runs: skipped shards, a failed Job, a canceled run,
+and marking items a later round took over).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field
+
+from oxygen.api.common import Credits, Json, JsonObject, Model, ObjectMeta
+from oxygen.api.run import ItemStatus, Producer, Retry
+
+ShardPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
+
+
+class ShardItem(Model):
+    """An item as the worker receives it."""
+
+    id: str
+    row_id: str | None = None
+    inputs: JsonObject = Field(default_factory=dict)
+    # Attempts made in earlier rounds; a retried item continues counting from here.
+    attempt_count: int = 0
+
+
+class RunShardSpec(Model):
+    run_name: str
+    run_uid: str
+    round: int = Field(ge=0)
+    index: int = Field(ge=0)
+    # False: nothing executes (dry_run, or outside a smoke test's sample); items are recorded skipped.
+    execute: bool = True
+    skip_reason: str | None = None
+    producer: Producer
+    retry: Retry
+    items: list[ShardItem]
+
+
+class ItemResult(Model):
+    """An item's result: the item shape of DESIGN.md minus inputs (those stay in the spec)."""
+
+    id: str
+    row_id: str | None = None
+    status: ItemStatus = "pending"
+    attempt_count: int = 0
+    outputs: Json = None
+    error: str | None = None
+    error_class: str | None = None
+    credits_used: Credits = Decimal(0)
+    started_at: str | None = None
+    finished_at: str | None = None
+    latency_seconds: float | None = None
+    # Set when a later round (retry or promotion) re-executes this item in another shard.
+    superseded_by: str | None = None
+
+
+class ShardSummary(Model):
+    """Counts over the shard's items that no later round took over."""
+
+    pending: int = 0
+    running: int = 0
+    retrying: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    credits_used: Credits = Decimal(0)
+    attempts: int = 0
+    latency_seconds_sum: float = 0.0
+    error_classes: dict[str, int] = Field(default_factory=dict)
+
+
+class RunShardStatus(Model):
+    phase: ShardPhase = "Pending"
+    items: list[ItemResult] = Field(default_factory=list)
+    summary: ShardSummary = Field(default_factory=ShardSummary)
+    worker: str | None = None
+    message: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+class RunShard(Model):
+    api_version: str = "oxygen.dev/v1alpha1"
+    kind: str = "RunShard"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: RunShardSpec
+    status: RunShardStatus = Field(default_factory=RunShardStatus)

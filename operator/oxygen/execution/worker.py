@@ -1,0 +1,547 @@
+"""The worker inside a shard's Job pod: calls the producer per item and writes results back.
+
+`ShardExecutor` is the core and does no Kubernetes I/O: it gets the RunShard, a producer, a clock,
+a sleep and a `flush(status)` callback. `ShardClient` and `run_worker` are the thin shell around it
+(read the shard, patch its status subresource, signals, exit codes).
+
+Delivery is at-least-once: a pod killed mid-call leaves the item `running`, and the next pod calls
+it again; the producer's Idempotency-Key (run uid + item id) lets the provider deduplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Final, TypeVar
+
+from oxygen.api.common import GROUP, VERSION
+from oxygen.api.run import TERMINAL_ITEM_STATUSES
+from oxygen.api.runshard import ItemResult, RunShard, RunShardStatus
+from oxygen.execution.producers import (
+    ItemCall,
+    ItemProducer,
+    PermanentError,
+    ProducerError,
+    ProducerResult,
+    RetryableError,
+    make_producer,
+    truncate,
+)
+from oxygen.status.shard import shard_phase, summarize
+
+log = logging.getLogger("oxygen.worker")
+
+PLURAL: Final = "runshards"
+DEFAULT_FLUSH_INTERVAL: Final = 1.0
+# A RunShard must stay far below the API server's ~1.5 MiB object limit; the spec (inputs) shares it.
+DEFAULT_MAX_STATUS_BYTES: Final = 900 * 1024
+# Room for phase, summary (bounded error classes), message and timestamps around the items.
+STATUS_OVERHEAD_BYTES: Final = 8 * 1024
+MAX_BACKOFF_SECONDS: Final = 60.0
+# Retry-After is honoured, but a provider asking for an hour must not park a pod for an hour.
+MAX_RETRY_AFTER_SECONDS: Final = 300.0
+JITTER: Final = 0.2
+ERROR_LIMIT: Final = 1000
+
+EXIT_OK: Final = 0
+EXIT_ERROR: Final = 1
+EXIT_SIGINT: Final = 130
+EXIT_SIGTERM: Final = 143
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], None]
+Flush = Callable[[RunShardStatus], None]
+
+
+def rfc3339(epoch_seconds: float) -> str:
+    text = datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
+def backoff_delay(
+    base_seconds: float,
+    retry_number: int,
+    rng: random.Random,
+    *,
+    retry_after: float | None = None,
+    cap: float = MAX_BACKOFF_SECONDS,
+    retry_after_cap: float = MAX_RETRY_AFTER_SECONDS,
+) -> float:
+    """Seconds before retry number `retry_number` (1 = the first retry).
+
+    Exponential with ±20 % jitter so a fleet of pods that failed together does not retry together.
+    """
+    delay = min(cap, base_seconds * 2.0 ** max(0, retry_number - 1))
+    delay = min(cap, delay * (1 + rng.uniform(-JITTER, JITTER)))
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, retry_after_cap))
+    return max(0.0, delay)
+
+
+def json_bytes(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
+def needs_execution(item: ItemResult) -> bool:
+    return item.superseded_by is None and item.status not in TERMINAL_ITEM_STATUSES
+
+
+def initial_items(shard: RunShard) -> list[ItemResult]:
+    """Spec items merged with what an earlier pod recorded, so a restarted pod resumes."""
+    known = {result.id: result for result in shard.status.items}
+    items: list[ItemResult] = []
+    for spec_item in shard.spec.items:
+        prior = known.get(spec_item.id)
+        if prior is None:
+            items.append(
+                ItemResult(id=spec_item.id, row_id=spec_item.row_id, attempt_count=spec_item.attempt_count)
+            )
+        elif prior.attempt_count < spec_item.attempt_count:
+            items.append(prior.model_copy(update={"attempt_count": spec_item.attempt_count}))
+        else:
+            items.append(prior)
+    return items
+
+
+class _Abandoned:
+    """The call was left running because the worker is stopping."""
+
+
+_ABANDONED: Final = _Abandoned()
+CallOutcome = ProducerResult | ProducerError | _Abandoned
+
+
+@dataclass(frozen=True)
+class ExecutionOutcome:
+    # True when a stop request left items unexecuted (the pod must exit non-zero so it is replaced).
+    stopped: bool
+    calls: int
+    flushes: int
+    status: RunShardStatus
+
+
+class ShardExecutor:
+    """Executes a shard's items one at a time and reports their status through `flush`."""
+
+    def __init__(
+        self,
+        shard: RunShard,
+        producer: ItemProducer,
+        flush: Flush,
+        *,
+        clock: Clock = time.time,
+        sleep: Sleep | None = None,
+        stop: threading.Event | None = None,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+        worker_name: str | None = None,
+        rng: random.Random | None = None,
+        max_status_bytes: int = DEFAULT_MAX_STATUS_BYTES,
+        poll_interval: float = 0.02,
+    ) -> None:
+        self._spec = shard.spec
+        self._producer = producer
+        self._flush = flush
+        self._clock = clock
+        self.stop = stop if stop is not None else threading.Event()
+        # The default sleep wakes on stop, so a pod in backoff exits within a fraction of a second.
+        self._sleep: Sleep = sleep if sleep is not None else self._interruptible_sleep
+        self._flush_interval = flush_interval
+        self._worker = worker_name
+        self._rng = rng if rng is not None else random.Random()
+        self._max_status_bytes = max_status_bytes
+        self._poll_interval = poll_interval
+        self._items = initial_items(shard)
+        self._sizes = [json_bytes(item.wire()) for item in self._items]
+        self._status_bytes = STATUS_OVERHEAD_BYTES + sum(self._sizes)
+        self._started_at = shard.status.started_at
+        self._finished_at: str | None = None
+        self._message: str | None = None
+        self._last_flush = -math.inf
+        self._flushes = 0
+        self._calls = 0
+
+    def _interruptible_sleep(self, seconds: float) -> None:
+        self.stop.wait(seconds)
+
+    # -- status -----------------------------------------------------------------------------------
+
+    def snapshot(self) -> RunShardStatus:
+        items = list(self._items)
+        return RunShardStatus(
+            phase=shard_phase(items),
+            items=items,
+            summary=summarize(items),
+            worker=self._worker,
+            message=self._message,
+            started_at=self._started_at,
+            finished_at=self._finished_at,
+        )
+
+    def _flush_now(self) -> None:
+        self._flush(self.snapshot())
+        self._flushes += 1
+        self._last_flush = self._clock()
+
+    def _maybe_flush(self) -> None:
+        if self._clock() - self._last_flush >= self._flush_interval:
+            self._flush_now()
+
+    def _now(self) -> str:
+        return rfc3339(self._clock())
+
+    def _set(self, index: int, item: ItemResult) -> None:
+        self._items[index] = item
+        if item.status in TERMINAL_ITEM_STATUSES:
+            size = json_bytes(item.wire())
+            self._status_bytes += size - self._sizes[index]
+            self._sizes[index] = size
+
+    def _fits(self, index: int, candidate: ItemResult) -> tuple[bool, int]:
+        total = self._status_bytes - self._sizes[index] + json_bytes(candidate.wire())
+        return total <= self._max_status_bytes, total
+
+    # -- the run ----------------------------------------------------------------------------------
+
+    def run(self) -> ExecutionOutcome:
+        start = self._clock()
+        self._started_at = self._started_at or rfc3339(start)
+        # The first write comes one interval in, so a fast shard costs a single write.
+        self._last_flush = start
+        self._message = None
+        todo = [index for index, item in enumerate(self._items) if needs_execution(item)]
+        if not self._spec.execute:
+            self._skip(todo)
+        else:
+            for index in todo:
+                if self.stop.is_set():
+                    break
+                self._execute(index)
+                self._maybe_flush()
+        left = sum(1 for index in todo if needs_execution(self._items[index]))
+        stopped = self.stop.is_set() and left > 0
+        if stopped:
+            self._message = f"worker stopped; {left} item(s) left for the next pod"
+        elif shard_phase(self._items) == "Succeeded":
+            self._finished_at = self._now()
+        self._flush_now()
+        return ExecutionOutcome(
+            stopped=stopped, calls=self._calls, flushes=self._flushes, status=self.snapshot()
+        )
+
+    def _skip(self, todo: list[int]) -> None:
+        self._message = self._spec.skip_reason or "not executed (execute: false)"
+        now = self._now()
+        for index in todo:
+            self._set(index, self._items[index].model_copy(update={"status": "skipped", "finished_at": now}))
+
+    def _execute(self, index: int) -> None:
+        spec_item = self._spec.items[index]
+        # Attempts a dead pod of this same round already made count against this round's budget;
+        # at least one call is always allowed, because the last of those calls has no known result.
+        made = max(0, self._items[index].attempt_count - spec_item.attempt_count)
+        allowed = max(1, self._spec.retry.max_attempts - made)
+        started_at = self._items[index].started_at or self._now()
+        for n in range(1, allowed + 1):
+            if self.stop.is_set():
+                self._set(index, self._items[index].model_copy(update={"status": "pending"}))
+                return
+            before = self._items[index]
+            attempt = before.attempt_count + 1
+            self._set(
+                index,
+                before.model_copy(
+                    update={"status": "running", "attempt_count": attempt, "started_at": started_at}
+                ),
+            )
+            t0 = self._clock()
+            outcome = self._call(self._item_call(index, attempt))
+            latency = round(max(0.0, self._clock() - t0), 6)
+            if isinstance(outcome, _Abandoned):
+                # The call's result will never be known here: it does not count, the next pod redoes it.
+                self._set(index, before.model_copy(update={"status": "pending"}))
+                return
+            self._calls += 1
+            if isinstance(outcome, ProducerResult):
+                self._succeed(index, outcome, latency)
+                return
+            if isinstance(outcome, PermanentError) or n == allowed:
+                suffix = "" if isinstance(outcome, PermanentError) else f" (gave up after {attempt} attempts)"
+                self._fail(index, outcome.message + suffix, outcome.error_class, latency)
+                return
+            self._retrying(index, outcome, latency)
+            retry_after = outcome.retry_after if isinstance(outcome, RetryableError) else None
+            delay = backoff_delay(
+                self._spec.retry.backoff_seconds, made + n, self._rng, retry_after=retry_after
+            )
+            self._maybe_flush()
+            self._sleep(delay)
+
+    def _item_call(self, index: int, attempt: int) -> ItemCall:
+        spec_item = self._spec.items[index]
+        return ItemCall(
+            run_name=self._spec.run_name,
+            run_uid=self._spec.run_uid,
+            item_id=spec_item.id,
+            row_id=spec_item.row_id,
+            inputs=spec_item.inputs,
+            attempt=attempt,
+        )
+
+    def _call(self, call: ItemCall) -> CallOutcome:
+        """The producer call on a daemon thread, so a stop request never waits for a slow provider."""
+        box: list[ProducerResult | ProducerError] = []
+        done = threading.Event()
+
+        def target() -> None:
+            try:
+                box.append(self._producer.call(call))
+            except ProducerError as exc:
+                box.append(exc)
+            except Exception as exc:
+                log.warning("producer raised %s on item %s", exc.__class__.__name__, call.item_id)
+                box.append(
+                    PermanentError(f"producer error: {exc.__class__.__name__}: {exc}", "producer_error")
+                )
+            finally:
+                done.set()
+
+        threading.Thread(target=target, name=f"call-{call.item_id}", daemon=True).start()
+        while not done.wait(self._poll_interval):
+            if self.stop.is_set():
+                return _ABANDONED
+            self._maybe_flush()
+        return box[0]
+
+    def _retrying(self, index: int, error: ProducerError, latency: float) -> None:
+        update = {
+            "status": "retrying",
+            "error": truncate(error.message, ERROR_LIMIT),
+            "error_class": error.error_class,
+            "latency_seconds": latency,
+        }
+        self._set(index, self._items[index].model_copy(update=update))
+
+    def _succeed(self, index: int, result: ProducerResult, latency: float) -> None:
+        cap = self._spec.producer.max_output_bytes
+        size = json_bytes(result.outputs)
+        if size > cap:
+            message = (
+                f"output is {size} bytes of JSON, over producer.maxOutputBytes ({cap} bytes); "
+                "nothing was stored: return less from the provider or raise producer.maxOutputBytes"
+            )
+            self._fail(index, message, "output_too_large", latency)
+            return
+        cost = result.cost if result.cost is not None else self._spec.producer.cost_per_item
+        candidate = self._items[index].model_copy(
+            update={
+                "status": "succeeded",
+                "outputs": result.outputs,
+                "error": None,
+                "error_class": None,
+                "credits_used": cost,
+                "finished_at": self._now(),
+                "latency_seconds": latency,
+            }
+        )
+        fits, total = self._fits(index, candidate)
+        if not fits:
+            message = (
+                f"storing this item's output would bring the shard status to {total} bytes, over the "
+                f"{self._max_status_bytes}-byte budget that keeps a RunShard below the API server's "
+                "object size limit; lower the Run's batchSize (or producer.maxOutputBytes)"
+            )
+            self._fail(index, message, "shard_too_large", latency)
+            return
+        self._set(index, candidate)
+
+    def _fail(self, index: int, message: str, error_class: str, latency: float) -> None:
+        update = {
+            "status": "failed",
+            "outputs": None,
+            "error": truncate(message, ERROR_LIMIT),
+            "error_class": error_class,
+            "credits_used": Decimal(0),
+            "finished_at": self._now(),
+            "latency_seconds": latency,
+        }
+        self._set(index, self._items[index].model_copy(update=update))
+
+
+# -- Kubernetes shell -----------------------------------------------------------------------------
+
+
+class ShardApiError(Exception):
+    """The API server refused or stayed unreachable: the worker cannot do its job."""
+
+
+T = TypeVar("T")
+_TRANSIENT_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+
+
+def is_transient(exc: BaseException) -> bool:
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    if isinstance(exc, ApiException):
+        return not exc.status or exc.status in _TRANSIENT_STATUSES
+    return isinstance(exc, HTTPError | OSError)
+
+
+def describe_api_error(exc: BaseException) -> str:
+    from kubernetes.client.exceptions import ApiException
+
+    if isinstance(exc, ApiException):
+        try:
+            detail = json.loads(exc.body or "{}").get("message", "")
+        except (ValueError, AttributeError):
+            detail = ""
+        return f"HTTP {exc.status} {exc.reason or ''}".strip() + (f": {truncate(detail)}" if detail else "")
+    return f"{exc.__class__.__name__}: {truncate(str(exc))}"
+
+
+class ShardClient:
+    """The only API calls a worker makes: get its own RunShard, merge-patch its status."""
+
+    def __init__(
+        self,
+        api: Any,
+        namespace: str,
+        name: str,
+        *,
+        attempts: int = 5,
+        backoff_seconds: float = 0.5,
+        sleep: Sleep = time.sleep,
+        request_timeout: tuple[float, float] = (5.0, 30.0),
+    ) -> None:
+        self._api = api
+        self.namespace = namespace
+        self.name = name
+        self._attempts = attempts
+        self._backoff = backoff_seconds
+        self._sleep = sleep
+        self._timeout = request_timeout
+
+    def get(self) -> RunShard:
+        raw = self._retry(
+            "read",
+            lambda: self._api.get_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, self.name, _request_timeout=self._timeout
+            ),
+        )
+        return RunShard.model_validate(raw)
+
+    def patch_status(self, status: RunShardStatus) -> None:
+        body = status.wire()
+        # Merge patch keeps absent keys: null clears what an earlier pod left (its stop message).
+        for key in ("message", "finishedAt"):
+            body.setdefault(key, None)
+        self._retry(
+            "patch the status of",
+            lambda: self._api.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                self.name,
+                body={"status": body},
+                _request_timeout=self._timeout,
+            ),
+        )
+
+    def _retry(self, what: str, call: Callable[[], T]) -> T:
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return call()
+            except Exception as exc:
+                text = f"cannot {what} RunShard {self.namespace}/{self.name}: {describe_api_error(exc)}"
+                if attempt == self._attempts or not is_transient(exc):
+                    raise ShardApiError(text) from exc
+                log.warning("%s (attempt %d of %d, retrying)", text, attempt, self._attempts)
+                self._sleep(self._backoff * 2.0 ** (attempt - 1))
+        raise AssertionError("unreachable")
+
+
+def _install_stop_handlers(stop: threading.Event) -> dict[int, int]:
+    """SIGTERM (pod deletion, Job suspend) and SIGINT end the run gracefully; returns which came."""
+    received: dict[int, int] = {}
+    if threading.current_thread() is not threading.main_thread():
+        return received
+
+    def handler(signum: int, _frame: object) -> None:
+        received.setdefault(0, signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return received
+
+
+def run_worker(
+    namespace: str,
+    shard: str,
+    *,
+    flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+    env: Mapping[str, str] | None = None,
+    api: Any = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Execute one RunShard; the process exit code (0 done, 143 stopped by SIGTERM, 1 API error)."""
+    env = os.environ if env is None else env
+    stop = stop if stop is not None else threading.Event()
+    received = _install_stop_handlers(stop)
+    try:
+        client = ShardClient(api if api is not None else _custom_objects_api(), namespace, shard)
+        resource = client.get()
+        producer = make_producer(resource.spec.producer, env=env, cancel=stop)
+        executor = ShardExecutor(
+            resource,
+            producer,
+            client.patch_status,
+            stop=stop,
+            flush_interval=flush_interval,
+            worker_name=env.get("HOSTNAME"),
+        )
+        todo = sum(1 for item in executor.snapshot().items if needs_execution(item))
+        log.info("shard %s/%s: %d items, %d to execute", namespace, shard, len(resource.spec.items), todo)
+        outcome = executor.run()
+    except ShardApiError as exc:
+        log.error("%s", exc)
+        return EXIT_ERROR
+    except ValueError as exc:
+        log.error("RunShard %s/%s cannot run: %s", namespace, shard, exc)
+        return EXIT_ERROR
+    summary = outcome.status.summary
+    log.info(
+        "shard %s/%s: %d calls, %d succeeded, %d failed, %d pending, %d status writes%s",
+        namespace,
+        shard,
+        outcome.calls,
+        summary.succeeded,
+        summary.failed,
+        summary.pending,
+        outcome.flushes,
+        " (stopped)" if outcome.stopped else "",
+    )
+    if outcome.stopped:
+        return EXIT_SIGINT if received.get(0) == signal.SIGINT else EXIT_SIGTERM
+    return EXIT_OK
+
+
+def _custom_objects_api() -> Any:
+    from kubernetes import client, config
+
+    try:
+        config.load_config()
+    except config.ConfigException as exc:
+        raise ShardApiError(f"no Kubernetes configuration (KUBECONFIG or in-cluster): {exc}") from exc
+    return client.CustomObjectsApi()

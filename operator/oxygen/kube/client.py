@@ -1,0 +1,159 @@
+"""The calls the operator, worker and CLI make, over the official client, with plain-dict bodies.
+
+Every create is idempotent (AlreadyExists is success: names are deterministic), every delete
+tolerates NotFound, and status writes are merge patches of the status subresource only, so a
+user's concurrent spec edit is never overwritten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import threading
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from oxygen.api.common import GROUP, VERSION
+
+
+def load_api_client(kubeconfig: Path | str | None = None, context: str | None = None) -> Any:
+    """A client from an explicit kubeconfig, $KUBECONFIG/~/.kube/config, or in-cluster credentials."""
+    if kubeconfig is not None:
+        return config.new_client_from_config(config_file=str(kubeconfig), context=context)
+    try:
+        return config.new_client_from_config(context=context)
+    except config.ConfigException:
+        config.load_incluster_config()
+        return client.ApiClient()
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Kube:
+    """Thread-safe: the generated client pools connections; one instance per process is enough."""
+
+    def __init__(self, api_client: Any) -> None:
+        self.api_client = api_client
+        self.core = client.CoreV1Api(api_client)
+        self.batch = client.BatchV1Api(api_client)
+        self.rbac = client.RbacAuthorizationV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
+        self._event_lock = threading.Lock()
+
+    # -- custom objects --------------------------------------------------------------------
+
+    def get(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+        return result
+
+    def list(self, plural: str, namespace: str, label_selector: str = "") -> list[dict[str, Any]]:
+        result = self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, label_selector=label_selector
+        )
+        items: list[dict[str, Any]] = result.get("items", [])
+        return items
+
+    def create(self, plural: str, namespace: str, body: dict[str, Any]) -> bool:
+        """Create; False when it already exists (a deterministic name means it is ours)."""
+        try:
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
+            return True
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            raise
+
+    def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, plural, name, {"status": status}
+        )
+        return result
+
+    def patch_spec(self, plural: str, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, name, {"spec": spec}
+        )
+        return result
+
+    # -- built-ins -------------------------------------------------------------------------
+
+    def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
+        try:
+            self.batch.create_namespaced_job(namespace, body)
+            return True
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            raise
+
+    def set_job_suspended(self, namespace: str, name: str, suspend: bool) -> None:
+        try:
+            self.batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": suspend}})
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        try:
+            # Foreground: the Job object stays until its pods are gone, so "no Job" means "no pod".
+            self.batch.delete_namespaced_job(name, namespace, propagation_policy="Foreground")
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
+    def read_config_map(self, namespace: str, name: str) -> dict[str, str]:
+        data: dict[str, str] = self.core.read_namespaced_config_map(name, namespace).data or {}
+        return data
+
+    def apply_owned(self, kind: str, namespace: str, body: dict[str, Any]) -> None:
+        """Create-or-replace for the worker's ServiceAccount, Role and RoleBinding."""
+        name = body["metadata"]["name"]
+        create, replace = {
+            "ServiceAccount": (self.core.create_namespaced_service_account, None),
+            "Role": (self.rbac.create_namespaced_role, self.rbac.replace_namespaced_role),
+            "RoleBinding": (self.rbac.create_namespaced_role_binding, None),
+        }[kind]
+        try:
+            create(namespace, body)
+        except ApiException as err:
+            if err.status != 409:
+                raise
+            if replace is not None:
+                replace(name, namespace, body)
+
+    def event(
+        self, obj: dict[str, Any], reason: str, message: str, type_: str = "Normal", component: str = "oxygen-operator"
+    ) -> None:
+        """Post a core/v1 Event on `obj` (what `kubectl describe` and `kubectl get events` show)."""
+        meta = obj["metadata"]
+        stamp = now()
+        digest = hashlib.sha1(f"{meta['uid']}{reason}{message}{stamp}".encode()).hexdigest()[:10]
+        body = {
+            "metadata": {"name": f"{meta['name'][:200]}.{digest}", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion", f"{GROUP}/{VERSION}"),
+                "kind": obj.get("kind", "Run"),
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": type_,
+            "source": {"component": component},
+            "reportingComponent": component,
+            "reportingInstance": component,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            self.core.create_namespaced_event(meta["namespace"], body)
+        except ApiException as err:
+            if err.status not in (409, 403):
+                raise

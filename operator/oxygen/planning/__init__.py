@@ -1,0 +1,1 @@
+"""Pure planning: items from their source, items → shards, deterministic child names. No I/O."""

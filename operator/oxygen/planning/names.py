@@ -1,0 +1,22 @@
+"""Deterministic child names: a restarted operator computes the same names and never duplicates."""
+
+from __future__ import annotations
+
+import hashlib
+
+# A Job's name is copied into its pods' `job-name` label, whose values are limited to 63 characters.
+MAX_NAME = 63
+
+
+def shard_name(run_name: str, round_: int, index: int) -> str:
+    suffix = f"-r{round_}-{index:04d}"
+    if len(run_name) + len(suffix) <= MAX_NAME:
+        return run_name + suffix
+    digest = hashlib.sha256(run_name.encode()).hexdigest()[:8]
+    keep = MAX_NAME - len(suffix) - len(digest) - 1
+    return f"{run_name[:keep].rstrip('-.')}-{digest}{suffix}"
+
+
+def job_name(shard: str) -> str:
+    """One Job per RunShard, named after it."""
+    return shard

@@ -1,0 +1,104 @@
+"""Execution rounds → RunShard bodies.
+
+Round 0 executes the run's items (or records them skipped: all of them in dry_run, those outside
+the sample in smoke_test). Later rounds re-execute failed items (retry) or the items a smoke test or
+dry run skipped (promotion). Names are deterministic in (run, round, index), and a round's item set
+is recomputable from what is stored, so a restarted operator recreates exactly the same shards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from oxygen.api.common import API_VERSION
+from oxygen.api.run import RunSpec
+from oxygen.api.runshard import ItemResult, RunShardSpec, RunShardStatus, ShardItem
+from oxygen.api.labels import LABEL_ROUND, LABEL_RUN, LABEL_RUN_UID, MANAGED_BY, owner_reference
+from oxygen.planning.items import PlannedItem
+from oxygen.planning.names import shard_name
+from oxygen.planning.shards import batches
+from oxygen.status.shard import shard_phase, summarize
+
+SKIP_DRY_RUN = "dry_run: nothing executes"
+SKIP_SMOKE = "outside the smoke test sample"
+
+
+@dataclass(frozen=True)
+class Group:
+    """Items that share a fate in a round: executed, or recorded skipped for `skip_reason`."""
+
+    items: Sequence[PlannedItem]
+    execute: bool = True
+    skip_reason: str | None = None
+    attempts: dict[str, int] | None = None  # prior attempts of retried items
+
+
+def initial_groups(spec: RunSpec, items: Sequence[PlannedItem]) -> list[Group]:
+    if spec.mode == "dry_run":
+        return [Group(items, execute=False, skip_reason=SKIP_DRY_RUN)]
+    if spec.mode == "smoke_test":
+        n = spec.smoke_test.sample_size
+        groups = [Group(items[:n])]
+        if len(items) > n:
+            groups.append(Group(items[n:], execute=False, skip_reason=SKIP_SMOKE))
+        return groups
+    return [Group(items)]
+
+
+def shard_bodies(run_body: dict[str, Any], spec: RunSpec, round_: int, groups: Sequence[Group]) -> list[dict[str, Any]]:
+    meta = run_body["metadata"]
+    bodies: list[dict[str, Any]] = []
+    for group in groups:
+        for batch in batches(group.items, spec.batch_size):
+            index = len(bodies)
+            name = shard_name(meta["name"], round_, index)
+            shard_spec = RunShardSpec(
+                run_name=meta["name"],
+                run_uid=meta["uid"],
+                round=round_,
+                index=index,
+                execute=group.execute,
+                skip_reason=group.skip_reason,
+                producer=spec.producer,
+                retry=spec.retry,
+                items=[
+                    ShardItem(
+                        id=i.id,
+                        row_id=i.row_id,
+                        inputs=i.inputs,
+                        attempt_count=(group.attempts or {}).get(i.id, 0),
+                    )
+                    for i in batch
+                ],
+            )
+            bodies.append(
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": "RunShard",
+                    "metadata": {
+                        "name": name,
+                        "namespace": meta["namespace"],
+                        "labels": {
+                            LABEL_RUN: meta["name"][:63],
+                            LABEL_RUN_UID: meta["uid"],
+                            LABEL_ROUND: str(round_),
+                            **MANAGED_BY,
+                        },
+                        "ownerReferences": [owner_reference(run_body)],
+                    },
+                    "spec": shard_spec.wire(),
+                }
+            )
+    return bodies
+
+
+def skipped_status(spec: RunShardSpec) -> RunShardStatus:
+    """The status of a shard that does not execute: every item skipped, for the recorded reason."""
+    items = [
+        ItemResult(id=i.id, row_id=i.row_id, status="skipped", attempt_count=i.attempt_count) for i in spec.items
+    ]
+    return RunShardStatus(
+        phase=shard_phase(items), items=items, summary=summarize(items), message=spec.skip_reason
+    )

@@ -1,0 +1,1 @@
+"""kopf glue (handlers.py) over the reconcilers (runs.py)."""

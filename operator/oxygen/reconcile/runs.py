@@ -1,0 +1,507 @@
+"""The Run reconciler: one idempotent pass from observed state (the Run, its shards, their Jobs).
+
+Called by the Run's kopf daemon about once a second. It plans rounds into RunShards, starts at most
+`parallelism` shard Jobs, suspends them for pause, removes them for cancel, starts retry and
+promotion rounds, and writes the Run's status only when it changed. All decisions come from what
+is stored in the API server, so a restarted operator picks up exactly where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from oxygen.api.labels import LABEL_RUN_UID
+from oxygen.api.run import TERMINAL_ITEM_STATUSES, TERMINAL_PHASES, Round, Run, RunStatus
+from oxygen.api.runshard import ItemResult, RunShard, RunShardStatus
+from oxygen.execution.jobs import WorkerDefaults, shard_job, worker_identity
+from oxygen.kube.client import Kube, now
+from oxygen.planning.items import ItemsSourceError, PlannedItem, from_inline, parse_rows
+from oxygen.planning.rounds import SKIP_DRY_RUN, SKIP_SMOKE, Group, initial_groups, shard_bodies, skipped_status
+from oxygen.status import run as aggregate
+from oxygen.status.shard import live_items, shard_phase, summarize
+from oxygen.status.views import JobView, ShardView, job_view, shard_view
+
+log = logging.getLogger("oxygen.reconcile.runs")
+
+ACTIVE_INTERVAL = 1.0
+IDLE_INTERVAL = 10.0
+# Status writes are rate-limited per run; phase changes are written at once.
+MIN_STATUS_INTERVAL = 1.0
+
+
+@dataclass
+class Settings:
+    web_base_url: str = "http://localhost:8080"
+    worker: WorkerDefaults = field(default_factory=WorkerDefaults)
+
+
+@dataclass
+class RunState:
+    """What one Run's daemon remembers between passes (rebuilt from the API after a restart)."""
+
+    status: RunStatus
+    last_write: float = 0.0
+    # Children we created or changed whose watch events may not have reached the indexes yet.
+    fresh_shards: dict[str, tuple[int, ShardView]] = field(default_factory=dict)
+    fresh_jobs: dict[str, JobView] = field(default_factory=dict)
+    status_writes: int = 0
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> RunState:
+        return cls(status=RunStatus.model_validate(body.get("status") or {}))
+
+
+class RunFailure(Exception):
+    """The run itself cannot proceed; `reason` is a CamelCase condition reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def _rv(body: Mapping[str, Any]) -> int:
+    try:
+        return int(body["metadata"].get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+class RunReconciler:
+    def __init__(self, kube: Kube, settings: Settings) -> None:
+        self.kube = kube
+        self.settings = settings
+
+    # -- the pass ------------------------------------------------------------------------------
+
+    def reconcile(
+        self,
+        body: dict[str, Any],
+        indexed_shards: list[tuple[int, ShardView]],
+        indexed_jobs: list[JobView],
+        state: RunState,
+    ) -> float:
+        """One pass; returns how long to wait before the next one."""
+        run = Run.model_validate(body)
+        status = state.status.model_copy(deep=True)
+        if status.phase == "failed":
+            return IDLE_INTERVAL
+        shards = self._merge_shards(indexed_shards, state)
+        jobs = self._merge_jobs(indexed_jobs, state)
+
+        if not status.rounds:
+            try:
+                if run.spec.cancel:
+                    # Canceled before it started: nothing to plan, nothing to clean up.
+                    status.rounds = []
+                else:
+                    self._plan_initial(body, run, status, state)
+                    shards = self._merge_shards(indexed_shards, state)
+            except RunFailure as failure:
+                self._fail(body, run, status, state, failure)
+                return IDLE_INTERVAL
+
+        cleaned_up = True
+        if run.spec.cancel and status.phase != "canceled":
+            cleaned_up = self._cancel(body, run, shards, jobs, state)
+            shards = self._merge_shards(indexed_shards, state)
+        elif not run.spec.cancel and status.phase != "canceled":
+            if status.phase in ("completed", "succeeded") and run.spec.retry_failed > status.observed_retry_failed:
+                self._retry(body, run, status, state)
+                shards = self._merge_shards(indexed_shards, state)
+            if run.spec.mode == "live" and any(not s.execute and s.summary.skipped for s in shards.values()):
+                self._promote(body, run, status, state)
+                shards = self._merge_shards(indexed_shards, state)
+            self._fail_dead_shards(run.metadata.namespace, shards, jobs, state)
+            shards = self._merge_shards(indexed_shards, state)
+            self._drive_jobs(body, run, shards, jobs, state)
+            jobs = self._merge_jobs(indexed_jobs, state)
+
+        self._write_status(body, run, status, list(shards.values()), jobs, state, cleaned_up)
+        return IDLE_INTERVAL if state.status.phase in TERMINAL_PHASES else ACTIVE_INTERVAL
+
+    # -- observed state, corrected for index lag -------------------------------------------------
+
+    def _merge_shards(self, indexed: list[tuple[int, ShardView]], state: RunState) -> dict[str, ShardView]:
+        merged = {view.name: (rv, view) for rv, view in indexed}
+        for name, (rv, view) in list(state.fresh_shards.items()):
+            seen = merged.get(name)
+            if seen is not None and seen[0] >= rv:
+                del state.fresh_shards[name]  # the index caught up
+            else:
+                merged[name] = (rv, view)
+        return {name: view for name, (_, view) in merged.items()}
+
+    def _merge_jobs(self, indexed: list[JobView], state: RunState) -> dict[str, JobView]:
+        merged = {job.name: job for job in indexed}
+        for name, job in list(state.fresh_jobs.items()):
+            if name in merged:
+                del state.fresh_jobs[name]
+            else:
+                merged[name] = job
+        return merged
+
+    def _remember_shard(self, state: RunState, body: dict[str, Any]) -> None:
+        state.fresh_shards[body["metadata"]["name"]] = (_rv(body), shard_view(body))
+
+    # -- planning --------------------------------------------------------------------------------
+
+    def _resolve_items(self, run: Run) -> list[PlannedItem]:
+        spec = run.spec
+        if spec.items is not None:
+            return from_inline(spec.items)
+        assert spec.items_from is not None
+        ref = spec.items_from.config_map_key_ref
+        try:
+            data = self.kube.read_config_map(run.metadata.namespace, ref.name)
+        except ApiException as err:
+            if err.status == 404:
+                raise RunFailure("ItemsSourceNotFound", f"ConfigMap {ref.name!r} not found") from None
+            raise
+        if ref.key not in data:
+            raise RunFailure("ItemsSourceNotFound", f"ConfigMap {ref.name!r} has no key {ref.key!r}")
+        try:
+            return parse_rows(data[ref.key], ref.key)
+        except ItemsSourceError as err:
+            raise RunFailure("ItemsSourceMalformed", f"ConfigMap {ref.name!r}: {err}") from None
+
+    def _plan_initial(self, body: dict[str, Any], run: Run, status: RunStatus, state: RunState) -> None:
+        items = self._resolve_items(run)
+        bodies = shard_bodies(body, run.spec, 0, initial_groups(run.spec, items))
+        self._create_shards(body, bodies, state)
+        in_scope = sum(len(g.items) for g in initial_groups(run.spec, items) if g.execute)
+        status.items_total = len(items)
+        status.credits_estimated = run.spec.producer.cost_per_item * in_scope
+        status.rounds = [Round(round=0, reason="initial", items=len(items), shards=len(bodies), started_at=now())]
+        status.started_at = status.started_at or now()
+        self._commit_plan(body, run, status, state)
+        self.kube.event(
+            body,
+            "Planned",
+            f"{len(items)} items in {len(bodies)} shards (mode {run.spec.mode}, batchSize {run.spec.batch_size}, "
+            f"parallelism {run.spec.parallelism})",
+        )
+
+    def _create_shards(self, run_body: dict[str, Any], bodies: list[dict[str, Any]], state: RunState) -> None:
+        """Grant the workers access to the shards first, then create them (409 means: already ours)."""
+        names = [b["metadata"]["name"] for b in bodies]
+        ns = run_body["metadata"]["namespace"]
+        all_names = sorted(set(names) | set(self._known_shard_names(run_body)))
+        for kind, manifest in worker_identity(run_body, all_names):
+            self.kube.apply_owned(kind, ns, manifest)
+        for shard_body in bodies:
+            self.kube.create("runshards", ns, shard_body)
+            created = self.kube.get("runshards", ns, shard_body["metadata"]["name"])
+            spec = RunShard.model_validate(created).spec
+            if not spec.execute and not (created.get("status") or {}).get("items"):
+                created = self.kube.patch_status(
+                    "runshards", ns, created["metadata"]["name"], skipped_status(spec).wire()
+                )
+            self._remember_shard(state, created)
+
+    def _known_shard_names(self, run_body: dict[str, Any]) -> list[str]:
+        meta = run_body["metadata"]
+        return [
+            s["metadata"]["name"]
+            for s in self.kube.list("runshards", meta["namespace"], f"{LABEL_RUN_UID}={meta['uid']}")
+        ]
+
+    def _commit_plan(self, body: dict[str, Any], run: Run, status: RunStatus, state: RunState) -> None:
+        """Record a round in the Run's status at once: it is what makes the plan durable."""
+        status.observed_generation = run.metadata.generation
+        self.kube.patch_status("runs", run.metadata.namespace, run.metadata.name, status.wire())
+        state.status = status.model_copy(deep=True)
+        state.status_writes += 1
+        state.last_write = time.monotonic()
+
+    # -- later rounds ------------------------------------------------------------------------------
+
+    def _full_shards(self, run: Run) -> list[dict[str, Any]]:
+        items = self.kube.list("runshards", run.metadata.namespace, f"{LABEL_RUN_UID}={run.metadata.uid}")
+        return sorted(items, key=lambda b: (b["spec"]["round"], b["spec"]["index"]))
+
+    def _start_round(
+        self,
+        body: dict[str, Any],
+        run: Run,
+        status: RunStatus,
+        state: RunState,
+        reason: str,
+        wanted: Any,
+    ) -> int:
+        """Move the items `wanted(item_result, shard)` selects into a new round; returns their count.
+
+        Order matters for restarts: create the new shards, then mark the old items superseded, then
+        record the round. An item superseded into this round still belongs to it when recomputed.
+        """
+        round_ = len(status.rounds)
+        full = self._full_shards(run)
+        prefix_marker = f"-r{round_}-"
+        moved: list[tuple[ItemResult, Any]] = []
+        for shard_body in full:
+            shard = RunShard.model_validate(shard_body)
+            if shard.spec.round >= round_:
+                continue
+            inputs = {i.id: i for i in shard.spec.items}
+            for item in shard.status.items:
+                mine = item.superseded_by is not None and prefix_marker in item.superseded_by
+                if mine or (item.superseded_by is None and wanted(item, shard)):
+                    moved.append((item, inputs[item.id]))
+        if not moved:
+            return 0
+        moved.sort(key=lambda pair: int(pair[0].id) if pair[0].id.isdigit() else pair[0].id)
+        planned = [PlannedItem(item.id, item.row_id, spec_item.inputs) for item, spec_item in moved]
+        attempts = {item.id: item.attempt_count for item, _ in moved}
+        bodies = shard_bodies(body, run.spec, round_, [Group(planned, attempts=attempts)])
+        self._create_shards(body, bodies, state)
+        new_home = {item.id: b["metadata"]["name"] for b in bodies for item in RunShard.model_validate(b).spec.items}
+        for shard_body in full:
+            shard = RunShard.model_validate(shard_body)
+            changed = False
+            for item in shard.status.items:
+                if item.id in new_home and item.superseded_by is None and shard.spec.round < round_:
+                    item.superseded_by = new_home[item.id]
+                    changed = True
+            if changed:
+                new_status = shard.status.model_copy(
+                    update={"summary": summarize(shard.status.items), "phase": shard_phase(shard.status.items)}
+                )
+                patched = self.kube.patch_status(
+                    "runshards", run.metadata.namespace, shard.metadata.name, new_status.wire()
+                )
+                self._remember_shard(state, patched)
+        status.rounds.append(
+            Round(round=round_, reason=reason, items=len(moved), shards=len(bodies), started_at=now())  # type: ignore[arg-type]
+        )
+        status.phase = "running"
+        status.finished_at = None
+        return len(moved)
+
+    def _retry(self, body: dict[str, Any], run: Run, status: RunStatus, state: RunState) -> None:
+        count = self._start_round(body, run, status, state, "retry", lambda item, _shard: item.status == "failed")
+        status.observed_retry_failed = run.spec.retry_failed
+        self._commit_plan(body, run, status, state)
+        if count:
+            self.kube.event(body, "Retrying", f"retrying {count} failed items (retryFailed={run.spec.retry_failed})")
+        else:
+            self.kube.event(body, "NothingToRetry", "retryFailed was bumped but the run has no failed items")
+
+    def _promote(self, body: dict[str, Any], run: Run, status: RunStatus, state: RunState) -> None:
+        def skipped_by_mode(item: ItemResult, shard: RunShard) -> bool:
+            return (
+                not shard.spec.execute
+                and item.status == "skipped"
+                and shard.spec.skip_reason in (SKIP_SMOKE, SKIP_DRY_RUN)
+            )
+
+        count = self._start_round(body, run, status, state, "promotion", skipped_by_mode)
+        if count:
+            status.credits_estimated += run.spec.producer.cost_per_item * count
+            self._commit_plan(body, run, status, state)
+            self.kube.event(body, "Promoted", f"mode is live: executing the {count} items that were skipped")
+
+    # -- Jobs -----------------------------------------------------------------------------------------
+
+    def _drive_jobs(
+        self, body: dict[str, Any], run: Run, shards: dict[str, ShardView], jobs: dict[str, JobView], state: RunState
+    ) -> None:
+        ns = run.metadata.namespace
+        paused = run.spec.paused
+        for job in jobs.values():
+            if job.finished:
+                continue
+            if paused and not job.suspend:
+                self.kube.set_job_suspended(ns, job.name, True)
+                state.fresh_jobs[job.name] = JobView(name=job.name, suspend=True, active=job.active)
+            elif not paused and job.suspend:
+                self.kube.set_job_suspended(ns, job.name, False)
+        if paused:
+            return
+        active = sum(1 for j in jobs.values() if not j.finished)
+        waiting = sorted(
+            (s for s in shards.values() if s.execute and not s.done and s.name not in jobs),
+            key=lambda s: (s.round, s.index),
+        )
+        for shard in waiting:
+            if active >= run.spec.parallelism:
+                break
+            shard_body = self.kube.get("runshards", ns, shard.name)
+            manifest = shard_job(RunShard.model_validate(shard_body), shard_body, False, self.settings.worker)
+            self.kube.create_job(ns, manifest)
+            state.fresh_jobs[shard.name] = JobView(name=shard.name, active=1)
+            active += 1
+
+    def _fail_dead_shards(
+        self, ns: str, shards: dict[str, ShardView], jobs: dict[str, JobView], state: RunState
+    ) -> None:
+        """A shard whose Job gave up (or ended without finishing the shard) fails its unfinished items."""
+        for shard in shards.values():
+            job = jobs.get(shard.name)
+            if shard.done or job is None or not job.finished:
+                continue
+            if job.complete and shard.phase == "Succeeded":
+                continue
+            reason = job.failure_message or "the worker exited before finishing the shard"
+            self._finish_items(ns, shard.name, state, "failed", f"worker Job failed: {reason}", "worker_failed")
+
+    def _finish_items(
+        self, ns: str, shard_name: str, state: RunState, to: str, error: str | None, error_class: str | None
+    ) -> None:
+        """Settle a shard no worker runs for anymore: its unfinished items become `to`."""
+        shard_body = self.kube.get("runshards", ns, shard_name)
+        shard = RunShard.model_validate(shard_body)
+        items = shard.status.items or [
+            ItemResult(id=i.id, row_id=i.row_id, attempt_count=i.attempt_count) for i in shard.spec.items
+        ]
+        known = {i.id for i in items}
+        items += [
+            ItemResult(id=i.id, row_id=i.row_id, attempt_count=i.attempt_count)
+            for i in shard.spec.items
+            if i.id not in known
+        ]
+        for item in live_items(items):
+            if item.status not in TERMINAL_ITEM_STATUSES:
+                item.status = to  # type: ignore[assignment]
+                item.error = error
+                item.error_class = error_class
+                item.finished_at = now()
+        new_status = RunShardStatus(
+            phase="Failed" if to == "failed" else shard_phase(items),
+            items=items,
+            summary=summarize(items),
+            worker=shard.status.worker,
+            message=error,
+            started_at=shard.status.started_at,
+            finished_at=now(),
+        )
+        patched = self.kube.patch_status("runshards", ns, shard_name, new_status.wire())
+        self._remember_shard(state, patched)
+
+    # -- cancel ---------------------------------------------------------------------------------------
+
+    def _cancel(
+        self, body: dict[str, Any], run: Run, shards: dict[str, ShardView], jobs: dict[str, JobView], state: RunState
+    ) -> bool:
+        """Delete every Job; once they (and so their pods) are gone, the unfinished items are skipped."""
+        ns = run.metadata.namespace
+        if jobs:
+            for job in jobs.values():
+                self.kube.delete_job(ns, job.name)
+            return False
+        # The index may lag behind a deletion: confirm with the API server before touching shards.
+        remaining = self.kube.batch.list_namespaced_job(ns, label_selector=f"{LABEL_RUN_UID}={run.metadata.uid}").items
+        if remaining:
+            for job in remaining:
+                self.kube.delete_job(ns, job.metadata.name)
+            return False
+        for shard in shards.values():
+            unfinished = shard.summary.pending + shard.summary.running + shard.summary.retrying
+            if unfinished or not shard.done:
+                self._finish_items(ns, shard.name, state, "skipped", "canceled", None)
+        return True
+
+    # -- failure and status ------------------------------------------------------------------------
+
+    def _fail(self, body: dict[str, Any], run: Run, status: RunStatus, state: RunState, failure: RunFailure) -> None:
+        status.phase = "failed"
+        status.message = failure.message
+        status.finished_at = now()
+        status.started_at = status.started_at or status.finished_at
+        counts = aggregate.ItemCounts()
+        status.conditions = aggregate.conditions_for(
+            "failed", counts, failure.message, status.conditions, now(), run.metadata.generation
+        )
+        for cond in status.conditions:
+            if cond.type in ("Failed", "Stalled", "Complete"):
+                cond.reason = failure.reason
+        self._stamp(run, status)
+        self.kube.patch_status("runs", run.metadata.namespace, run.metadata.name, status.wire())
+        state.status = status
+        state.status_writes += 1
+        self.kube.event(body, failure.reason, failure.message, type_="Warning")
+
+    def _stamp(self, run: Run, status: RunStatus) -> None:
+        status.kind = run.spec.kind
+        status.mode = run.spec.mode
+        status.trigger = run.spec.trigger
+        status.observed_generation = run.metadata.generation
+        base = self.settings.web_base_url.rstrip("/")
+        status.web_url = f"{base}/runs/{run.metadata.namespace}/{run.metadata.name}"
+
+    def _write_status(
+        self,
+        body: dict[str, Any],
+        run: Run,
+        status: RunStatus,
+        shards: list[ShardView],
+        jobs: dict[str, JobView],
+        state: RunState,
+        cleaned_up: bool,
+    ) -> None:
+        counts = aggregate.item_counts(shards, status.items_total)
+        previous_phase = state.status.phase
+        planned = bool(status.rounds)
+        phase = aggregate.derive_phase(run.spec, status, counts, jobs, planned, cleaned_up)
+        if phase == "running" and previous_phase == "queued" and not jobs and not any(s.execute for s in shards):
+            phase = "queued"
+        status.phase = phase
+        status.items_pending = counts.pending
+        status.items_running = counts.running
+        status.items_retrying = counts.retrying
+        status.items_succeeded = counts.succeeded
+        status.items_failed = counts.failed
+        status.items_skipped = counts.skipped
+        status.credits_used = counts.credits_used
+        status.credits_reserved = Decimal(0)
+        status.shards = aggregate.shard_counts(shards, jobs)
+        status.failed_items = aggregate.failed_sample(shards)
+        status.providers = aggregate.provider_summaries(shards)
+        if phase in TERMINAL_PHASES:
+            status.finished_at = status.finished_at or now()
+        else:
+            status.finished_at = None
+        status.message = None
+        status.conditions = aggregate.conditions_for(
+            phase, counts, "", state.status.conditions, now(), run.metadata.generation
+        )
+        self._stamp(run, status)
+        if _comparable(status) == _comparable(state.status):
+            return
+        phase_changed = phase != previous_phase
+        if not phase_changed and time.monotonic() - state.last_write < MIN_STATUS_INTERVAL:
+            return
+        self.kube.patch_status("runs", run.metadata.namespace, run.metadata.name, status.wire())
+        state.status = status
+        state.status_writes += 1
+        state.last_write = time.monotonic()
+        if phase_changed:
+            self._announce(body, previous_phase, phase, counts)
+
+    def _announce(self, body: dict[str, Any], old: str, new: str, counts: aggregate.ItemCounts) -> None:
+        totals = f"{counts.succeeded} succeeded, {counts.failed} failed, {counts.skipped} skipped"
+        reason, message, type_ = {
+            "running": ("Started" if old == "queued" else "Resumed", f"run is running ({totals} so far)", "Normal"),
+            "paused": ("Paused", f"run paused: no shard runs ({totals} so far)", "Normal"),
+            "succeeded": ("Succeeded", f"run succeeded: {totals}", "Normal"),
+            "completed": ("Completed", f"run completed with failed items: {totals}", "Warning"),
+            "canceled": ("Canceled", f"run canceled: {totals}; unfinished items skipped", "Normal"),
+            "queued": ("Queued", "run is queued", "Normal"),
+            "failed": ("Failed", "run failed", "Warning"),
+        }[new]
+        self.kube.event(body, reason, message, type_=type_)
+
+
+def _comparable(status: RunStatus) -> dict[str, Any]:
+    """The status without timestamps that change on every pass."""
+    data = status.wire()
+    data["conditions"] = [
+        {k: v for k, v in c.items() if k != "lastTransitionTime"} for c in data.get("conditions", [])
+    ]
+    return data

@@ -1,0 +1,1 @@
+"""Pure aggregation: items → shard summary → run status. No I/O."""

@@ -1,0 +1,68 @@
+"""Planning: items from their source, batches, deterministic names, rounds."""
+
+from __future__ import annotations
+
+import pytest
+
+from oxygen.api.run import RunSpec
+from oxygen.planning.items import ItemsSourceError, PlannedItem, parse_rows
+from oxygen.planning.names import MAX_NAME, shard_name
+from oxygen.planning.rounds import SKIP_SMOKE, initial_groups, shard_bodies, skipped_status
+from oxygen.planning.shards import batches
+from oxygen.api.runshard import RunShardSpec
+
+RUN = {"apiVersion": "oxygen.dev/v1alpha1", "kind": "Run", "metadata": {"name": "r", "namespace": "ns", "uid": "u"}}
+
+
+def spec(**kw: object) -> RunSpec:
+    return RunSpec.model_validate({"items": [], "producer": {"provider": "p", "builtin": "echo"}, **kw})
+
+
+def items(n: int) -> list[PlannedItem]:
+    return [PlannedItem(str(i), f"r{i}", {"n": i}) for i in range(n)]
+
+
+def test_shard_names_are_deterministic_and_fit_a_label() -> None:
+    assert shard_name("enrich", 0, 3) == "enrich-r0-0003"
+    long = "x" * 120
+    name = shard_name(long, 2, 17)
+    assert len(name) <= MAX_NAME and name == shard_name(long, 2, 17) and name.endswith("-r2-0017")
+    assert shard_name("x" * 119 + "y", 2, 17) != name
+
+
+def test_jsonl_rows_and_malformed_line_number() -> None:
+    rows = parse_rows('{"rowId": "a", "inputs": {"x": 1}}\n\n{"inputs": {"x": 2}}\n', "rows.jsonl")
+    assert [(r.id, r.row_id, r.inputs) for r in rows] == [("0", "a", {"x": 1}), ("1", None, {"x": 2})]
+    with pytest.raises(ItemsSourceError, match="rows.jsonl line 3: not valid JSON"):
+        parse_rows('{"inputs": {}}\n{"inputs": {}}\n{"inputs": \n', "rows.jsonl")
+    with pytest.raises(ItemsSourceError, match="line 1: unknown field"):
+        parse_rows('{"row": 1}\n', "rows.jsonl")
+
+
+def test_csv_rows_use_rowid_column_and_check_width() -> None:
+    rows = parse_rows("rowId,company\nr1,Acme\nr2,Globex\n", "rows.csv")
+    assert [(r.row_id, r.inputs) for r in rows] == [("r1", {"company": "Acme"}), ("r2", {"company": "Globex"})]
+    with pytest.raises(ItemsSourceError, match="rows.csv line 3: 3 fields, the header has 2"):
+        parse_rows("rowId,company\nr1,Acme\nr2,Globex,extra\n", "rows.csv")
+
+
+def test_batches_by_count_and_by_bytes() -> None:
+    assert [len(b) for b in batches(items(250), 50)] == [50] * 5
+    big = [PlannedItem(str(i), None, {"blob": "x" * 1000}) for i in range(10)]
+    sized = batches(big, 100, max_bytes=3500)
+    assert [len(b) for b in sized] == [3, 3, 3, 1]
+
+
+def test_smoke_test_executes_the_sample_and_records_the_rest_skipped() -> None:
+    groups = initial_groups(spec(mode="smoke_test", smokeTest={"sampleSize": 5}), items(40))
+    assert [(len(g.items), g.execute) for g in groups] == [(5, True), (35, False)]
+    bodies = shard_bodies(RUN, spec(mode="smoke_test", batchSize=10), 0, groups)
+    assert [b["metadata"]["name"] for b in bodies] == [f"r-r0-{i:04d}" for i in range(5)]
+    assert [b["spec"]["execute"] for b in bodies] == [True, False, False, False, False]
+    status = skipped_status(RunShardSpec.model_validate(bodies[1]["spec"]))
+    assert status.summary.skipped == 10 and status.phase == "Succeeded" and status.message == SKIP_SMOKE
+
+
+def test_dry_run_executes_nothing() -> None:
+    groups = initial_groups(spec(mode="dry_run"), items(3))
+    assert [g.execute for g in groups] == [False]
