@@ -18,7 +18,8 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -471,19 +472,24 @@ class ShardClient:
         raise AssertionError("unreachable")
 
 
-def _install_stop_handlers(stop: threading.Event) -> dict[int, int]:
-    """SIGTERM (pod deletion, Job suspend) and SIGINT end the run gracefully; returns which came."""
-    received: dict[int, int] = {}
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
+    """SIGTERM (pod deletion, Job suspend) and SIGINT end the run gracefully; yields which came."""
+    received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        return received
+        yield received
+        return
 
     def handler(signum: int, _frame: object) -> None:
-        received.setdefault(0, signum)
+        received.append(signum)
         stop.set()
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    return received
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def run_worker(
@@ -498,7 +504,19 @@ def run_worker(
     """Execute one RunShard; the process exit code (0 done, 143 stopped by SIGTERM, 1 API error)."""
     env = os.environ if env is None else env
     stop = stop if stop is not None else threading.Event()
-    received = _install_stop_handlers(stop)
+    with stop_on_signals(stop) as received:
+        return _run(namespace, shard, flush_interval, env, api, stop, received)
+
+
+def _run(
+    namespace: str,
+    shard: str,
+    flush_interval: float,
+    env: Mapping[str, str],
+    api: Any,
+    stop: threading.Event,
+    received: list[int],
+) -> int:
     try:
         client = ShardClient(api if api is not None else _custom_objects_api(), namespace, shard)
         resource = client.get()
@@ -533,7 +551,7 @@ def run_worker(
         " (stopped)" if outcome.stopped else "",
     )
     if outcome.stopped:
-        return EXIT_SIGINT if received.get(0) == signal.SIGINT else EXIT_SIGTERM
+        return EXIT_SIGINT if received[:1] == [signal.SIGINT] else EXIT_SIGTERM
     return EXIT_OK
 
 

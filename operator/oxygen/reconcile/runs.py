@@ -176,7 +176,10 @@ class RunReconciler:
         items = self._resolve_items(run)
         bodies = shard_bodies(body, run.spec, 0, initial_groups(run.spec, items))
         self._create_shards(body, bodies, state)
-        in_scope = sum(len(g.items) for g in initial_groups(run.spec, items) if g.execute)
+        # A dry run estimates what the live run would cost; other modes what they will execute.
+        in_scope = len(items) if run.spec.mode == "dry_run" else sum(
+            len(g.items) for g in initial_groups(run.spec, items) if g.execute
+        )
         status.items_total = len(items)
         status.credits_estimated = run.spec.producer.cost_per_item * in_scope
         status.rounds = [Round(round=0, reason="initial", items=len(items), shards=len(bodies), started_at=now())]
