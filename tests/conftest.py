@@ -66,7 +66,9 @@ def crds(cluster: LocalCluster) -> None:
 
 
 @pytest.fixture(scope="session")
-def operator(cluster: LocalCluster, crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+def operator(
+    cluster: LocalCluster, crds: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
     """The operator as a subprocess (tests may SIGKILL and restart it); its log is printed on failure."""
     proc = OperatorProcess(cluster.kubeconfig, tmp_path_factory.mktemp("operator")).start()
     try:

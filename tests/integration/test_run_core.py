@@ -24,8 +24,13 @@ def test_echo_run_of_250_items_in_5_shards(runs: Runs) -> None:
 
     from oxygen.devcluster.wait import wait_for
 
-    wait_for(lambda: (progress() and runs.status("echo250").get("phase") in ("succeeded", "completed", "failed")),
-             timeout=180, interval=0.2, what="echo250 to finish", describe=lambda: str(runs.status("echo250")))
+    wait_for(
+        lambda: progress() and runs.status("echo250").get("phase") in ("succeeded", "completed", "failed"),
+        timeout=180,
+        interval=0.2,
+        what="echo250 to finish",
+        describe=lambda: str(runs.status("echo250")),
+    )
     status = runs.status("echo250")
     assert status["phase"] == "succeeded", status
     assert (status["itemsTotal"], status["itemsSucceeded"], status["itemsFailed"]) == (250, 250, 0)

@@ -19,8 +19,13 @@ KINDS = {"ok": 10, "flaky": 5, "bad": 3, "down": 2, "limited": 2}
 
 def dispatch() -> Any:
     flaky, limited = fail_then_succeed(1, 503), rate_limited(1.0, 1)
-    by_kind = {"ok": echo(), "flaky": flaky, "bad": bad_request("company is not a domain"),
-               "down": always(503), "limited": limited}
+    by_kind = {
+        "ok": echo(),
+        "flaky": flaky,
+        "bad": bad_request("company is not a domain"),
+        "down": always(503),
+        "limited": limited,
+    }
 
     def behaviour(item_id: str, attempt: int, body: dict[str, Any]) -> Reply:
         return by_kind[body["item"]["inputs"]["kind"]](item_id, attempt, body)
@@ -30,19 +35,37 @@ def dispatch() -> Any:
 
 def test_http_provider_retries_exactly_and_fails_what_must_fail(runs: Runs, api: client.ApiClient) -> None:
     secret_value = "s3cret-value-never-copied"
-    client.CoreV1Api(api).create_namespaced_secret(runs.ns, {
-        "metadata": {"name": "provider-key"},
-        "data": {"X-Api-Key": base64.b64encode(secret_value.encode()).decode()}})
-    rows = [{"rowId": f"{kind}-{i}", "inputs": {"kind": kind, "i": i}}
-            for kind, n in KINDS.items() for i in range(n)]
+    client.CoreV1Api(api).create_namespaced_secret(
+        runs.ns,
+        {
+            "metadata": {"name": "provider-key"},
+            "data": {"X-Api-Key": base64.b64encode(secret_value.encode()).decode()},
+        },
+    )
+    rows = [
+        {"rowId": f"{kind}-{i}", "inputs": {"kind": kind, "i": i}}
+        for kind, n in KINDS.items()
+        for i in range(n)
+    ]
     with Provider(dispatch(), required_headers={"X-Api-Key": secret_value}) as provider:
-        created = runs.create("http", {
-            "items": rows,
-            "producer": {"provider": "clearbit", "costPerItem": "1",
-                         "http": {"url": provider.url, "timeoutSeconds": 5,
-                                  "headersFrom": {"secretRef": {"name": "provider-key"}}}},
-            "batchSize": 10, "parallelism": 2, "retry": {"maxAttempts": 3, "backoffSeconds": 0.2},
-        })
+        created = runs.create(
+            "http",
+            {
+                "items": rows,
+                "producer": {
+                    "provider": "clearbit",
+                    "costPerItem": "1",
+                    "http": {
+                        "url": provider.url,
+                        "timeoutSeconds": 5,
+                        "headersFrom": {"secretRef": {"name": "provider-key"}},
+                    },
+                },
+                "batchSize": 10,
+                "parallelism": 2,
+                "retry": {"maxAttempts": 3, "backoffSeconds": 0.2},
+            },
+        )
         status = runs.wait_phase("http", timeout=180)
         calls = provider.calls
 
@@ -58,7 +81,10 @@ def test_http_provider_retries_exactly_and_fails_what_must_fail(runs: Runs, api:
         assert len([c for c in calls if c.row_id == row_id]) == expected_attempts[kind], row_id
     assert items["bad-0"]["status"] == "failed" and "company is not a domain" in items["bad-0"]["error"]
     assert items["down-0"]["status"] == "failed"
-    assert items["flaky-0"]["status"] == "succeeded" and items["flaky-0"]["outputs"] == {"kind": "flaky", "i": 0}
+    assert items["flaky-0"]["status"] == "succeeded" and items["flaky-0"]["outputs"] == {
+        "kind": "flaky",
+        "i": 0,
+    }
     for i in range(2):
         first, second = sorted((c for c in calls if c.row_id == f"limited-{i}"), key=lambda c: c.at)
         assert second.at - first.at >= 0.95, "Retry-After: 1 was not honoured"
@@ -68,6 +94,9 @@ def test_http_provider_retries_exactly_and_fails_what_must_fail(runs: Runs, api:
     assert providers["clearbit"]["itemsSucceeded"] == 17 and providers["clearbit"]["itemsFailed"] == 5
     assert {f["rowId"].split("-")[0] for f in status["failedItems"]} == {"bad", "down"}
     # The secret's value is referenced, never copied: not in the run, the shards, the Jobs or Events.
-    everything = json.dumps([runs.get("http"), runs.shards("http")]) + str(runs.jobs("http")) + \
-        str(runs.events("http"))
+    everything = (
+        json.dumps([runs.get("http"), runs.shards("http")])
+        + str(runs.jobs("http"))
+        + str(runs.events("http"))
+    )
     assert secret_value not in everything

@@ -24,10 +24,18 @@ def test_items_from_jsonl_and_csv(runs: Runs, api: client.ApiClient) -> None:
     jsonl = "\n".join(json.dumps({"rowId": f"j{i}", "inputs": {"i": i}}) for i in range(30))
     config_map(api, runs.ns, "rows-jsonl", "rows.jsonl", jsonl)
     config_map(api, runs.ns, "rows-csv", "rows.csv", "rowId,company\nc1,Acme\nc2,Globex\nc3,Initech\n")
-    runs.create("from-jsonl", {"itemsFrom": {"configMapKeyRef": {"name": "rows-jsonl", "key": "rows.jsonl"}},
-                               "producer": ECHO, "batchSize": 10})
-    runs.create("from-csv", {"itemsFrom": {"configMapKeyRef": {"name": "rows-csv", "key": "rows.csv"}},
-                             "producer": ECHO})
+    runs.create(
+        "from-jsonl",
+        {
+            "itemsFrom": {"configMapKeyRef": {"name": "rows-jsonl", "key": "rows.jsonl"}},
+            "producer": ECHO,
+            "batchSize": 10,
+        },
+    )
+    runs.create(
+        "from-csv",
+        {"itemsFrom": {"configMapKeyRef": {"name": "rows-csv", "key": "rows.csv"}}, "producer": ECHO},
+    )
     assert runs.wait_phase("from-jsonl")["itemsSucceeded"] == 30
     assert runs.wait_phase("from-csv")["itemsSucceeded"] == 3
     csv_items = {i["rowId"]: i for i in runs.items("from-csv").values()}
@@ -35,11 +43,16 @@ def test_items_from_jsonl_and_csv(runs: Runs, api: client.ApiClient) -> None:
 
 
 def test_bad_items_source_fails_the_run_with_a_clear_message(runs: Runs, api: client.ApiClient) -> None:
-    config_map(api, runs.ns, "broken", "rows.jsonl", '{"inputs": {"a": 1}}\n{"inputs": {"a": 2}}\n{"inputs": oops}\n')
-    runs.create("missing", {"itemsFrom": {"configMapKeyRef": {"name": "nope", "key": "rows.jsonl"}},
-                            "producer": ECHO})
-    runs.create("malformed", {"itemsFrom": {"configMapKeyRef": {"name": "broken", "key": "rows.jsonl"}},
-                              "producer": ECHO})
+    config_map(
+        api, runs.ns, "broken", "rows.jsonl", '{"inputs": {"a": 1}}\n{"inputs": {"a": 2}}\n{"inputs": oops}\n'
+    )
+    runs.create(
+        "missing", {"itemsFrom": {"configMapKeyRef": {"name": "nope", "key": "rows.jsonl"}}, "producer": ECHO}
+    )
+    runs.create(
+        "malformed",
+        {"itemsFrom": {"configMapKeyRef": {"name": "broken", "key": "rows.jsonl"}}, "producer": ECHO},
+    )
     missing = runs.wait_phase("missing")
     assert missing["phase"] == "failed" and "ConfigMap 'nope' not found" in missing["message"]
     malformed = runs.wait_phase("malformed")
@@ -54,9 +67,15 @@ def test_bad_items_source_fails_the_run_with_a_clear_message(runs: Runs, api: cl
 
 def test_dry_run_calls_nothing_and_creates_no_job(runs: Runs) -> None:
     with Provider(echo()) as provider:
-        runs.create("dry", {"mode": "dry_run", "items": [{"inputs": {"i": i}} for i in range(12)],
-                            "batchSize": 5,
-                            "producer": {"provider": "p", "http": {"url": provider.url}, "costPerItem": "0.5"}})
+        runs.create(
+            "dry",
+            {
+                "mode": "dry_run",
+                "items": [{"inputs": {"i": i}} for i in range(12)],
+                "batchSize": 5,
+                "producer": {"provider": "p", "http": {"url": provider.url}, "costPerItem": "0.5"},
+            },
+        )
         status = runs.wait_phase("dry")
         assert provider.calls == []
     assert status["phase"] == "succeeded" and status["itemsSkipped"] == 12 and status["itemsSucceeded"] == 0
@@ -67,15 +86,26 @@ def test_dry_run_calls_nothing_and_creates_no_job(runs: Runs) -> None:
 
 def test_smoke_test_then_promotion_runs_exactly_the_rest(runs: Runs) -> None:
     with Provider(echo()) as provider:
-        runs.create("smoke", {"mode": "smoke_test", "smokeTest": {"sampleSize": 5},
-                              "items": [{"rowId": f"r{i}", "inputs": {"i": i}} for i in range(40)],
-                              "batchSize": 10, "producer": {"provider": "p", "http": {"url": provider.url}}})
+        runs.create(
+            "smoke",
+            {
+                "mode": "smoke_test",
+                "smokeTest": {"sampleSize": 5},
+                "items": [{"rowId": f"r{i}", "inputs": {"i": i}} for i in range(40)],
+                "batchSize": 10,
+                "producer": {"provider": "p", "http": {"url": provider.url}},
+            },
+        )
         status = runs.wait_phase("smoke")
         assert (status["itemsSucceeded"], status["itemsSkipped"]) == (5, 35)
         assert {c.row_id for c in provider.calls} == {f"r{i}" for i in range(5)}
         runs.patch("smoke", {"mode": "live"})
-        wait_for(lambda: runs.status("smoke").get("itemsSucceeded") == 40, timeout=120,
-                 what="promotion to finish", describe=lambda: str(runs.status("smoke")))
+        wait_for(
+            lambda: runs.status("smoke").get("itemsSucceeded") == 40,
+            timeout=120,
+            what="promotion to finish",
+            describe=lambda: str(runs.status("smoke")),
+        )
         status = runs.wait_phase("smoke", "succeeded")
         calls = provider.calls
     assert len(calls) == 40 and len({c.row_id for c in calls}) == 40

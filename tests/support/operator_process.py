@@ -28,7 +28,10 @@ class OperatorProcess:
             out.write(f"\n===== operator start #{self.starts + 1} =====\n".encode())
             self.popen = subprocess.Popen(
                 [sys.executable, "-m", "oxygen", "operator", "--log-level", "INFO"],
-                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.starts += 1
         return self

@@ -101,7 +101,9 @@ def with_credits(amount: str | Decimal, inner: Behaviour | None = None) -> Behav
     return behaviour
 
 
-def always(status: int = 503, message: str = "service unavailable", headers: Mapping[str, str] | None = None) -> Behaviour:
+def always(
+    status: int = 503, message: str = "service unavailable", headers: Mapping[str, str] | None = None
+) -> Behaviour:
     def behaviour(item_id: str, attempt: int, body: dict[str, Any]) -> Reply:
         return Reply(status=status, body={"error": message}, headers=dict(headers or {}))
 
@@ -181,7 +183,10 @@ class Provider:
 
     def start(self) -> Provider:
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="test-provider", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="test-provider",
+            daemon=True,
         )
         self._thread.start()
         return self

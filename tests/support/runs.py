@@ -21,13 +21,21 @@ class Runs:
         self.core = client.CoreV1Api(api)
 
     def create(self, name: str, spec: dict[str, Any], labels: dict[str, str] | None = None) -> dict[str, Any]:
-        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Run",
-                "metadata": {"name": name, "labels": labels or {}}, "spec": spec}
-        result: dict[str, Any] = self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, "runs", body)
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Run",
+            "metadata": {"name": name, "labels": labels or {}},
+            "spec": spec,
+        }
+        result: dict[str, Any] = self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.ns, "runs", body
+        )
         return result
 
     def get(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, "runs", name)
+        result: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.ns, "runs", name
+        )
         return result
 
     def status(self, name: str) -> dict[str, Any]:
@@ -39,7 +47,8 @@ class Runs:
 
     def shards(self, name: str) -> list[dict[str, Any]]:
         items = self.custom.list_namespaced_custom_object(
-            GROUP, VERSION, self.ns, "runshards", label_selector=f"{GROUP}/run={name}")["items"]
+            GROUP, VERSION, self.ns, "runshards", label_selector=f"{GROUP}/run={name}"
+        )["items"]
         return sorted(items, key=lambda s: (s["spec"]["round"], s["spec"]["index"]))
 
     def items(self, name: str) -> dict[str, dict[str, Any]]:
@@ -60,7 +69,9 @@ class Runs:
     def events(self, name: str) -> list[Any]:
         return [e for e in self.core.list_namespaced_event(self.ns).items if e.involved_object.name == name]
 
-    def wait_phase(self, name: str, *phases: str, timeout: float = 120, describe: Any = None) -> dict[str, Any]:
+    def wait_phase(
+        self, name: str, *phases: str, timeout: float = 120, describe: Any = None
+    ) -> dict[str, Any]:
         wanted = phases or TERMINAL
         return wait_for(
             lambda: (s := self.status(name)).get("phase") in wanted and s,
@@ -71,6 +82,16 @@ class Runs:
 
 
 def _brief(status: dict[str, Any]) -> str:
-    keys = ("phase", "message", "itemsTotal", "itemsSucceeded", "itemsFailed", "itemsPending", "itemsRunning",
-            "itemsRetrying", "itemsSkipped", "shards")
+    keys = (
+        "phase",
+        "message",
+        "itemsTotal",
+        "itemsSucceeded",
+        "itemsFailed",
+        "itemsPending",
+        "itemsRunning",
+        "itemsRetrying",
+        "itemsSkipped",
+        "shards",
+    )
     return "last status: " + ", ".join(f"{k}={status.get(k)}" for k in keys)

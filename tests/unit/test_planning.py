@@ -5,13 +5,17 @@ from __future__ import annotations
 import pytest
 
 from oxygen.api.run import RunSpec
+from oxygen.api.runshard import RunShardSpec
 from oxygen.planning.items import ItemsSourceError, PlannedItem, parse_rows
 from oxygen.planning.names import MAX_NAME, shard_name
 from oxygen.planning.rounds import SKIP_SMOKE, initial_groups, shard_bodies, skipped_status
 from oxygen.planning.shards import batches
-from oxygen.api.runshard import RunShardSpec
 
-RUN = {"apiVersion": "oxygen.dev/v1alpha1", "kind": "Run", "metadata": {"name": "r", "namespace": "ns", "uid": "u"}}
+RUN = {
+    "apiVersion": "oxygen.dev/v1alpha1",
+    "kind": "Run",
+    "metadata": {"name": "r", "namespace": "ns", "uid": "u"},
+}
 
 
 def spec(**kw: object) -> RunSpec:
@@ -33,7 +37,7 @@ def test_shard_names_are_deterministic_and_fit_a_label() -> None:
 def test_jsonl_rows_and_malformed_line_number() -> None:
     rows = parse_rows('{"rowId": "a", "inputs": {"x": 1}}\n\n{"inputs": {"x": 2}}\n', "rows.jsonl")
     assert [(r.id, r.row_id, r.inputs) for r in rows] == [("0", "a", {"x": 1}), ("1", None, {"x": 2})]
-    with pytest.raises(ItemsSourceError, match="rows.jsonl line 3: not valid JSON"):
+    with pytest.raises(ItemsSourceError, match=r"rows\.jsonl line 3: not valid JSON"):
         parse_rows('{"inputs": {}}\n{"inputs": {}}\n{"inputs": \n', "rows.jsonl")
     with pytest.raises(ItemsSourceError, match="line 1: unknown field"):
         parse_rows('{"row": 1}\n', "rows.jsonl")
@@ -41,8 +45,11 @@ def test_jsonl_rows_and_malformed_line_number() -> None:
 
 def test_csv_rows_use_rowid_column_and_check_width() -> None:
     rows = parse_rows("rowId,company\nr1,Acme\nr2,Globex\n", "rows.csv")
-    assert [(r.row_id, r.inputs) for r in rows] == [("r1", {"company": "Acme"}), ("r2", {"company": "Globex"})]
-    with pytest.raises(ItemsSourceError, match="rows.csv line 3: 3 fields, the header has 2"):
+    assert [(r.row_id, r.inputs) for r in rows] == [
+        ("r1", {"company": "Acme"}),
+        ("r2", {"company": "Globex"}),
+    ]
+    with pytest.raises(ItemsSourceError, match=r"rows\.csv line 3: 3 fields, the header has 2"):
         parse_rows("rowId,company\nr1,Acme\nr2,Globex,extra\n", "rows.csv")
 
 

@@ -13,6 +13,7 @@ import pytest
 from oxygen.api.run import HttpProducer as HttpSpec
 from oxygen.api.run import Producer
 from oxygen.execution.producers import (
+    CallAbandoned,
     CommandProducer,
     EchoProducer,
     HttpProducer,
@@ -57,7 +58,11 @@ def test_http_posts_the_item_with_a_stable_idempotency_key() -> None:
     assert result.cost is None
     assert again.outputs == result.outputs
     first, second = provider.calls
-    assert first.body == {"run": "r1", "item": {"id": "i-7", "rowId": "row-7", "inputs": {"q": "x"}}, "attempt": 2}
+    assert first.body == {
+        "run": "r1",
+        "item": {"id": "i-7", "rowId": "row-7", "inputs": {"q": "x"}},
+        "attempt": 2,
+    }
     assert (first.item_id, first.row_id, first.attempt, first.status) == ("i-7", "row-7", 2, 200)
     assert first.idempotency_key == second.idempotency_key == "uid-1/i-7"
     assert first.headers["Content-Type"] == "application/json"
@@ -102,9 +107,11 @@ def test_http_429_carries_retry_after() -> None:
 
 
 def test_http_4xx_is_permanent_with_the_providers_message_truncated() -> None:
-    with Provider(bad_request("field q is required " + "x" * 2000)) as provider:
-        with pytest.raises(PermanentError) as caught:
-            http(provider).call(CALL)
+    with (
+        Provider(bad_request("field q is required " + "x" * 2000)) as provider,
+        pytest.raises(PermanentError) as caught,
+    ):
+        http(provider).call(CALL)
     assert caught.value.error_class == "http_4xx"
     assert "field q is required" in caught.value.message
     assert len(caught.value.message) <= 520
@@ -225,7 +232,7 @@ def test_command_cancel_ends_it_quickly() -> None:
     producer = CommandProducer(python("import time; time.sleep(30)"), cancel=cancel)
     threading.Timer(0.2, cancel.set).start()
     began = time.monotonic()
-    with pytest.raises(RetryableError):
+    with pytest.raises(CallAbandoned):
         producer.call(CALL)
     assert time.monotonic() - began < 5
 

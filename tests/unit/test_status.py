@@ -14,15 +14,18 @@ SPEC = RunSpec.model_validate({"items": [], "producer": {"provider": "p", "built
 
 
 def view(name: str, **summary: int) -> ShardView:
-    return ShardView(name=name, round=0, index=0, execute=True, item_count=0, provider="p",
-                     summary=ShardSummary(**summary))  # type: ignore[arg-type]
+    return ShardView(
+        name=name, round=0, index=0, execute=True, item_count=0, provider="p", summary=ShardSummary(**summary)
+    )  # type: ignore[arg-type]
 
 
 def test_summary_ignores_superseded_items_and_sums_credits_exactly() -> None:
     items = [
         ItemResult(id="0", status="succeeded", attempt_count=1, credits_used=Decimal("0.1")),
         ItemResult(id="1", status="succeeded", attempt_count=2, credits_used=Decimal("0.2")),
-        ItemResult(id="2", status="failed", attempt_count=3, error_class="http_4xx", superseded_by="x-r1-0000"),
+        ItemResult(
+            id="2", status="failed", attempt_count=3, error_class="http_4xx", superseded_by="x-r1-0000"
+        ),
         ItemResult(id="3", status="failed", attempt_count=1, error_class="http_4xx"),
     ]
     s = summarize(items)

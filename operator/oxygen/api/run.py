@@ -64,8 +64,7 @@ class Producer(Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "[has(self.http), has(self.builtin), has(self.command)]"
-                    ".filter(x, x).size() == 1",
+                    "rule": "[has(self.http), has(self.builtin), has(self.command)].filter(x, x).size() == 1",
                     "message": "producer needs exactly one of http, builtin or command",
                 }
             ]

@@ -11,14 +11,22 @@ from pathlib import Path
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     op = groups.add_parser("operator", help="run the operator")
     scope = op.add_mutually_exclusive_group()
-    scope.add_argument("-A", "--all-namespaces", action="store_true", default=True,
-                       help="watch every namespace (default)")
-    scope.add_argument("-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)")
+    scope.add_argument(
+        "-A", "--all-namespaces", action="store_true", default=True, help="watch every namespace (default)"
+    )
+    scope.add_argument(
+        "-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)"
+    )
     op.add_argument("--kubeconfig", type=Path, help="kubeconfig (default $KUBECONFIG, then in-cluster)")
-    op.add_argument("--web-base-url", default=os.environ.get("OXYGEN_WEB_BASE_URL", "http://localhost:8080"),
-                    help="external base URL of the run pages (status.webUrl)")
+    op.add_argument(
+        "--web-base-url",
+        default=os.environ.get("OXYGEN_WEB_BASE_URL", "http://localhost:8080"),
+        help="external base URL of the run pages (status.webUrl)",
+    )
     op.add_argument("--log-level", default=os.environ.get("OXYGEN_LOG_LEVEL", "INFO"))
-    op.add_argument("--liveness", default=None, help="kopf liveness endpoint, e.g. http://0.0.0.0:8081/healthz")
+    op.add_argument(
+        "--liveness", default=None, help="kopf liveness endpoint, e.g. http://0.0.0.0:8081/healthz"
+    )
     op.set_defaults(handler=run)
 
 
@@ -26,7 +34,9 @@ def run(args: argparse.Namespace) -> int:
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = str(args.kubeconfig)
     os.environ["OXYGEN_WEB_BASE_URL"] = args.web_base_url
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     # kopf logs every handler invocation at INFO; ours say what matters.
     logging.getLogger("kopf").setLevel(max(logging.WARNING, logging.getLevelName(args.log_level.upper())))
     import kopf

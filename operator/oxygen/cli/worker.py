@@ -7,7 +7,12 @@ import logging
 import os
 import sys
 
-from oxygen.execution.worker import DEFAULT_FLUSH_INTERVAL, EXIT_ERROR, run_worker
+from oxygen.execution.worker import (
+    DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_STOP_GRACE_SECONDS,
+    EXIT_ERROR,
+    run_worker,
+)
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,6 +30,13 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default=DEFAULT_FLUSH_INTERVAL,
         help=f"seconds between status writes (default {DEFAULT_FLUSH_INTERVAL:g})",
     )
+    worker.add_argument(
+        "--stop-grace",
+        type=float,
+        default=DEFAULT_STOP_GRACE_SECONDS,
+        help="on SIGTERM, seconds the in-flight call may still take before it is abandoned "
+        f"(default {DEFAULT_STOP_GRACE_SECONDS:g})",
+    )
     worker.set_defaults(handler=worker_command)
 
 
@@ -40,4 +52,6 @@ def worker_command(args: argparse.Namespace) -> int:
             "oxygen worker needs --namespace and --shard (or OXYGEN_NAMESPACE and OXYGEN_SHARD)"
         )
         return EXIT_ERROR
-    return run_worker(namespace, shard, flush_interval=args.flush_interval)
+    return run_worker(
+        namespace, shard, flush_interval=args.flush_interval, stop_grace_seconds=args.stop_grace
+    )

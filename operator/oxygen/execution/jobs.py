@@ -51,7 +51,9 @@ def restricted_container_security() -> dict[str, Any]:
     }
 
 
-def shard_job(shard: RunShard, shard_body: dict[str, Any], suspend: bool, defaults: WorkerDefaults) -> dict[str, Any]:
+def shard_job(
+    shard: RunShard, shard_body: dict[str, Any], suspend: bool, defaults: WorkerDefaults
+) -> dict[str, Any]:
     spec = shard.spec
     labels = {
         LABEL_RUN: spec.run_name[:63],
@@ -140,5 +142,10 @@ def worker_identity(run_body: dict[str, Any], shard_names: list[str]) -> list[tu
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
     }
-    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta, "automountServiceAccountToken": True}
+    account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": meta,
+        "automountServiceAccountToken": True,
+    }
     return [("ServiceAccount", account), ("Role", role), ("RoleBinding", binding)]

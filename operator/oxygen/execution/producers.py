@@ -83,6 +83,13 @@ class PermanentError(ProducerError):
     pass
 
 
+class CallAbandoned(ProducerError):
+    """The worker is stopping and the producer gave the call up: no result, no attempt counted."""
+
+    def __init__(self, message: str = "call abandoned: the worker is stopping") -> None:
+        super().__init__(message, "abandoned")
+
+
 @dataclass(frozen=True)
 class ItemCall:
     """One attempt at one item, as a producer sees it."""
@@ -247,7 +254,7 @@ class HttpProducer:
 
     def _interpret(self, status: int, headers: http.client.HTTPMessage, data: bytes) -> ProducerResult:
         retry_after = parse_retry_after(headers.get("Retry-After"))
-        text = truncate(data[:MESSAGE_LIMIT * 4].decode("utf-8", "replace"))
+        text = truncate(data[: MESSAGE_LIMIT * 4].decode("utf-8", "replace"))
         if status == 429:
             raise RetryableError(f"HTTP 429 (rate limited): {text}", "http_429", retry_after)
         if status >= 500:
@@ -312,7 +319,7 @@ class CommandProducer:
                 data = None
             if self.cancel is not None and self.cancel.is_set():
                 self._kill(proc)
-                raise RetryableError("command abandoned: the worker is stopping", "timeout")
+                raise CallAbandoned()
             if time.monotonic() >= deadline:
                 self._kill(proc)
                 raise RetryableError(f"command ran over {self.timeout_seconds:g}s", "timeout")
@@ -360,6 +367,7 @@ __all__ = [
     "CREDITS_HEADER",
     "ERROR_CLASSES",
     "HEADER_ENV_PREFIX",
+    "CallAbandoned",
     "CommandProducer",
     "EchoProducer",
     "HttpProducer",

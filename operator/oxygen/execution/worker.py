@@ -29,6 +29,7 @@ from oxygen.api.common import GROUP, VERSION
 from oxygen.api.run import TERMINAL_ITEM_STATUSES
 from oxygen.api.runshard import ItemResult, RunShard, RunShardStatus
 from oxygen.execution.producers import (
+    CallAbandoned,
     ItemCall,
     ItemProducer,
     PermanentError,
@@ -44,6 +45,8 @@ log = logging.getLogger("oxygen.worker")
 
 PLURAL: Final = "runshards"
 DEFAULT_FLUSH_INTERVAL: Final = 1.0
+# On SIGTERM the in-flight call may finish within this; well inside a pod's 30 s termination grace.
+DEFAULT_STOP_GRACE_SECONDS: Final = 5.0
 # A RunShard must stay far below the API server's ~1.5 MiB object limit; the spec (inputs) shares it.
 DEFAULT_MAX_STATUS_BYTES: Final = 900 * 1024
 # Room for phase, summary (bounded error classes), message and timestamps around the items.
@@ -143,6 +146,8 @@ class ShardExecutor:
         clock: Clock = time.time,
         sleep: Sleep | None = None,
         stop: threading.Event | None = None,
+        abandon: threading.Event | None = None,
+        stop_grace_seconds: float = DEFAULT_STOP_GRACE_SECONDS,
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
         worker_name: str | None = None,
         rng: random.Random | None = None,
@@ -154,6 +159,9 @@ class ShardExecutor:
         self._flush = flush
         self._clock = clock
         self.stop = stop if stop is not None else threading.Event()
+        # Set when the in-flight call is given up; a producer that can cancel (a command) listens to it.
+        self.abandon = abandon if abandon is not None else threading.Event()
+        self._stop_grace = stop_grace_seconds
         # The default sleep wakes on stop, so a pod in backoff exits within a fraction of a second.
         self._sleep: Sleep = sleep if sleep is not None else self._interruptible_sleep
         self._flush_interval = flush_interval
@@ -319,9 +327,14 @@ class ShardExecutor:
         threading.Thread(target=target, name=f"call-{call.item_id}", daemon=True).start()
         while not done.wait(self._poll_interval):
             if self.stop.is_set():
-                return _ABANDONED
+                break
             self._maybe_flush()
-        return box[0]
+        # A call about to answer is worth a moment: abandoning it wastes the provider's work and
+        # makes the next pod repeat a call that had already succeeded.
+        if not done.is_set() and not done.wait(self._stop_grace):
+            self.abandon.set()
+            return _ABANDONED
+        return _ABANDONED if isinstance(box[0], CallAbandoned) else box[0]
 
     def _retrying(self, index: int, error: ProducerError, latency: float) -> None:
         update = {
@@ -497,6 +510,7 @@ def run_worker(
     shard: str,
     *,
     flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+    stop_grace_seconds: float = DEFAULT_STOP_GRACE_SECONDS,
     env: Mapping[str, str] | None = None,
     api: Any = None,
     stop: threading.Event | None = None,
@@ -505,27 +519,31 @@ def run_worker(
     env = os.environ if env is None else env
     stop = stop if stop is not None else threading.Event()
     with stop_on_signals(stop) as received:
-        return _run(namespace, shard, flush_interval, env, api, stop, received)
+        return _run(namespace, shard, flush_interval, stop_grace_seconds, env, api, stop, received)
 
 
 def _run(
     namespace: str,
     shard: str,
     flush_interval: float,
+    stop_grace_seconds: float,
     env: Mapping[str, str],
     api: Any,
     stop: threading.Event,
     received: list[int],
 ) -> int:
     try:
-        client = ShardClient(api if api is not None else _custom_objects_api(), namespace, shard)
+        client = ShardClient(api if api is not None else _custom_objects_api(env), namespace, shard)
         resource = client.get()
-        producer = make_producer(resource.spec.producer, env=env, cancel=stop)
+        abandon = threading.Event()
+        producer = make_producer(resource.spec.producer, env=env, cancel=abandon)
         executor = ShardExecutor(
             resource,
             producer,
             client.patch_status,
             stop=stop,
+            abandon=abandon,
+            stop_grace_seconds=stop_grace_seconds,
             flush_interval=flush_interval,
             worker_name=env.get("HOSTNAME"),
         )
@@ -555,11 +573,18 @@ def _run(
     return EXIT_OK
 
 
-def _custom_objects_api() -> Any:
+def _custom_objects_api(env: Mapping[str, str]) -> Any:
     from kubernetes import client, config
 
+    # Like config.load_config(), but reads KUBECONFIG now rather than at import time, and never
+    # prints its fallback notice to stdout.
     try:
-        config.load_config()
-    except config.ConfigException as exc:
+        if env.get("KUBECONFIG"):
+            config.load_kube_config(config_file=env["KUBECONFIG"])
+        elif env.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config()
+        else:
+            config.load_kube_config()
+    except (config.ConfigException, OSError) as exc:
         raise ShardApiError(f"no Kubernetes configuration (KUBECONFIG or in-cluster): {exc}") from exc
     return client.CustomObjectsApi()

@@ -48,7 +48,9 @@ class Kube:
     # -- custom objects --------------------------------------------------------------------
 
     def get(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+        result: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, name
+        )
         return result
 
     def list(self, plural: str, namespace: str, label_selector: str = "") -> list[dict[str, Any]]:
@@ -127,7 +129,12 @@ class Kube:
                 replace(name, namespace, body)
 
     def event(
-        self, obj: dict[str, Any], reason: str, message: str, type_: str = "Normal", component: str = "oxygen-operator"
+        self,
+        obj: dict[str, Any],
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+        component: str = "oxygen-operator",
     ) -> None:
         """Post a core/v1 Event on `obj` (what `kubectl describe` and `kubectl get events` show)."""
         meta = obj["metadata"]

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from oxygen.api.common import API_VERSION
+from oxygen.api.labels import LABEL_ROUND, LABEL_RUN, LABEL_RUN_UID, MANAGED_BY, owner_reference
 from oxygen.api.run import RunSpec
 from oxygen.api.runshard import ItemResult, RunShardSpec, RunShardStatus, ShardItem
-from oxygen.api.labels import LABEL_ROUND, LABEL_RUN, LABEL_RUN_UID, MANAGED_BY, owner_reference
 from oxygen.planning.items import PlannedItem
 from oxygen.planning.names import shard_name
 from oxygen.planning.shards import batches
@@ -47,7 +47,9 @@ def initial_groups(spec: RunSpec, items: Sequence[PlannedItem]) -> list[Group]:
     return [Group(items)]
 
 
-def shard_bodies(run_body: dict[str, Any], spec: RunSpec, round_: int, groups: Sequence[Group]) -> list[dict[str, Any]]:
+def shard_bodies(
+    run_body: dict[str, Any], spec: RunSpec, round_: int, groups: Sequence[Group]
+) -> list[dict[str, Any]]:
     meta = run_body["metadata"]
     bodies: list[dict[str, Any]] = []
     for group in groups:
@@ -97,7 +99,8 @@ def shard_bodies(run_body: dict[str, Any], spec: RunSpec, round_: int, groups: S
 def skipped_status(spec: RunShardSpec) -> RunShardStatus:
     """The status of a shard that does not execute: every item skipped, for the recorded reason."""
     items = [
-        ItemResult(id=i.id, row_id=i.row_id, status="skipped", attempt_count=i.attempt_count) for i in spec.items
+        ItemResult(id=i.id, row_id=i.row_id, status="skipped", attempt_count=i.attempt_count)
+        for i in spec.items
     ]
     return RunShardStatus(
         phase=shard_phase(items), items=items, summary=summarize(items), message=spec.skip_reason

@@ -8,6 +8,7 @@ views of its RunShards and Jobs, so a pass reads memory, not the API server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import os
@@ -72,7 +73,7 @@ async def run_changed(uid: str, **_: Any) -> None:
         wake.set()
 
 
-@kopf.daemon(GROUP, VERSION, "runs", cancellation_timeout=5.0)
+@kopf.daemon(GROUP, VERSION, "runs", cancellation_timeout=5.0)  # type: ignore[arg-type]
 async def run_daemon(
     body: kopf.Body,
     uid: str,
@@ -114,7 +115,5 @@ async def _loop(
         except Exception as err:  # one bad pass must not kill the run's daemon; retry shortly
             logger.exception("reconcile failed: %s", err)
             interval = 2.0
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), timeout=interval)
-        except TimeoutError:
-            pass

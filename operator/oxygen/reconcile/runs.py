@@ -23,10 +23,17 @@ from oxygen.api.runshard import ItemResult, RunShard, RunShardStatus
 from oxygen.execution.jobs import WorkerDefaults, shard_job, worker_identity
 from oxygen.kube.client import Kube, now
 from oxygen.planning.items import ItemsSourceError, PlannedItem, from_inline, parse_rows
-from oxygen.planning.rounds import SKIP_DRY_RUN, SKIP_SMOKE, Group, initial_groups, shard_bodies, skipped_status
+from oxygen.planning.rounds import (
+    SKIP_DRY_RUN,
+    SKIP_SMOKE,
+    Group,
+    initial_groups,
+    shard_bodies,
+    skipped_status,
+)
 from oxygen.status import run as aggregate
 from oxygen.status.shard import live_items, shard_phase, summarize
-from oxygen.status.views import JobView, ShardView, job_view, shard_view
+from oxygen.status.views import JobView, ShardView, shard_view
 
 log = logging.getLogger("oxygen.reconcile.runs")
 
@@ -113,7 +120,10 @@ class RunReconciler:
             cleaned_up = self._cancel(body, run, shards, jobs, state)
             shards = self._merge_shards(indexed_shards, state)
         elif not run.spec.cancel and status.phase != "canceled":
-            if status.phase in ("completed", "succeeded") and run.spec.retry_failed > status.observed_retry_failed:
+            if (
+                status.phase in ("completed", "succeeded")
+                and run.spec.retry_failed > status.observed_retry_failed
+            ):
                 self._retry(body, run, status, state)
                 shards = self._merge_shards(indexed_shards, state)
             if run.spec.mode == "live" and any(not s.execute and s.summary.skipped for s in shards.values()):
@@ -177,19 +187,23 @@ class RunReconciler:
         bodies = shard_bodies(body, run.spec, 0, initial_groups(run.spec, items))
         self._create_shards(body, bodies, state)
         # A dry run estimates what the live run would cost; other modes what they will execute.
-        in_scope = len(items) if run.spec.mode == "dry_run" else sum(
-            len(g.items) for g in initial_groups(run.spec, items) if g.execute
+        in_scope = (
+            len(items)
+            if run.spec.mode == "dry_run"
+            else sum(len(g.items) for g in initial_groups(run.spec, items) if g.execute)
         )
         status.items_total = len(items)
         status.credits_estimated = run.spec.producer.cost_per_item * in_scope
-        status.rounds = [Round(round=0, reason="initial", items=len(items), shards=len(bodies), started_at=now())]
+        status.rounds = [
+            Round(round=0, reason="initial", items=len(items), shards=len(bodies), started_at=now())
+        ]
         status.started_at = status.started_at or now()
         self._commit_plan(body, run, status, state)
         self.kube.event(
             body,
             "Planned",
-            f"{len(items)} items in {len(bodies)} shards (mode {run.spec.mode}, batchSize {run.spec.batch_size}, "
-            f"parallelism {run.spec.parallelism})",
+            f"{len(items)} items in {len(bodies)} shards (mode {run.spec.mode}, "
+            f"batchSize {run.spec.batch_size}, parallelism {run.spec.parallelism})",
         )
 
     def _create_shards(self, run_body: dict[str, Any], bodies: list[dict[str, Any]], state: RunState) -> None:
@@ -264,7 +278,9 @@ class RunReconciler:
         attempts = {item.id: item.attempt_count for item, _ in moved}
         bodies = shard_bodies(body, run.spec, round_, [Group(planned, attempts=attempts)])
         self._create_shards(body, bodies, state)
-        new_home = {item.id: b["metadata"]["name"] for b in bodies for item in RunShard.model_validate(b).spec.items}
+        new_home = {
+            item.id: b["metadata"]["name"] for b in bodies for item in RunShard.model_validate(b).spec.items
+        }
         for shard_body in full:
             shard = RunShard.model_validate(shard_body)
             changed = False
@@ -274,25 +290,32 @@ class RunReconciler:
                     changed = True
             if changed:
                 new_status = shard.status.model_copy(
-                    update={"summary": summarize(shard.status.items), "phase": shard_phase(shard.status.items)}
+                    update={
+                        "summary": summarize(shard.status.items),
+                        "phase": shard_phase(shard.status.items),
+                    }
                 )
                 patched = self.kube.patch_status(
                     "runshards", run.metadata.namespace, shard.metadata.name, new_status.wire()
                 )
                 self._remember_shard(state, patched)
         status.rounds.append(
-            Round(round=round_, reason=reason, items=len(moved), shards=len(bodies), started_at=now())  # type: ignore[arg-type]
+            Round(round=round_, reason=reason, items=len(moved), shards=len(bodies), started_at=now())
         )
         status.phase = "running"
         status.finished_at = None
         return len(moved)
 
     def _retry(self, body: dict[str, Any], run: Run, status: RunStatus, state: RunState) -> None:
-        count = self._start_round(body, run, status, state, "retry", lambda item, _shard: item.status == "failed")
+        count = self._start_round(
+            body, run, status, state, "retry", lambda item, _shard: item.status == "failed"
+        )
         status.observed_retry_failed = run.spec.retry_failed
         self._commit_plan(body, run, status, state)
         if count:
-            self.kube.event(body, "Retrying", f"retrying {count} failed items (retryFailed={run.spec.retry_failed})")
+            self.kube.event(
+                body, "Retrying", f"retrying {count} failed items (retryFailed={run.spec.retry_failed})"
+            )
         else:
             self.kube.event(body, "NothingToRetry", "retryFailed was bumped but the run has no failed items")
 
@@ -313,7 +336,12 @@ class RunReconciler:
     # -- Jobs -----------------------------------------------------------------------------------------
 
     def _drive_jobs(
-        self, body: dict[str, Any], run: Run, shards: dict[str, ShardView], jobs: dict[str, JobView], state: RunState
+        self,
+        body: dict[str, Any],
+        run: Run,
+        shards: dict[str, ShardView],
+        jobs: dict[str, JobView],
+        state: RunState,
     ) -> None:
         ns = run.metadata.namespace
         paused = run.spec.paused
@@ -352,7 +380,9 @@ class RunReconciler:
             if job.complete and shard.phase == "Succeeded":
                 continue
             reason = job.failure_message or "the worker exited before finishing the shard"
-            self._finish_items(ns, shard.name, state, "failed", f"worker Job failed: {reason}", "worker_failed")
+            self._finish_items(
+                ns, shard.name, state, "failed", f"worker Job failed: {reason}", "worker_failed"
+            )
 
     def _finish_items(
         self, ns: str, shard_name: str, state: RunState, to: str, error: str | None, error_class: str | None
@@ -390,7 +420,12 @@ class RunReconciler:
     # -- cancel ---------------------------------------------------------------------------------------
 
     def _cancel(
-        self, body: dict[str, Any], run: Run, shards: dict[str, ShardView], jobs: dict[str, JobView], state: RunState
+        self,
+        body: dict[str, Any],
+        run: Run,
+        shards: dict[str, ShardView],
+        jobs: dict[str, JobView],
+        state: RunState,
     ) -> bool:
         """Delete every Job; once they (and so their pods) are gone, the unfinished items are skipped."""
         ns = run.metadata.namespace
@@ -399,7 +434,9 @@ class RunReconciler:
                 self.kube.delete_job(ns, job.name)
             return False
         # The index may lag behind a deletion: confirm with the API server before touching shards.
-        remaining = self.kube.batch.list_namespaced_job(ns, label_selector=f"{LABEL_RUN_UID}={run.metadata.uid}").items
+        remaining = self.kube.batch.list_namespaced_job(
+            ns, label_selector=f"{LABEL_RUN_UID}={run.metadata.uid}"
+        ).items
         if remaining:
             for job in remaining:
                 self.kube.delete_job(ns, job.metadata.name)
@@ -412,7 +449,9 @@ class RunReconciler:
 
     # -- failure and status ------------------------------------------------------------------------
 
-    def _fail(self, body: dict[str, Any], run: Run, status: RunStatus, state: RunState, failure: RunFailure) -> None:
+    def _fail(
+        self, body: dict[str, Any], run: Run, status: RunStatus, state: RunState, failure: RunFailure
+    ) -> None:
         status.phase = "failed"
         status.message = failure.message
         status.finished_at = now()
@@ -452,7 +491,12 @@ class RunReconciler:
         previous_phase = state.status.phase
         planned = bool(status.rounds)
         phase = aggregate.derive_phase(run.spec, status, counts, jobs, planned, cleaned_up)
-        if phase == "running" and previous_phase == "queued" and not jobs and not any(s.execute for s in shards):
+        if (
+            phase == "running"
+            and previous_phase == "queued"
+            and not jobs
+            and not any(s.execute for s in shards)
+        ):
             phase = "queued"
         status.phase = phase
         status.items_pending = counts.pending
@@ -490,7 +534,11 @@ class RunReconciler:
     def _announce(self, body: dict[str, Any], old: str, new: str, counts: aggregate.ItemCounts) -> None:
         totals = f"{counts.succeeded} succeeded, {counts.failed} failed, {counts.skipped} skipped"
         reason, message, type_ = {
-            "running": ("Started" if old == "queued" else "Resumed", f"run is running ({totals} so far)", "Normal"),
+            "running": (
+                "Started" if old == "queued" else "Resumed",
+                f"run is running ({totals} so far)",
+                "Normal",
+            ),
             "paused": ("Paused", f"run paused: no shard runs ({totals} so far)", "Normal"),
             "succeeded": ("Succeeded", f"run succeeded: {totals}", "Normal"),
             "completed": ("Completed", f"run completed with failed items: {totals}", "Warning"),

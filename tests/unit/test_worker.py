@@ -1,0 +1,535 @@
+"""ShardExecutor with an in-memory flush and a fake clock; ShardClient/run_worker with a fake API."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from oxygen.api.run import HttpProducer as HttpSpec
+from oxygen.api.run import Producer, Retry
+from oxygen.api.runshard import ItemResult, RunShard, RunShardSpec, RunShardStatus, ShardItem
+from oxygen.execution.producers import (
+    EchoProducer,
+    HttpProducer,
+    ItemCall,
+    PermanentError,
+    ProducerResult,
+    RetryableError,
+)
+from oxygen.execution.worker import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_SIGTERM,
+    ShardApiError,
+    ShardClient,
+    ShardExecutor,
+    backoff_delay,
+    run_worker,
+)
+from tests.support.provider import Provider, rate_limited
+
+START = 1_700_000_000.0
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = START
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class Scripted:
+    """A producer whose every call is `script(call)`; records the calls it got."""
+
+    def __init__(self, script: Callable[[ItemCall], ProducerResult]) -> None:
+        self.script = script
+        self.calls: list[ItemCall] = []
+        self._lock = threading.Lock()
+
+    def call(self, call: ItemCall) -> ProducerResult:
+        with self._lock:
+            self.calls.append(call)
+        return self.script(call)
+
+    def attempts_of(self, item_id: str) -> list[int]:
+        return [c.attempt for c in self.calls if c.item_id == item_id]
+
+
+def failing_first(n: int, error: Callable[[], Exception]) -> Callable[[ItemCall], ProducerResult]:
+    seen: dict[str, int] = {}
+
+    def script(call: ItemCall) -> ProducerResult:
+        seen[call.item_id] = seen.get(call.item_id, 0) + 1
+        if seen[call.item_id] <= n:
+            raise error()
+        return ProducerResult(outputs={"ok": call.item_id})
+
+    return script
+
+
+def unavailable() -> RetryableError:
+    return RetryableError("HTTP 503: down", "http_5xx")
+
+
+def make_shard(
+    n: int = 3,
+    *,
+    max_attempts: int = 3,
+    backoff: float = 1.0,
+    producer: Producer | None = None,
+    attempt_count: int = 0,
+    status: RunShardStatus | None = None,
+    execute: bool = True,
+) -> RunShard:
+    spec = RunShardSpec(
+        run_name="run-a",
+        run_uid="uid-a",
+        round=0,
+        index=0,
+        execute=execute,
+        skip_reason=None if execute else "dry_run: nothing executes",
+        producer=producer or Producer(provider="p", builtin="echo", cost_per_item=Decimal("0.5")),
+        retry=Retry(max_attempts=max_attempts, backoff_seconds=backoff),
+        items=[
+            ShardItem(id=f"i{k}", row_id=f"r{k}", inputs={"k": k}, attempt_count=attempt_count)
+            for k in range(n)
+        ],
+    )
+    return RunShard(spec=spec, status=status or RunShardStatus())
+
+
+class Flushes(list[RunShardStatus]):
+    def __call__(self, status: RunShardStatus) -> None:
+        self.append(status)
+
+
+def executor(
+    shard: RunShard, producer: Any, clock: FakeClock, flushes: Flushes, **kwargs: Any
+) -> ShardExecutor:
+    return ShardExecutor(
+        shard,
+        producer,
+        flushes,
+        clock=clock,
+        sleep=clock.sleep,
+        rng=random.Random(7),
+        worker_name="pod-1",
+        **kwargs,
+    )
+
+
+def by_id(status: RunShardStatus) -> dict[str, ItemResult]:
+    return {item.id: item for item in status.items}
+
+
+def test_all_items_succeed_with_summary_phase_and_credits() -> None:
+    clock, flushes = FakeClock(), Flushes()
+    outcome = executor(make_shard(3), EchoProducer(), clock, flushes).run()
+    status = outcome.status
+    assert not outcome.stopped
+    assert outcome.calls == 3
+    assert status.phase == "Succeeded"
+    assert status.worker == "pod-1"
+    assert status.started_at == "2023-11-14T22:13:20.000Z"
+    assert status.finished_at is not None
+    assert status.summary.succeeded == 3
+    assert status.summary.credits_used == Decimal("1.5")
+    assert status.summary.attempts == 3
+    item = by_id(status)["i1"]
+    assert (item.status, item.outputs, item.attempt_count, item.credits_used) == (
+        "succeeded",
+        {"k": 1},
+        1,
+        Decimal("0.5"),
+    )
+    assert item.started_at and item.finished_at and item.latency_seconds == 0
+    assert flushes[-1] == status
+    wire = status.wire()
+    assert wire["summary"]["creditsUsed"] == "1.5"
+    assert wire["items"][0]["attemptCount"] == 1
+
+
+def test_retryable_errors_back_off_exponentially_then_succeed() -> None:
+    clock, flushes = FakeClock(), Flushes()
+    producer = Scripted(failing_first(2, unavailable))
+    status = executor(make_shard(1, max_attempts=3, backoff=1.0), producer, clock, flushes).run().status
+    item = status.items[0]
+    assert item.status == "succeeded"
+    assert item.attempt_count == 3
+    assert item.error is None and item.error_class is None
+    assert producer.attempts_of("i0") == [1, 2, 3]
+    assert len(clock.sleeps) == 2
+    assert 0.8 <= clock.sleeps[0] <= 1.2
+    assert 1.6 <= clock.sleeps[1] <= 2.4
+
+
+def test_attempts_exhausted_fails_with_last_error_and_no_credits() -> None:
+    clock, flushes = FakeClock(), Flushes()
+    producer = Scripted(failing_first(99, unavailable))
+    status = executor(make_shard(2, max_attempts=3), producer, clock, flushes).run().status
+    item = status.items[0]
+    assert (item.status, item.attempt_count, item.error_class) == ("failed", 3, "http_5xx")
+    assert item.credits_used == 0
+    assert item.error is not None and "gave up after 3 attempts" in item.error
+    assert status.phase == "Succeeded"  # item failures are not shard failures
+    assert status.summary.failed == 2
+    assert status.summary.error_classes == {"http_5xx": 2}
+    assert status.summary.attempts == 6
+    assert len(clock.sleeps) == 4
+
+
+def test_permanent_error_fails_at_once() -> None:
+    clock, flushes = FakeClock(), Flushes()
+    producer = Scripted(failing_first(99, lambda: PermanentError("HTTP 400: q missing", "http_4xx")))
+    item = executor(make_shard(1), producer, clock, flushes).run().status.items[0]
+    assert (item.status, item.attempt_count, item.error_class, item.error) == (
+        "failed",
+        1,
+        "http_4xx",
+        "HTTP 400: q missing",
+    )
+    assert clock.sleeps == []
+
+
+def test_retry_after_from_a_real_provider_is_honoured() -> None:
+    clock, flushes = FakeClock(), Flushes()
+    with Provider(rate_limited(7, failures=2)) as provider:
+        spec = Producer(provider="p", http=HttpSpec(url=provider.url, timeout_seconds=5))
+        http = HttpProducer(url=provider.url, timeout_seconds=5)
+        status = (
+            executor(make_shard(1, backoff=0.1, max_attempts=5, producer=spec), http, clock, flushes)
+            .run()
+            .status
+        )
+    assert status.items[0].status == "succeeded"
+    assert status.items[0].attempt_count == 3
+    assert clock.sleeps == [7, 7]
+    assert [c.status for c in provider.calls_for("i0")] == [429, 429, 200]
+    assert {c.idempotency_key for c in provider.calls} == {"uid-a/i0"}
+
+
+def test_backoff_is_capped() -> None:
+    rng = random.Random(1)
+    assert all(backoff_delay(50, k, rng) <= 60 for k in range(1, 10))
+    assert backoff_delay(0.1, 1, rng, retry_after=3600) == 300
+    assert backoff_delay(0, 1, rng) == 0
+
+
+def test_attempt_count_continues_from_earlier_rounds() -> None:
+    clock, flushes = FakeClock(), Flushes()
+    producer = Scripted(failing_first(2, unavailable))
+    item = (
+        executor(make_shard(1, attempt_count=4, max_attempts=3), producer, clock, flushes)
+        .run()
+        .status.items[0]
+    )
+    assert item.status == "succeeded"
+    assert item.attempt_count == 7
+    assert producer.attempts_of("i0") == [5, 6, 7]
+    # The backoff restarts for the new round.
+    assert 0.8 <= clock.sleeps[0] <= 1.2
+
+
+def test_resume_skips_terminal_and_superseded_items_and_redoes_running_ones() -> None:
+    earlier = RunShardStatus(
+        started_at="2023-11-14T00:00:00.000Z",
+        message="worker stopped; 2 item(s) left for the next pod",
+        items=[
+            ItemResult(
+                id="i0", status="succeeded", attempt_count=1, outputs={"old": True}, credits_used=Decimal(2)
+            ),
+            ItemResult(id="i1", status="failed", attempt_count=3, error="x", error_class="http_4xx"),
+            ItemResult(id="i2", status="running", attempt_count=2, started_at="2023-11-14T00:00:01.000Z"),
+            ItemResult(id="i3", status="pending", superseded_by="shard-r1-0"),
+            ItemResult(id="i4", status="retrying", attempt_count=1, error="503", error_class="http_5xx"),
+        ],
+    )
+    clock, flushes = FakeClock(), Flushes()
+    producer = Scripted(lambda call: ProducerResult(outputs={"new": call.attempt}))
+    status = executor(make_shard(5, max_attempts=3, status=earlier), producer, clock, flushes).run().status
+    assert [c.item_id for c in producer.calls] == ["i2", "i4"]
+    items = by_id(status)
+    assert items["i0"].outputs == {"old": True}
+    assert items["i1"].status == "failed"
+    assert (items["i2"].status, items["i2"].attempt_count, items["i2"].outputs) == (
+        "succeeded",
+        3,
+        {"new": 3},
+    )
+    assert items["i2"].started_at == "2023-11-14T00:00:01.000Z"
+    assert items["i3"].status == "pending" and items["i3"].superseded_by == "shard-r1-0"
+    assert (items["i4"].status, items["i4"].attempt_count) == ("succeeded", 2)
+    assert status.started_at == "2023-11-14T00:00:00.000Z"
+    assert status.message is None
+    assert status.phase == "Succeeded"
+    assert status.summary.credits_used == Decimal(3)
+
+
+def test_resumed_item_whose_attempts_are_used_up_still_gets_one_call() -> None:
+    earlier = RunShardStatus(items=[ItemResult(id="i0", status="running", attempt_count=3)])
+    clock, flushes = FakeClock(), Flushes()
+    producer = Scripted(failing_first(99, unavailable))
+    item = (
+        executor(make_shard(1, max_attempts=3, status=earlier), producer, clock, flushes)
+        .run()
+        .status.items[0]
+    )
+    assert producer.attempts_of("i0") == [4]
+    assert (item.status, item.attempt_count) == ("failed", 4)
+
+
+def stop_once(entered: threading.Event, stop: threading.Event) -> None:
+    """Request a stop as soon as a call is in flight."""
+
+    def wait_then_stop() -> None:
+        entered.wait(10)
+        stop.set()
+
+    threading.Thread(target=wait_then_stop, daemon=True).start()
+
+
+def test_stop_abandons_the_in_flight_call_without_counting_it() -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def script(call: ItemCall) -> ProducerResult:
+        if call.item_id == "i1":
+            entered.set()
+            release.wait(30)
+        return ProducerResult(outputs={})
+
+    clock, flushes, stop = FakeClock(), Flushes(), threading.Event()
+    producer = Scripted(script)
+    run = executor(make_shard(3), producer, clock, flushes, stop=stop, stop_grace_seconds=0.1)
+    stop_once(entered, stop)
+    began = time.monotonic()
+    outcome = run.run()
+    release.set()
+    assert time.monotonic() - began < 2
+    assert outcome.stopped
+    assert outcome.calls == 1
+    items = by_id(outcome.status)
+    assert items["i0"].status == "succeeded"
+    assert (items["i1"].status, items["i1"].attempt_count) == ("pending", 0)
+    assert (items["i2"].status, items["i2"].attempt_count) == ("pending", 0)
+    assert [c.item_id for c in producer.calls] == ["i0", "i1"]
+    assert outcome.status.phase == "Running"
+    assert outcome.status.finished_at is None
+    assert outcome.status.message is not None and "2 item(s) left" in outcome.status.message
+    assert flushes[-1] == outcome.status
+
+
+def test_a_call_finishing_within_the_stop_grace_is_kept() -> None:
+    entered = threading.Event()
+    stop = threading.Event()
+
+    def script(call: ItemCall) -> ProducerResult:
+        entered.set()
+        stop.wait(10)
+        time.sleep(0.1)
+        return ProducerResult(outputs={"done": True})
+
+    clock, flushes = FakeClock(), Flushes()
+    producer = Scripted(script)
+    run = executor(make_shard(2), producer, clock, flushes, stop=stop, stop_grace_seconds=5)
+    stop_once(entered, stop)
+    outcome = run.run()
+    assert outcome.stopped
+    assert not run.abandon.is_set()
+    first, second = outcome.status.items
+    assert (first.status, first.attempt_count, first.outputs) == ("succeeded", 1, {"done": True})
+    assert (second.status, second.attempt_count) == ("pending", 0)
+    assert len(producer.calls) == 1
+
+
+def test_stop_during_backoff_exits_promptly_keeping_made_attempts() -> None:
+    stop = threading.Event()
+    flushes = Flushes()
+    producer = Scripted(failing_first(99, unavailable))
+    # Real clock and the default, interruptible sleep: the backoff would be 30 s.
+    run = ShardExecutor(make_shard(2, backoff=30, max_attempts=5), producer, flushes, stop=stop)
+    threading.Timer(0.2, stop.set).start()
+    began = time.monotonic()
+    outcome = run.run()
+    assert time.monotonic() - began < 2
+    assert outcome.stopped
+    item = outcome.status.items[0]
+    assert (item.status, item.attempt_count) == ("pending", 1)
+    assert outcome.status.items[1].attempt_count == 0
+
+
+def test_output_over_the_cap_fails_the_item_saying_both_sizes() -> None:
+    spec = Producer(provider="p", builtin="echo", max_output_bytes=100)
+    producer = Scripted(lambda call: ProducerResult(outputs={"blob": "x" * 200}))
+    clock, flushes = FakeClock(), Flushes()
+    item = executor(make_shard(1, producer=spec), producer, clock, flushes).run().status.items[0]
+    assert (item.status, item.error_class, item.outputs, item.credits_used) == (
+        "failed",
+        "output_too_large",
+        None,
+        Decimal(0),
+    )
+    assert item.error is not None
+    assert "211 bytes" in item.error and "100 bytes" in item.error and "producer.maxOutputBytes" in item.error
+
+
+def test_shard_status_budget_fails_items_that_do_not_fit() -> None:
+    spec = Producer(provider="p", builtin="echo", max_output_bytes=16 * 1024)
+    producer = Scripted(lambda call: ProducerResult(outputs={"blob": "x" * 4000}))
+    clock, flushes = FakeClock(), Flushes()
+    status = (
+        executor(make_shard(10, producer=spec), producer, clock, flushes, max_status_bytes=20_000)
+        .run()
+        .status
+    )
+    assert status.summary.succeeded == 2
+    assert status.summary.error_classes == {"shard_too_large": 8}
+    failed = [i for i in status.items if i.status == "failed"]
+    assert failed[0].error is not None and "batchSize" in failed[0].error
+    assert len(status.model_dump_json(by_alias=True, exclude_none=True)) <= 20_000
+
+
+def test_writes_are_batched_for_many_fast_items() -> None:
+    flushes = Flushes()
+    outcome = ShardExecutor(make_shard(1000), EchoProducer(), flushes, flush_interval=1.0).run()
+    assert outcome.status.summary.succeeded == 1000
+    assert 1 <= len(flushes) <= 4
+    assert flushes[-1].phase == "Succeeded"
+
+
+def test_writes_follow_the_interval_for_slow_items() -> None:
+    clock, flushes = FakeClock(), Flushes()
+
+    def slow(call: ItemCall) -> ProducerResult:
+        clock.now += 0.3
+        return ProducerResult(outputs={})
+
+    executor(make_shard(10), Scripted(slow), clock, flushes, flush_interval=1.0).run()
+    # 3 s of work at one write per second, plus the final write; never one per item.
+    assert 3 <= len(flushes) <= 5
+    progress = [f.summary.succeeded for f in flushes]
+    assert progress == sorted(progress)
+    assert progress[-1] == 10
+    assert flushes[0].phase == "Running"
+    assert all(f.items and len(f.items) == 10 for f in flushes)
+
+
+def test_reported_cost_wins_over_cost_per_item() -> None:
+    producer = Scripted(lambda call: ProducerResult(outputs={}, cost=Decimal("0.125")))
+    status = executor(make_shard(2), producer, FakeClock(), Flushes()).run().status
+    assert status.summary.credits_used == Decimal("0.25")
+
+
+def test_a_crashing_producer_fails_the_item_not_the_worker() -> None:
+    def crash(call: ItemCall) -> ProducerResult:
+        raise KeyError("boom")
+
+    item = executor(make_shard(1), Scripted(crash), FakeClock(), Flushes()).run().status.items[0]
+    assert (item.status, item.error_class) == ("failed", "producer_error")
+
+
+def test_execute_false_records_items_skipped_without_calls() -> None:
+    producer = Scripted(lambda call: ProducerResult(outputs={}))
+    status = executor(make_shard(3, execute=False), producer, FakeClock(), Flushes()).run().status
+    assert producer.calls == []
+    assert status.summary.skipped == 3
+    assert status.phase == "Succeeded"
+    assert status.message == "dry_run: nothing executes"
+
+
+# -- Kubernetes shell with a fake API --------------------------------------------------------------
+
+
+class FakeApiException(Exception):
+    pass
+
+
+class FakeApi:
+    def __init__(self, shard: RunShard, failures: list[Exception] | None = None) -> None:
+        self.object = shard.wire()
+        self.failures = list(failures or [])
+        self.patches: list[dict[str, Any]] = []
+
+    def _maybe_fail(self) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+
+    def get_namespaced_custom_object(
+        self, group: str, version: str, ns: str, plural: str, name: str, **kw: Any
+    ) -> Any:
+        assert (group, version, plural) == ("oxygen.dev", "v1alpha1", "runshards")
+        self._maybe_fail()
+        return self.object
+
+    def patch_namespaced_custom_object_status(
+        self, group: str, version: str, ns: str, plural: str, name: str, body: dict[str, Any], **kw: Any
+    ) -> Any:
+        self._maybe_fail()
+        self.patches.append(body)
+        return self.object
+
+
+def api_error(status: int) -> Exception:
+    from kubernetes.client.exceptions import ApiException
+
+    error: Exception = ApiException(status=status, reason="Boom")
+    return error
+
+
+def test_client_retries_transient_errors_and_sends_a_merge_patch() -> None:
+    api = FakeApi(make_shard(1), [api_error(503), ConnectionResetError()])
+    client = ShardClient(api, "ns", "s", sleep=lambda s: None)
+    assert client.get().spec.run_name == "run-a"
+    client.patch_status(RunShardStatus())
+    (body,) = api.patches
+    assert body["status"]["message"] is None and body["status"]["finishedAt"] is None
+    assert body["status"]["phase"] == "Pending"
+
+
+def test_client_gives_up_on_a_forbidden_call_at_once() -> None:
+    api = FakeApi(make_shard(1), [api_error(403), api_error(403)])
+    with pytest.raises(ShardApiError, match="cannot read RunShard ns/s: HTTP 403 Boom"):
+        ShardClient(api, "ns", "s", sleep=lambda s: None).get()
+    assert len(api.failures) == 1
+
+
+def test_run_worker_exit_codes() -> None:
+    api = FakeApi(make_shard(4))
+    assert run_worker("ns", "s", api=api, env={"HOSTNAME": "pod-x"}) == EXIT_OK
+    final = api.patches[-1]["status"]
+    assert final["worker"] == "pod-x"
+    assert final["summary"]["succeeded"] == 4
+
+    stop = threading.Event()
+    stop.set()
+    assert run_worker("ns", "s", api=FakeApi(make_shard(2)), env={}, stop=stop) == EXIT_SIGTERM
+
+    assert run_worker("ns", "s", api=FakeApi(make_shard(1), [api_error(404)]), env={}) == EXIT_ERROR
+
+
+def test_sigterm_abandons_the_call_and_exits_143() -> None:
+    import os
+    import signal
+    import sys
+
+    spec = Producer(provider="p", command=[sys.executable, "-c", "import time; time.sleep(30)"])
+    api = FakeApi(make_shard(2, producer=spec))
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    began = time.monotonic()
+    assert run_worker("ns", "s", api=api, env={}, stop_grace_seconds=0.1) == EXIT_SIGTERM
+    assert time.monotonic() - began < 5
+    final = api.patches[-1]["status"]
+    assert [(i["status"], i["attemptCount"]) for i in final["items"]] == [("pending", 0), ("pending", 0)]
+    # The handler is removed again: the test process keeps its own SIGTERM behaviour.
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
