@@ -71,6 +71,9 @@ class ShardSummary(Model):
     credits_used: Credits = Decimal(0)
     attempts: int = 0
     latency_seconds_sum: float = 0.0
+    # Cumulative counts of finished items by latency, keyed by the bucket's upper bound ("0.1", …,
+    # "+Inf"): the operator turns these into a Prometheus histogram per provider.
+    latency_buckets: dict[str, int] = Field(default_factory=dict)
     error_classes: dict[str, int] = Field(default_factory=dict)
 
 

@@ -10,6 +10,26 @@ from oxygen.api.run import TERMINAL_ITEM_STATUSES
 from oxygen.api.runshard import ItemResult, ShardPhase, ShardSummary
 
 
+# Upper bounds (seconds) of the item latency histogram; the last bucket is +Inf.
+LATENCY_BUCKETS: tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+def bucket_label(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else format(bound, "g")
+
+
+def latency_buckets(latencies: Iterable[float]) -> dict[str, int]:
+    """Cumulative bucket counts, as Prometheus histograms keep them."""
+    values = sorted(latencies)
+    out: dict[str, int] = {}
+    i = 0
+    for bound in (*LATENCY_BUCKETS, float("inf")):
+        while i < len(values) and values[i] <= bound:
+            i += 1
+        out[bucket_label(bound)] = i
+    return out
+
+
 def live_items(items: Iterable[ItemResult]) -> list[ItemResult]:
     """Items this shard still answers for (a later round did not take them over)."""
     return [i for i in items if i.superseded_by is None]
@@ -21,6 +41,7 @@ def summarize(items: Iterable[ItemResult]) -> ShardSummary:
     credits = Decimal(0)
     attempts = 0
     latency = 0.0
+    finished_latencies: list[float] = []
     # A superseded item's attempts carry over into the later round's attemptCount, and a failed or
     # skipped item has no credits, so the live items alone give exact totals.
     for item in live_items(items):
@@ -28,6 +49,8 @@ def summarize(items: Iterable[ItemResult]) -> ShardSummary:
         latency += item.latency_seconds or 0.0
         credits += item.credits_used
         counts[item.status] += 1
+        if item.latency_seconds is not None and item.status in ("succeeded", "failed"):
+            finished_latencies.append(item.latency_seconds)
         if item.status == "failed":
             errors[item.error_class or "unknown"] += 1
     return ShardSummary(
@@ -40,6 +63,7 @@ def summarize(items: Iterable[ItemResult]) -> ShardSummary:
         credits_used=credits,
         attempts=attempts,
         latency_seconds_sum=round(latency, 6),
+        latency_buckets=latency_buckets(finished_latencies) if finished_latencies else {},
         error_classes=dict(errors),
     )
 
