@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel
 
 from oxygen.api.common import GROUP, VERSION
+from oxygen.api.creditaccount import CreditAccountSpec, CreditAccountStatus
 from oxygen.api.run import RunSpec, RunStatus
 from oxygen.api.runshard import RunShardSpec, RunShardStatus
 
@@ -93,6 +94,22 @@ class Resource:
 
 RESOURCES = [
     Resource(
+        kind="CreditAccount",
+        plural="creditaccounts",
+        singular="creditaccount",
+        spec=CreditAccountSpec,
+        status=CreditAccountStatus,
+        short_names=["oxca"],
+        categories=["oxygen"],
+        columns=[
+            {"name": "Available", "type": "string", "jsonPath": ".status.available"},
+            {"name": "Reserved", "type": "string", "jsonPath": ".status.reserved"},
+            {"name": "Captured", "type": "string", "jsonPath": ".status.captured"},
+            {"name": "Granted", "type": "string", "jsonPath": ".status.granted"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+    ),
+    Resource(
         kind="Run",
         plural="runs",
         singular="run",
@@ -131,6 +148,12 @@ RESOURCES = [
 ]
 
 
+def _spec_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A spec with no required field may be omitted: the API server then fills its defaults."""
+    schema = schema_of(model)
+    return schema if schema.get("required") else {"default": {}, **schema}
+
+
 def crd(resource: Resource) -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
@@ -162,7 +185,7 @@ def crd(resource: Resource) -> dict[str, Any]:
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},
                                 "metadata": {"type": "object"},
-                                "spec": schema_of(resource.spec),
+                                "spec": _spec_schema(resource.spec),
                                 "status": schema_of(resource.status),
                             },
                         }

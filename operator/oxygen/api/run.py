@@ -161,6 +161,15 @@ class Round(Model):
     started_at: str
 
 
+class LedgerEntry(Model):
+    """A movement of this run's credits: held at a round's start, captured and released at settling."""
+
+    type: Literal["reserved", "captured", "released"]
+    amount: Credits
+    at: str
+    round: int = 0
+
+
 class RunStatus(Model):
     phase: RunPhase = "queued"
     kind: RunKind | None = None
@@ -176,6 +185,11 @@ class RunStatus(Model):
     credits_used: Credits = Decimal(0)
     credits_reserved: Credits = Decimal(0)
     credits_estimated: Credits = Decimal(0)
+    credits_released: Credits = Decimal(0)
+    # The account the run is metered against; unset while undecided or when unmetered.
+    credit_account: str | None = None
+    metered: bool | None = None
+    ledger: list[LedgerEntry] = Field(default_factory=list, max_length=100)
     started_at: str | None = None
     finished_at: str | None = None
     web_url: str | None = None

@@ -18,14 +18,17 @@ import kopf
 
 from oxygen.api.common import GROUP, VERSION
 from oxygen.api.labels import LABEL_RUN_UID
+from oxygen.credits.gate import account_of, share_of
 from oxygen.execution.jobs import WorkerDefaults
 from oxygen.kube.client import Kube, load_api_client
+from oxygen.reconcile.accounts import AccountReconciler, AccountState
 from oxygen.reconcile.runs import RunReconciler, RunState, Settings, _rv
 from oxygen.status.views import job_view, shard_view
 
 log = logging.getLogger("oxygen.operator")
 
 _reconciler: RunReconciler | None = None
+_accounts: AccountReconciler | None = None
 # A Run's daemon sleeps between passes; a change to the Run wakes it at once.
 _wakeups: dict[str, asyncio.Event] = {}
 
@@ -39,6 +42,13 @@ def reconciler() -> RunReconciler:
         )
         _reconciler = RunReconciler(Kube(load_api_client()), settings)
     return _reconciler
+
+
+def account_reconciler() -> AccountReconciler:
+    global _accounts
+    if _accounts is None:
+        _accounts = AccountReconciler(reconciler().kube)
+    return _accounts
 
 
 @kopf.on.startup()
@@ -117,3 +127,32 @@ async def _loop(
             interval = 2.0
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), timeout=interval)
+
+
+@kopf.index(GROUP, VERSION, "runs")
+def runs_by_account(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
+    raw = dict(body)
+    return {(namespace, account_of(raw)): share_of(raw)}
+
+
+@kopf.daemon(GROUP, VERSION, "creditaccounts", cancellation_timeout=5.0)  # type: ignore[arg-type]
+async def account_daemon(
+    body: kopf.Body,
+    name: str,
+    namespace: str,
+    stopped: kopf.DaemonStopped,
+    runs_by_account: kopf.Index[Any, Any],
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    """About once a second, derive the account's status from its runs (written only on change)."""
+    state = AccountState()
+    rec = account_reconciler()
+    while not stopped:
+        snapshot = copy.deepcopy(dict(body))
+        shares = list(runs_by_account.get((namespace, name), []))
+        try:
+            await asyncio.to_thread(rec.reconcile, snapshot, shares, state)
+        except Exception as err:  # keep the daemon alive; the next pass retries
+            logger.exception("account reconcile failed: %s", err)
+        await stopped.wait(1.0)

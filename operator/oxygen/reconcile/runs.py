@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from kubernetes.client.exceptions import ApiException
 
 from oxygen.api.labels import LABEL_RUN_UID
 from oxygen.api.run import TERMINAL_ITEM_STATUSES, TERMINAL_PHASES, Round, Run, RunStatus
-from oxygen.api.runshard import ItemResult, RunShard, RunShardStatus
+from oxygen.api.runshard import ItemResult, RunShard, RunShardStatus, ShardItem
+from oxygen.credits import ledger
+from oxygen.credits.gate import CreditGate, Decision
 from oxygen.execution.jobs import WorkerDefaults, shard_job, worker_identity
 from oxygen.kube.client import Kube, now
 from oxygen.planning.items import ItemsSourceError, PlannedItem, from_inline, parse_rows
@@ -41,6 +43,7 @@ ACTIVE_INTERVAL = 1.0
 IDLE_INTERVAL = 10.0
 # Status writes are rate-limited per run; phase changes are written at once.
 MIN_STATUS_INTERVAL = 1.0
+ROUND_WAIT = "a new round waits for credits"
 
 
 @dataclass
@@ -59,6 +62,10 @@ class RunState:
     fresh_shards: dict[str, tuple[int, ShardView]] = field(default_factory=dict)
     fresh_jobs: dict[str, JobView] = field(default_factory=dict)
     status_writes: int = 0
+    # Items resolved while the run waits for credits (resolved again when the spec changes).
+    items_cache: tuple[int, list[PlannedItem]] | None = None
+    # Set by a pass in which a retry or promotion round waited for credits.
+    round_waiting: bool = False
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> RunState:
@@ -85,6 +92,7 @@ class RunReconciler:
     def __init__(self, kube: Kube, settings: Settings) -> None:
         self.kube = kube
         self.settings = settings
+        self.gate = CreditGate(kube)
 
     # -- the pass ------------------------------------------------------------------------------
 
@@ -98,6 +106,7 @@ class RunReconciler:
         """One pass; returns how long to wait before the next one."""
         run = Run.model_validate(body)
         status = state.status.model_copy(deep=True)
+        state.round_waiting = False
         if status.phase == "failed":
             return IDLE_INTERVAL
         shards = self._merge_shards(indexed_shards, state)
@@ -114,6 +123,8 @@ class RunReconciler:
             except RunFailure as failure:
                 self._fail(body, run, status, state, failure)
                 return IDLE_INTERVAL
+            if not status.rounds and not run.spec.cancel:
+                return ACTIVE_INTERVAL  # waiting for credits
 
         cleaned_up = True
         if run.spec.cancel and status.phase != "canceled":
@@ -183,28 +194,92 @@ class RunReconciler:
             raise RunFailure("ItemsSourceMalformed", f"ConfigMap {ref.name!r}: {err}") from None
 
     def _plan_initial(self, body: dict[str, Any], run: Run, status: RunStatus, state: RunState) -> None:
-        items = self._resolve_items(run)
-        bodies = shard_bodies(body, run.spec, 0, initial_groups(run.spec, items))
-        self._create_shards(body, bodies, state)
+        """Resolve the items, hold their estimated cost against the account, then create round 0.
+
+        A run that its account cannot cover waits `queued` (or fails, if the account says so).
+        """
+        if state.items_cache is None or state.items_cache[0] != run.metadata.generation:
+            state.items_cache = (run.metadata.generation, self._resolve_items(run))
+        items = state.items_cache[1]
+        groups = initial_groups(run.spec, items)
         # A dry run estimates what the live run would cost; other modes what they will execute.
-        in_scope = (
-            len(items)
-            if run.spec.mode == "dry_run"
-            else sum(len(g.items) for g in initial_groups(run.spec, items) if g.execute)
-        )
+        dry = run.spec.mode == "dry_run"
+        in_scope = len(items) if dry else sum(len(g.items) for g in groups if g.execute)
+        estimate = run.spec.producer.cost_per_item * in_scope
         status.items_total = len(items)
-        status.credits_estimated = run.spec.producer.cost_per_item * in_scope
-        status.rounds = [
-            Round(round=0, reason="initial", items=len(items), shards=len(bodies), started_at=now())
-        ]
-        status.started_at = status.started_at or now()
-        self._commit_plan(body, run, status, state)
+        status.credits_estimated = estimate
+        with self.gate.account_lock(run.metadata.namespace, run.spec.credit_account):
+            decision = self.gate.decide(run, estimate)
+            self._note_credits(body, run, status, decision, dry)
+            if not decision.allowed and not dry:
+                if decision.on_insufficient == "fail" and decision.reason == "InsufficientCredits":
+                    raise RunFailure("InsufficientCredits", decision.message)
+                self._wait_for_credits(body, run, status, state, decision)
+                return
+            bodies = shard_bodies(body, run.spec, 0, groups)
+            self._create_shards(body, bodies, state)
+            status.rounds = [
+                Round(round=0, reason="initial", items=len(items), shards=len(bodies), started_at=now())
+            ]
+            status.started_at = status.started_at or now()
+            if decision.metered and not dry:
+                status.ledger = ledger.reserve(status.ledger, estimate, now(), 0)
+                status.credits_reserved = estimate
+            self._commit_plan(body, run, status, state)
+        state.items_cache = None
         self.kube.event(
             body,
             "Planned",
             f"{len(items)} items in {len(bodies)} shards (mode {run.spec.mode}, "
-            f"batchSize {run.spec.batch_size}, parallelism {run.spec.parallelism})",
+            f"batchSize {run.spec.batch_size}, parallelism {run.spec.parallelism}); {decision.message}",
         )
+
+    def _note_credits(
+        self, body: dict[str, Any], run: Run, status: RunStatus, decision: Decision, dry: bool
+    ) -> None:
+        status.metered = decision.metered
+        status.credit_account = decision.account
+        stamp, gen = now(), run.metadata.generation
+        status.conditions = aggregate.set_condition(
+            status.conditions,
+            "Metered",
+            decision.metered,
+            "Metered" if decision.metered else "Unmetered",
+            decision.message,
+            stamp,
+            gen,
+        )
+        if decision.metered:
+            status.conditions = aggregate.set_condition(
+                status.conditions,
+                "InsufficientCredits",
+                not decision.allowed,
+                decision.reason or "CreditsAvailable",
+                decision.message,
+                stamp,
+                gen,
+            )
+
+    def _wait_for_credits(
+        self, body: dict[str, Any], run: Run, status: RunStatus, state: RunState, decision: Decision
+    ) -> None:
+        """Stay queued; the Event is posted once per wait, the status says why."""
+        first = state.status.message != decision.message
+        status.phase = "queued"
+        status.message = decision.message
+        self._stamp(run, status)
+        if _comparable(status) != _comparable(state.status):
+            self.kube.patch_status("runs", run.metadata.namespace, run.metadata.name, status.wire())
+            state.status = status.model_copy(deep=True)
+            state.status_writes += 1
+            state.last_write = time.monotonic()
+        if first:
+            self.kube.event(
+                body,
+                decision.reason or "InsufficientCredits",
+                f"run waits for credits: {decision.message}",
+                type_="Warning",
+            )
 
     def _create_shards(self, run_body: dict[str, Any], bodies: list[dict[str, Any]], state: RunState) -> None:
         """Grant the workers access to the shards first, then create them (409 means: already ours)."""
@@ -250,18 +325,19 @@ class RunReconciler:
         run: Run,
         status: RunStatus,
         state: RunState,
-        reason: str,
-        wanted: Any,
-    ) -> int:
-        """Move the items `wanted(item_result, shard)` selects into a new round; returns their count.
+        reason: Literal["promotion", "retry"],
+        wanted: Callable[[ItemResult, RunShard], bool],
+    ) -> tuple[int, Decision | None]:
+        """Move the items `wanted` selects into a new round, if their account admits them.
 
+        Returns how many items moved (0 when none, or when credits refused: see the Decision).
         Order matters for restarts: create the new shards, then mark the old items superseded, then
         record the round. An item superseded into this round still belongs to it when recomputed.
         """
         round_ = len(status.rounds)
         full = self._full_shards(run)
         prefix_marker = f"-r{round_}-"
-        moved: list[tuple[ItemResult, Any]] = []
+        moved: list[tuple[ItemResult, ShardItem]] = []
         for shard_body in full:
             shard = RunShard.model_validate(shard_body)
             if shard.spec.round >= round_:
@@ -272,7 +348,11 @@ class RunReconciler:
                 if mine or (item.superseded_by is None and wanted(item, shard)):
                     moved.append((item, inputs[item.id]))
         if not moved:
-            return 0
+            return 0, None
+        amount = run.spec.producer.cost_per_item * len(moved)
+        decision = self.gate.decide(run, amount) if status.metered else None
+        if decision is not None and not decision.allowed:
+            return 0, decision
         moved.sort(key=lambda pair: int(pair[0].id) if pair[0].id.isdigit() else pair[0].id)
         planned = [PlannedItem(item.id, item.row_id, spec_item.inputs) for item, spec_item in moved]
         attempts = {item.id: item.attempt_count for item, _ in moved}
@@ -282,37 +362,52 @@ class RunReconciler:
             item.id: b["metadata"]["name"] for b in bodies for item in RunShard.model_validate(b).spec.items
         }
         for shard_body in full:
-            shard = RunShard.model_validate(shard_body)
-            changed = False
-            for item in shard.status.items:
-                if item.id in new_home and item.superseded_by is None and shard.spec.round < round_:
-                    item.superseded_by = new_home[item.id]
-                    changed = True
-            if changed:
-                new_status = shard.status.model_copy(
-                    update={
-                        "summary": summarize(shard.status.items),
-                        "phase": shard_phase(shard.status.items),
-                    }
-                )
-                patched = self.kube.patch_status(
-                    "runshards", run.metadata.namespace, shard.metadata.name, new_status.wire()
-                )
-                self._remember_shard(state, patched)
+            self._supersede(run, RunShard.model_validate(shard_body), new_home, round_, state)
         status.rounds.append(
             Round(round=round_, reason=reason, items=len(moved), shards=len(bodies), started_at=now())
         )
+        if status.metered:
+            status.ledger = ledger.reserve(status.ledger, amount, now(), round_)
+            status.credits_reserved = amount
         status.phase = "running"
         status.finished_at = None
-        return len(moved)
+        return len(moved), decision
+
+    def _supersede(
+        self, run: Run, shard: RunShard, new_home: dict[str, str], round_: int, state: RunState
+    ) -> None:
+        if shard.spec.round >= round_:
+            return
+        changed = False
+        for item in shard.status.items:
+            if item.id in new_home and item.superseded_by is None:
+                item.superseded_by = new_home[item.id]
+                changed = True
+        if not changed:
+            return
+        new_status = shard.status.model_copy(
+            update={"summary": summarize(shard.status.items), "phase": shard_phase(shard.status.items)}
+        )
+        patched = self.kube.patch_status(
+            "runshards", run.metadata.namespace, shard.metadata.name, new_status.wire()
+        )
+        self._remember_shard(state, patched)
 
     def _retry(self, body: dict[str, Any], run: Run, status: RunStatus, state: RunState) -> None:
-        count = self._start_round(
-            body, run, status, state, "retry", lambda item, _shard: item.status == "failed"
-        )
-        status.observed_retry_failed = run.spec.retry_failed
-        self._commit_plan(body, run, status, state)
-        if count:
+        with self.gate.account_lock(run.metadata.namespace, run.spec.credit_account):
+            count, decision = self._start_round(
+                body, run, status, state, "retry", lambda item, _shard: item.status == "failed"
+            )
+            if decision is not None and not decision.allowed and decision.on_insufficient == "queue":
+                self._refused_once(body, run, status, state, decision, "retry")
+                return
+            status.observed_retry_failed = run.spec.retry_failed
+            self._commit_plan(body, run, status, state)
+        if decision is not None and not decision.allowed:
+            self.kube.event(
+                body, "InsufficientCredits", f"retry refused: {decision.message}", type_="Warning"
+            )
+        elif count:
             self.kube.event(
                 body, "Retrying", f"retrying {count} failed items (retryFailed={run.spec.retry_failed})"
             )
@@ -327,11 +422,42 @@ class RunReconciler:
                 and shard.spec.skip_reason in (SKIP_SMOKE, SKIP_DRY_RUN)
             )
 
-        count = self._start_round(body, run, status, state, "promotion", skipped_by_mode)
+        with self.gate.account_lock(run.metadata.namespace, run.spec.credit_account):
+            count, decision = self._start_round(body, run, status, state, "promotion", skipped_by_mode)
+            if decision is not None and not decision.allowed:
+                self._refused_once(body, run, status, state, decision, "promotion")
+                return
+            if count:
+                status.credits_estimated += run.spec.producer.cost_per_item * count
+                self._commit_plan(body, run, status, state)
         if count:
-            status.credits_estimated += run.spec.producer.cost_per_item * count
-            self._commit_plan(body, run, status, state)
             self.kube.event(body, "Promoted", f"mode is live: executing the {count} items that were skipped")
+
+    def _refused_once(
+        self,
+        body: dict[str, Any],
+        run: Run,
+        status: RunStatus,
+        state: RunState,
+        decision: Decision,
+        what: str,
+    ) -> None:
+        """A later round waits for credits: say so once (condition + Event), try again next pass."""
+        state.round_waiting = True
+        already = any(c.type == "InsufficientCredits" and c.status == "True" for c in state.status.conditions)
+        status.conditions = aggregate.set_condition(
+            status.conditions,
+            "InsufficientCredits",
+            True,
+            "InsufficientCredits",
+            f"{what} waits for credits: {decision.message}",
+            now(),
+            run.metadata.generation,
+        )
+        if not already:
+            self.kube.event(
+                body, "InsufficientCredits", f"{what} waits for credits: {decision.message}", type_="Warning"
+            )
 
     # -- Jobs -----------------------------------------------------------------------------------------
 
@@ -505,8 +631,7 @@ class RunReconciler:
         status.items_succeeded = counts.succeeded
         status.items_failed = counts.failed
         status.items_skipped = counts.skipped
-        status.credits_used = counts.credits_used
-        status.credits_reserved = Decimal(0)
+        self._account_credits(run, status, counts, phase in TERMINAL_PHASES, state.round_waiting)
         status.shards = aggregate.shard_counts(shards, jobs)
         status.failed_items = aggregate.failed_sample(shards)
         status.providers = aggregate.provider_summaries(shards)
@@ -516,7 +641,7 @@ class RunReconciler:
             status.finished_at = None
         status.message = None
         status.conditions = aggregate.conditions_for(
-            phase, counts, "", state.status.conditions, now(), run.metadata.generation
+            phase, counts, "", status.conditions, now(), run.metadata.generation
         )
         self._stamp(run, status)
         if _comparable(status) == _comparable(state.status):
@@ -530,6 +655,38 @@ class RunReconciler:
         state.last_write = time.monotonic()
         if phase_changed:
             self._announce(body, previous_phase, phase, counts)
+
+    def _account_credits(
+        self, run: Run, status: RunStatus, counts: aggregate.ItemCounts, terminal: bool, round_waiting: bool
+    ) -> None:
+        """Held, captured and released, derived from the items; settled into the ledger when done."""
+        metered = bool(status.metered)
+        status.credits_used = counts.credits_used
+        status.credits_reserved = ledger.held(
+            run.spec.producer.cost_per_item, counts.unfinished, metered, terminal
+        )
+        if not metered:
+            status.credits_released = Decimal(0)
+            return
+        status.credits_released = ledger.released(status.ledger, status.credits_used, status.credits_reserved)
+        if terminal:
+            status.ledger = ledger.settle(
+                status.ledger, status.credits_used, status.credits_released, now(), len(status.rounds) - 1
+            )
+        waited = any(
+            c.type == "InsufficientCredits" and c.status == "True" and c.message.startswith(ROUND_WAIT)
+            for c in status.conditions
+        )
+        if waited and not round_waiting:
+            status.conditions = aggregate.set_condition(
+                status.conditions,
+                "InsufficientCredits",
+                False,
+                "CreditsAvailable",
+                "",
+                now(),
+                run.metadata.generation,
+            )
 
     def _announce(self, body: dict[str, Any], old: str, new: str, counts: aggregate.ItemCounts) -> None:
         totals = f"{counts.succeeded} succeeded, {counts.failed} failed, {counts.skipped} skipped"

@@ -9,7 +9,6 @@ from decimal import Decimal
 from oxygen.api.run import TERMINAL_ITEM_STATUSES
 from oxygen.api.runshard import ItemResult, ShardPhase, ShardSummary
 
-
 # Upper bounds (seconds) of the item latency histogram; the last bucket is +Inf.
 LATENCY_BUCKETS: tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 

@@ -1,0 +1,1 @@
+"""Credit accounting: pure arithmetic (ledger.py) and the reservation gate (gate.py)."""

@@ -1,0 +1,106 @@
+"""Credit arithmetic, exact (Decimal) and derived from what is stored, so restarts never double-count.
+
+Per run: every item in scope holds `costPerItem` while unfinished (the reservation). A success
+captures its cost (the provider's reported cost or costPerItem); whatever was reserved and neither
+captured nor still held has been released. Per account: available = granted - captured - reserved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from oxygen.api.creditaccount import Grant
+from oxygen.api.run import LedgerEntry
+
+MAX_LEDGER_ENTRIES = 100
+
+
+def granted(grants: Iterable[Grant]) -> Decimal:
+    """Each grant id counts exactly once (the first declaration wins)."""
+    seen: dict[str, Decimal] = {}
+    for grant in grants:
+        seen.setdefault(grant.id, grant.amount)
+    return sum(seen.values(), Decimal(0))
+
+
+def held(cost_per_item: Decimal, unfinished_items: int, metered: bool, terminal: bool) -> Decimal:
+    if not metered or terminal:
+        return Decimal(0)
+    return cost_per_item * unfinished_items
+
+
+def reserved_total(ledger: Sequence[LedgerEntry]) -> Decimal:
+    return sum((e.amount for e in ledger if e.type == "reserved"), Decimal(0))
+
+
+def released(ledger: Sequence[LedgerEntry], captured: Decimal, still_held: Decimal) -> Decimal:
+    """The unused part of what was reserved (never negative: a provider may charge over estimate)."""
+    return max(Decimal(0), reserved_total(ledger) - captured - still_held)
+
+
+def settle(
+    ledger: list[LedgerEntry], captured: Decimal, released_now: Decimal, at: str, round_: int
+) -> list[LedgerEntry]:
+    """Append what was captured and released since the last settlement (deltas, so nothing twice)."""
+    out = list(ledger)
+    for kind, total in (("captured", captured), ("released", released_now)):
+        recorded = sum((e.amount for e in out if e.type == kind), Decimal(0))
+        delta = total - recorded
+        if delta != 0:
+            out.append(LedgerEntry(type=kind, amount=delta, at=at, round=round_))
+    return compact(out)
+
+
+def reserve(ledger: list[LedgerEntry], amount: Decimal, at: str, round_: int) -> list[LedgerEntry]:
+    if amount == 0:
+        return list(ledger)
+    return compact([*ledger, LedgerEntry(type="reserved", amount=amount, at=at, round=round_)])
+
+
+def compact(ledger: list[LedgerEntry]) -> list[LedgerEntry]:
+    """Keep the ledger bounded: fold the oldest entries of each type into one, totals unchanged."""
+    if len(ledger) <= MAX_LEDGER_ENTRIES:
+        return ledger
+    keep = ledger[-(MAX_LEDGER_ENTRIES - 3) :]
+    folded: list[LedgerEntry] = []
+    for kind in ("reserved", "captured", "released"):
+        old = [e for e in ledger[: len(ledger) - len(keep)] if e.type == kind]
+        if old:
+            total = sum((e.amount for e in old), Decimal(0))
+            folded.append(LedgerEntry(type=kind, amount=total, at=old[-1].at, round=old[-1].round))
+    return folded + keep
+
+
+@dataclass(frozen=True)
+class RunShare:
+    """What one run takes from its account right now."""
+
+    name: str
+    uid: str
+    phase: str
+    reserved: Decimal
+    captured: Decimal
+    released: Decimal
+
+
+@dataclass(frozen=True)
+class AccountTotals:
+    granted: Decimal
+    captured: Decimal
+    reserved: Decimal
+    released: Decimal
+
+    @property
+    def available(self) -> Decimal:
+        return self.granted - self.captured - self.reserved
+
+
+def account_totals(grants: Iterable[Grant], runs: Iterable[RunShare]) -> AccountTotals:
+    captured = reserved = rel = Decimal(0)
+    for run in runs:
+        captured += run.captured
+        reserved += run.reserved
+        rel += run.released
+    return AccountTotals(granted(grants), captured, reserved, rel)
