@@ -20,6 +20,7 @@ from oxygen.api.common import GROUP, VERSION
 from oxygen.api.creditaccount import CreditAccountSpec, CreditAccountStatus
 from oxygen.api.run import RunSpec, RunStatus
 from oxygen.api.runshard import RunShardSpec, RunShardStatus
+from oxygen.api.workflow import WorkflowSpec, WorkflowStatus
 
 _DROP = {"title", "description_"}
 
@@ -90,15 +91,31 @@ class Resource:
     short_names: list[str] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)
     columns: list[dict[str, Any]] = field(default_factory=list)
+    spec_optional: bool = False
 
 
 RESOURCES = [
+    Resource(
+        kind="Workflow",
+        plural="workflows",
+        singular="workflow",
+        spec=WorkflowSpec,
+        status=WorkflowStatus,
+        short_names=["oxwf"],
+        categories=["oxygen"],
+        columns=[
+            {"name": "Schedule", "type": "string", "jsonPath": ".spec.triggers.schedule.cron"},
+            {"name": "Last Schedule", "type": "date", "jsonPath": ".status.lastScheduleTime"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+    ),
     Resource(
         kind="CreditAccount",
         plural="creditaccounts",
         singular="creditaccount",
         spec=CreditAccountSpec,
         status=CreditAccountStatus,
+        spec_optional=True,
         short_names=["oxca"],
         categories=["oxygen"],
         columns=[
@@ -148,10 +165,10 @@ RESOURCES = [
 ]
 
 
-def _spec_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """A spec with no required field may be omitted: the API server then fills its defaults."""
-    schema = schema_of(model)
-    return schema if schema.get("required") else {"default": {}, **schema}
+def _spec_schema(resource: Resource) -> dict[str, Any]:
+    """A spec that may be omitted gets `default: {}`: the API server then fills its defaults."""
+    schema = schema_of(resource.spec)
+    return {"default": {}, **schema} if resource.spec_optional else schema
 
 
 def crd(resource: Resource) -> dict[str, Any]:
@@ -185,7 +202,7 @@ def crd(resource: Resource) -> dict[str, Any]:
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},
                                 "metadata": {"type": "object"},
-                                "spec": _spec_schema(resource.spec),
+                                "spec": _spec_schema(resource),
                                 "status": schema_of(resource.status),
                             },
                         }

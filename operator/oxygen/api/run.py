@@ -74,9 +74,37 @@ class Producer(Model):
     provider: str = Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     http: HttpProducer | None = None
     builtin: Literal["echo"] | None = None
-    command: list[str] | None = Field(default=None, min_length=1)
+    command: list[str] | None = Field(default=None, min_length=1, max_length=64)
     cost_per_item: Credits = Decimal(0)
     max_output_bytes: int = Field(default=DEFAULT_MAX_OUTPUT_BYTES, ge=64, le=256 * 1024)
+
+
+class WorkflowRef(Model):
+    name: str = Field(min_length=1)
+
+
+class Ingestion(Model):
+    """A provider's search results, page by page: each page is an item, found by the cursor before it."""
+
+    provider: str = Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    url: str = Field(pattern=r"^https?://")
+    query: str
+    page_size: int = Field(default=100, ge=1, le=10000)
+    max_pages: int = Field(default=10, ge=1, le=10000)
+    timeout_seconds: float = Field(default=30, gt=0, le=3600)
+    headers_from: HeadersFrom | None = None
+    cost_per_page: Credits = Decimal(0)
+    max_output_bytes: int = Field(default=256 * 1024, ge=64, le=512 * 1024)
+
+    def producer(self) -> Producer:
+        return Producer(
+            provider=self.provider,
+            http=HttpProducer(
+                url=self.url, timeout_seconds=self.timeout_seconds, headers_from=self.headers_from
+            ),
+            cost_per_item=self.cost_per_page,
+            max_output_bytes=self.max_output_bytes,
+        )
 
 
 class Retry(Model):
@@ -93,8 +121,20 @@ class RunSpec(Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "has(self.items) != has(self.itemsFrom)",
+                    "rule": "self.kind != 'column' || has(self.items) != has(self.itemsFrom)",
                     "message": "exactly one of items or itemsFrom is required",
+                },
+                {
+                    "rule": "self.kind != 'column' || has(self.producer)",
+                    "message": "a column run needs a producer",
+                },
+                {
+                    "rule": "self.kind != 'workflow' || has(self.workflowRef)",
+                    "message": "a workflow run needs workflowRef",
+                },
+                {
+                    "rule": "self.kind != 'ingestion' || has(self.ingestion)",
+                    "message": "an ingestion run needs ingestion",
                 },
                 {
                     "rule": "!has(oldSelf.cancel) || !oldSelf.cancel || (has(self.cancel) && self.cancel)",
@@ -116,7 +156,10 @@ class RunSpec(Model):
     column: str | None = None
     items: list[RunItem] | None = None
     items_from: ItemsFrom | None = None
-    producer: Producer
+    producer: Producer | None = None
+    workflow_ref: WorkflowRef | None = None
+    inputs: JsonObject | None = None
+    ingestion: Ingestion | None = None
     batch_size: int = Field(default=100, ge=1, le=10000)
     parallelism: int = Field(default=4, ge=1, le=1000)
     # `default: {}` lets the API server fill the nested defaults for a manifest that omits these.
@@ -126,6 +169,15 @@ class RunSpec(Model):
     paused: bool = False
     cancel: bool = False
     retry_failed: int = Field(default=0, ge=0)
+
+
+def effective_producer(spec: RunSpec) -> Producer:
+    """The producer a run's shards carry (a workflow's steps override it per item)."""
+    if spec.producer is not None:
+        return spec.producer
+    if spec.ingestion is not None:
+        return spec.ingestion.producer()
+    return Producer(provider="workflow", builtin="echo")
 
 
 class ShardCounts(Model):
@@ -186,6 +238,8 @@ class RunStatus(Model):
     credits_reserved: Credits = Decimal(0)
     credits_estimated: Credits = Decimal(0)
     credits_released: Credits = Decimal(0)
+    # What each item holds while unfinished (a workflow: its most expensive step), fixed at planning.
+    credits_per_item: Credits | None = None
     # The account the run is metered against; unset while undecided or when unmetered.
     credit_account: str | None = None
     metered: bool | None = None

@@ -26,6 +26,11 @@ class ShardItem(Model):
     inputs: JsonObject = Field(default_factory=dict)
     # Attempts made in earlier rounds; a retried item continues counting from here.
     attempt_count: int = 0
+    # Workflow steps: the step's name, its own producer, and inputs templated from the run's inputs
+    # and earlier steps' outputs ("${inputs.x}", "${steps.<name>.outputs.y}"), resolved when it runs.
+    step: str | None = None
+    producer: Producer | None = None
+    inputs_template: JsonObject | None = None
 
 
 class RunShardSpec(Model):
@@ -38,7 +43,13 @@ class RunShardSpec(Model):
     skip_reason: str | None = None
     producer: Producer
     retry: Retry
-    items: list[ShardItem]
+    items: list[ShardItem] = Field(max_length=10000)
+    # independent: items in any order; steps: in order, a failed step skips the rest;
+    # pages: in order, each page's nextCursor adds the next page (up to ingestion.maxPages).
+    sequence: Literal["independent", "steps", "pages"] = "independent"
+    # What templated inputs may refer to: {"inputs": {...}, "steps": {name: {"outputs": ...}}}.
+    context: JsonObject | None = None
+    max_pages: int | None = None
 
 
 class ItemResult(Model):
@@ -46,6 +57,11 @@ class ItemResult(Model):
 
     id: str
     row_id: str | None = None
+    step: str | None = None
+    # Set when the item's producer is not the shard's (workflow steps): summaries count per provider.
+    provider: str | None = None
+    # Inputs of items found while running (ingestion pages) or resolved from a template (steps).
+    inputs: Json = None
     status: ItemStatus = "pending"
     attempt_count: int = 0
     outputs: Json = None
@@ -57,6 +73,14 @@ class ItemResult(Model):
     latency_seconds: float | None = None
     # Set when a later round (retry or promotion) re-executes this item in another shard.
     superseded_by: str | None = None
+
+
+class ProviderTally(Model):
+    succeeded: int = 0
+    failed: int = 0
+    credits_used: Credits = Decimal(0)
+    attempts: int = 0
+    latency_seconds_sum: float = 0.0
 
 
 class ShardSummary(Model):
@@ -75,6 +99,8 @@ class ShardSummary(Model):
     # "+Inf"): the operator turns these into a Prometheus histogram per provider.
     latency_buckets: dict[str, int] = Field(default_factory=dict)
     error_classes: dict[str, int] = Field(default_factory=dict)
+    # Only for shards whose items name their own providers (workflow steps).
+    by_provider: dict[str, ProviderTally] = Field(default_factory=dict)
 
 
 class RunShardStatus(Model):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from oxygen.devcluster.nodeagent import NodeAgent
 
 class LocalCluster:
     def __init__(self, workdir: Path | None = None) -> None:
+        self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="oxygen-cluster-"))
         self.controlplane = ControlPlane(workdir=self.workdir / "controlplane")
         self.agent: NodeAgent | None = None
@@ -32,6 +35,8 @@ class LocalCluster:
         if self.agent is not None:
             self.agent.stop()
         self.controlplane.stop()
+        if self._own_workdir and not os.environ.get("OXYGEN_KEEP_CLUSTER_DIR"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> LocalCluster:
         return self.start()

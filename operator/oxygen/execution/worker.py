@@ -26,8 +26,8 @@ from decimal import Decimal
 from typing import Any, Final, TypeVar
 
 from oxygen.api.common import GROUP, VERSION
-from oxygen.api.run import TERMINAL_ITEM_STATUSES
-from oxygen.api.runshard import ItemResult, RunShard, RunShardStatus
+from oxygen.api.run import TERMINAL_ITEM_STATUSES, Producer
+from oxygen.api.runshard import ItemResult, RunShard, RunShardStatus, ShardItem
 from oxygen.execution.producers import (
     CallAbandoned,
     ItemCall,
@@ -39,6 +39,7 @@ from oxygen.execution.producers import (
     make_producer,
     truncate,
 )
+from oxygen.execution.templates import TemplateError, render
 from oxygen.status.shard import shard_phase, summarize
 
 log = logging.getLogger("oxygen.worker")
@@ -100,6 +101,16 @@ def needs_execution(item: ItemResult) -> bool:
     return item.superseded_by is None and item.status not in TERMINAL_ITEM_STATUSES
 
 
+def work_items(shard: RunShard) -> list[ShardItem]:
+    """The spec's items plus those found while running (ingestion pages) that an earlier pod recorded."""
+    work = list(shard.spec.items)
+    declared = {item.id for item in work}
+    for result in shard.status.items:
+        if result.id not in declared and isinstance(result.inputs, dict):
+            work.append(ShardItem(id=result.id, row_id=result.row_id, inputs=result.inputs))
+    return work
+
+
 def initial_items(shard: RunShard) -> list[ItemResult]:
     """Spec items merged with what an earlier pod recorded, so a restarted pod resumes."""
     known = {result.id: result for result in shard.status.items}
@@ -114,6 +125,11 @@ def initial_items(shard: RunShard) -> list[ItemResult]:
             items.append(prior.model_copy(update={"attempt_count": spec_item.attempt_count}))
         else:
             items.append(prior)
+    declared = {spec_item.id for spec_item in shard.spec.items}
+    items += [result for result in shard.status.items if result.id not in declared]
+    for spec_item, item in zip(shard.spec.items, items, strict=False):
+        if spec_item.step and item.step is None:
+            item.step = spec_item.step
     return items
 
 
@@ -170,6 +186,9 @@ class ShardExecutor:
         self._max_status_bytes = max_status_bytes
         self._poll_interval = poll_interval
         self._items = initial_items(shard)
+        self._work = work_items(shard)
+        self._producers: dict[int, ItemProducer] = {}
+        self.make_producer: Callable[[Producer], ItemProducer] | None = None
         self._sizes = [json_bytes(item.wire()) for item in self._items]
         self._status_bytes = STATUS_OVERHEAD_BYTES + sum(self._sizes)
         self._started_at = shard.status.started_at
@@ -231,12 +250,16 @@ class ShardExecutor:
         if not self._spec.execute:
             self._skip(todo)
         else:
-            for index in todo:
+            index = 0
+            # Pages append items as they are found, so the list may grow while we walk it.
+            while index < len(self._items):
                 if self.stop.is_set():
                     break
-                self._execute(index)
-                self._maybe_flush()
-        left = sum(1 for index in todo if needs_execution(self._items[index]))
+                if needs_execution(self._items[index]):
+                    self._execute_in_sequence(index)
+                    self._maybe_flush()
+                index += 1
+        left = sum(1 for item in self._items if needs_execution(item))
         stopped = self.stop.is_set() and left > 0
         if stopped:
             self._message = f"worker stopped; {left} item(s) left for the next pod"
@@ -253,8 +276,71 @@ class ShardExecutor:
         for index in todo:
             self._set(index, self._items[index].model_copy(update={"status": "skipped", "finished_at": now}))
 
+    def _execute_in_sequence(self, index: int) -> None:
+        """Steps run in order and stop at the first failure; pages discover the next page."""
+        sequence = self._spec.sequence
+        if sequence == "steps":
+            blocker = next((i for i in self._items[:index] if i.status in ("failed", "skipped")), None)
+            if blocker is not None:
+                reason = f"skipped: step {blocker.step or blocker.id} did not succeed"
+                self._set(
+                    index,
+                    self._items[index].model_copy(
+                        update={"status": "skipped", "error": reason, "finished_at": self._now()}
+                    ),
+                )
+                return
+            try:
+                inputs = render(
+                    self._work[index].inputs_template or self._work[index].inputs, self._context()
+                )
+            except TemplateError as err:
+                self._fail(index, f"input mapping: {err}", "bad_input_mapping", 0.0)
+                return
+            self._work[index] = self._work[index].model_copy(update={"inputs": inputs})
+            provider = (self._work[index].producer or self._spec.producer).provider
+            self._set(index, self._items[index].model_copy(update={"inputs": inputs, "provider": provider}))
+        self._execute(index)
+        if sequence == "pages" and self._items[index].status == "succeeded":
+            self._discover_next_page(index)
+
+    def _context(self) -> dict[str, Any]:
+        context = dict(self._spec.context or {})
+        steps = dict(context.get("steps") or {})
+        for item in self._items:
+            if item.step and item.status == "succeeded":
+                steps[item.step] = {"outputs": item.outputs}
+        context["steps"] = steps
+        context.setdefault("inputs", {})
+        return context
+
+    def _discover_next_page(self, index: int) -> None:
+        outputs = self._items[index].outputs
+        cursor = outputs.get("nextCursor") if isinstance(outputs, dict) else None
+        page = int(self._items[index].id)
+        if cursor in (None, "") or page + 1 >= (self._spec.max_pages or 1):
+            return
+        next_id = str(page + 1)
+        if any(item.id == next_id for item in self._items):
+            return
+        inputs = {**self._work[index].inputs, "cursor": cursor, "page": page + 1}
+        self._work.append(ShardItem(id=next_id, inputs=inputs))
+        item = ItemResult(id=next_id, inputs=inputs)
+        self._items.append(item)
+        size = json_bytes(item.wire())
+        self._sizes.append(size)
+        self._status_bytes += size
+
+    def _producer_for(self, index: int) -> ItemProducer:
+        own = self._work[index].producer
+        if own is None or self.make_producer is None:
+            return self._producer
+        if index not in self._producers:
+            self._producers[index] = self.make_producer(own)
+        return self._producers[index]
+
     def _execute(self, index: int) -> None:
-        spec_item = self._spec.items[index]
+        spec_item = self._work[index]
         # Attempts a dead pod of this same round already made count against this round's budget;
         # at least one call is always allowed, because the last of those calls has no known result.
         made = max(0, self._items[index].attempt_count - spec_item.attempt_count)
@@ -273,7 +359,7 @@ class ShardExecutor:
                 ),
             )
             t0 = self._clock()
-            outcome = self._call(self._item_call(index, attempt))
+            outcome = self._call(self._item_call(index, attempt), self._producer_for(index))
             latency = round(max(0.0, self._clock() - t0), 6)
             if isinstance(outcome, _Abandoned):
                 # The call's result will never be known here: it does not count, the next pod redoes it.
@@ -296,7 +382,7 @@ class ShardExecutor:
             self._sleep(delay)
 
     def _item_call(self, index: int, attempt: int) -> ItemCall:
-        spec_item = self._spec.items[index]
+        spec_item = self._work[index]
         return ItemCall(
             run_name=self._spec.run_name,
             run_uid=self._spec.run_uid,
@@ -306,14 +392,14 @@ class ShardExecutor:
             attempt=attempt,
         )
 
-    def _call(self, call: ItemCall) -> CallOutcome:
+    def _call(self, call: ItemCall, producer: ItemProducer) -> CallOutcome:
         """The producer call on a daemon thread, so a stop request never waits for a slow provider."""
         box: list[ProducerResult | ProducerError] = []
         done = threading.Event()
 
         def target() -> None:
             try:
-                box.append(self._producer.call(call))
+                box.append(producer.call(call))
             except ProducerError as exc:
                 box.append(exc)
             except Exception as exc:
@@ -346,7 +432,8 @@ class ShardExecutor:
         self._set(index, self._items[index].model_copy(update=update))
 
     def _succeed(self, index: int, result: ProducerResult, latency: float) -> None:
-        cap = self._spec.producer.max_output_bytes
+        spec = self._work[index].producer or self._spec.producer
+        cap = spec.max_output_bytes
         size = json_bytes(result.outputs)
         if size > cap:
             message = (
@@ -355,7 +442,7 @@ class ShardExecutor:
             )
             self._fail(index, message, "output_too_large", latency)
             return
-        cost = result.cost if result.cost is not None else self._spec.producer.cost_per_item
+        cost = result.cost if result.cost is not None else spec.cost_per_item
         candidate = self._items[index].model_copy(
             update={
                 "status": "succeeded",
@@ -547,6 +634,8 @@ def _run(
             flush_interval=flush_interval,
             worker_name=env.get("HOSTNAME"),
         )
+        # Workflow steps each name their own producer; they are built on first use.
+        executor.make_producer = lambda spec: make_producer(spec, env=env, cancel=abandon)
         todo = sum(1 for item in executor.snapshot().items if needs_execution(item))
         log.info("shard %s/%s: %d items, %d to execute", namespace, shard, len(resource.spec.items), todo)
         outcome = executor.run()

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from oxygen.api.run import RunItem
+from oxygen.api.run import Producer, RunItem
 
 
 class ItemsSourceError(ValueError):
@@ -20,6 +20,10 @@ class PlannedItem:
     id: str
     row_id: str | None
     inputs: dict[str, Any]
+    # Workflow steps only: the step's name, its producer and its templated inputs.
+    step: str | None = None
+    producer: Producer | None = None
+    inputs_template: dict[str, Any] | None = None
 
 
 def item_id(index: int) -> str:

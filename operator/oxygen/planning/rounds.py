@@ -10,19 +10,34 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from oxygen.api.common import API_VERSION
 from oxygen.api.labels import LABEL_ROUND, LABEL_RUN, LABEL_RUN_UID, MANAGED_BY, owner_reference
-from oxygen.api.run import RunSpec
+from oxygen.api.run import Producer, RunSpec, effective_producer
 from oxygen.api.runshard import ItemResult, RunShardSpec, RunShardStatus, ShardItem
 from oxygen.planning.items import PlannedItem
 from oxygen.planning.names import shard_name
-from oxygen.planning.shards import batches
+from oxygen.planning.shards import MAX_SHARD_INPUT_BYTES, batches
 from oxygen.status.shard import shard_phase, summarize
 
 SKIP_DRY_RUN = "dry_run: nothing executes"
 SKIP_SMOKE = "outside the smoke test sample"
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How a run's shards execute (see RunShardSpec.sequence); column runs use the defaults."""
+
+    sequence: Literal["independent", "steps", "pages"] = "independent"
+    context: dict[str, Any] | None = None
+    max_pages: int | None = None
+    producer: Producer | None = None
+
+    @property
+    def single_shard(self) -> bool:
+        # Steps and pages depend on the items before them: they stay together in one shard.
+        return self.sequence != "independent"
 
 
 @dataclass(frozen=True)
@@ -48,12 +63,20 @@ def initial_groups(spec: RunSpec, items: Sequence[PlannedItem]) -> list[Group]:
 
 
 def shard_bodies(
-    run_body: dict[str, Any], spec: RunSpec, round_: int, groups: Sequence[Group]
+    run_body: dict[str, Any],
+    spec: RunSpec,
+    round_: int,
+    groups: Sequence[Group],
+    shape: Shape | None = None,
 ) -> list[dict[str, Any]]:
+    shape = shape or Shape()
+    # Steps and pages stay together in one shard, whatever batchSize says.
+    size_limit = 10**9 if shape.single_shard else MAX_SHARD_INPUT_BYTES
     meta = run_body["metadata"]
     bodies: list[dict[str, Any]] = []
     for group in groups:
-        for batch in batches(group.items, spec.batch_size):
+        size = max(1, len(group.items)) if shape.single_shard else spec.batch_size
+        for batch in batches(group.items, size, max_bytes=size_limit):
             index = len(bodies)
             name = shard_name(meta["name"], round_, index)
             shard_spec = RunShardSpec(
@@ -63,14 +86,20 @@ def shard_bodies(
                 index=index,
                 execute=group.execute,
                 skip_reason=group.skip_reason,
-                producer=spec.producer,
+                producer=shape.producer or effective_producer(spec),
                 retry=spec.retry,
+                sequence=shape.sequence,
+                context=shape.context,
+                max_pages=shape.max_pages,
                 items=[
                     ShardItem(
                         id=i.id,
                         row_id=i.row_id,
                         inputs=i.inputs,
                         attempt_count=(group.attempts or {}).get(i.id, 0),
+                        step=i.step,
+                        producer=i.producer,
+                        inputs_template=i.inputs_template,
                     )
                     for i in batch
                 ],

@@ -18,8 +18,9 @@ from typing import Any, Literal
 from kubernetes.client.exceptions import ApiException
 
 from oxygen.api.labels import LABEL_RUN_UID
-from oxygen.api.run import TERMINAL_ITEM_STATUSES, TERMINAL_PHASES, Round, Run, RunStatus
+from oxygen.api.run import TERMINAL_ITEM_STATUSES, TERMINAL_PHASES, Round, Run, RunStatus, effective_producer
 from oxygen.api.runshard import ItemResult, RunShard, RunShardStatus, ShardItem
+from oxygen.api.workflow import Workflow
 from oxygen.credits import ledger
 from oxygen.credits.gate import CreditGate, Decision
 from oxygen.execution.jobs import WorkerDefaults, shard_job, worker_identity
@@ -29,6 +30,7 @@ from oxygen.planning.rounds import (
     SKIP_DRY_RUN,
     SKIP_SMOKE,
     Group,
+    Shape,
     initial_groups,
     shard_bodies,
     skipped_status,
@@ -63,13 +65,22 @@ class RunState:
     fresh_jobs: dict[str, JobView] = field(default_factory=dict)
     status_writes: int = 0
     # Items resolved while the run waits for credits (resolved again when the spec changes).
-    items_cache: tuple[int, list[PlannedItem]] | None = None
+    items_cache: tuple[int, Resolved] | None = None
     # Set by a pass in which a retry or promotion round waited for credits.
     round_waiting: bool = False
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> RunState:
         return cls(status=RunStatus.model_validate(body.get("status") or {}))
+
+
+@dataclass(frozen=True)
+class Resolved:
+    items: list[PlannedItem]
+    shape: Shape
+    unit_cost: Decimal
+    # Items an estimate counts: all of a column's, a workflow's steps, an ingestion's maxPages.
+    in_scope: int
 
 
 class RunFailure(Exception):
@@ -174,6 +185,43 @@ class RunReconciler:
 
     # -- planning --------------------------------------------------------------------------------
 
+    def _resolve(self, run: Run) -> Resolved:
+        """A run's items, how its shards execute, and what each item holds in credits."""
+        spec = run.spec
+        if spec.kind == "workflow":
+            return self._resolve_workflow(run)
+        if spec.kind == "ingestion":
+            assert spec.ingestion is not None
+            ing = spec.ingestion
+            first = PlannedItem(
+                "0", None, {"query": ing.query, "pageSize": ing.page_size, "cursor": None, "page": 0}
+            )
+            return Resolved(
+                [first], Shape(sequence="pages", max_pages=ing.max_pages), ing.cost_per_page, ing.max_pages
+            )
+        assert spec.producer is not None
+        items = self._resolve_items(run)
+        return Resolved(items, Shape(), spec.producer.cost_per_item, len(items))
+
+    def _resolve_workflow(self, run: Run) -> Resolved:
+        assert run.spec.workflow_ref is not None
+        name = run.spec.workflow_ref.name
+        try:
+            workflow = Workflow.model_validate(self.kube.get("workflows", run.metadata.namespace, name))
+        except ApiException as err:
+            if err.status == 404:
+                raise RunFailure("WorkflowNotFound", f"Workflow {name!r} not found") from None
+            raise
+        steps = workflow.spec.steps
+        items = [
+            PlannedItem(str(k), None, {}, step=s.name, producer=s.producer, inputs_template=s.inputs)
+            for k, s in enumerate(steps)
+        ]
+        context = {"inputs": {**workflow.spec.inputs, **(run.spec.inputs or {})}, "steps": {}}
+        # Steps differ in cost; each unfinished step holds the most expensive one's (never too little).
+        unit = max(s.producer.cost_per_item for s in steps)
+        return Resolved(items, Shape(sequence="steps", context=context), unit, len(items))
+
     def _resolve_items(self, run: Run) -> list[PlannedItem]:
         spec = run.spec
         if spec.items is not None:
@@ -199,15 +247,25 @@ class RunReconciler:
         A run that its account cannot cover waits `queued` (or fails, if the account says so).
         """
         if state.items_cache is None or state.items_cache[0] != run.metadata.generation:
-            state.items_cache = (run.metadata.generation, self._resolve_items(run))
-        items = state.items_cache[1]
-        groups = initial_groups(run.spec, items)
+            state.items_cache = (run.metadata.generation, self._resolve(run))
+        resolved = state.items_cache[1]
+        items = resolved.items
+        groups = (
+            initial_groups(run.spec, items)
+            if run.spec.kind == "column" or run.spec.mode == "dry_run"
+            else [Group(items)]
+        )
         # A dry run estimates what the live run would cost; other modes what they will execute.
         dry = run.spec.mode == "dry_run"
-        in_scope = len(items) if dry else sum(len(g.items) for g in groups if g.execute)
-        estimate = run.spec.producer.cost_per_item * in_scope
+        in_scope = (
+            resolved.in_scope
+            if dry or run.spec.kind != "column"
+            else sum(len(g.items) for g in groups if g.execute)
+        )
+        estimate = resolved.unit_cost * in_scope
         status.items_total = len(items)
         status.credits_estimated = estimate
+        status.credits_per_item = resolved.unit_cost
         with self.gate.account_lock(run.metadata.namespace, run.spec.credit_account):
             decision = self.gate.decide(run, estimate)
             self._note_credits(body, run, status, decision, dry)
@@ -216,7 +274,7 @@ class RunReconciler:
                     raise RunFailure("InsufficientCredits", decision.message)
                 self._wait_for_credits(body, run, status, state, decision)
                 return
-            bodies = shard_bodies(body, run.spec, 0, groups)
+            bodies = shard_bodies(body, run.spec, 0, groups, resolved.shape)
             self._create_shards(body, bodies, state)
             status.rounds = [
                 Round(round=0, reason="initial", items=len(items), shards=len(bodies), started_at=now())
@@ -342,21 +400,38 @@ class RunReconciler:
             shard = RunShard.model_validate(shard_body)
             if shard.spec.round >= round_:
                 continue
-            inputs = {i.id: i for i in shard.spec.items}
+            declared = {i.id: i for i in shard.spec.items}
             for item in shard.status.items:
                 mine = item.superseded_by is not None and prefix_marker in item.superseded_by
                 if mine or (item.superseded_by is None and wanted(item, shard)):
-                    moved.append((item, inputs[item.id]))
+                    # Pages found while running live only in the status, with their inputs.
+                    spec_item = declared.get(item.id) or ShardItem(
+                        id=item.id,
+                        row_id=item.row_id,
+                        inputs=item.inputs if isinstance(item.inputs, dict) else {},
+                    )
+                    moved.append((item, spec_item))
         if not moved:
             return 0, None
-        amount = run.spec.producer.cost_per_item * len(moved)
+        amount = self._unit_cost(run, status) * len(moved)
         decision = self.gate.decide(run, amount) if status.metered else None
         if decision is not None and not decision.allowed:
             return 0, decision
         moved.sort(key=lambda pair: int(pair[0].id) if pair[0].id.isdigit() else pair[0].id)
-        planned = [PlannedItem(item.id, item.row_id, spec_item.inputs) for item, spec_item in moved]
+        planned = [
+            PlannedItem(
+                item.id,
+                item.row_id,
+                spec_item.inputs,
+                step=spec_item.step,
+                producer=spec_item.producer,
+                inputs_template=spec_item.inputs_template,
+            )
+            for item, spec_item in moved
+        ]
         attempts = {item.id: item.attempt_count for item, _ in moved}
-        bodies = shard_bodies(body, run.spec, round_, [Group(planned, attempts=attempts)])
+        shape = self._later_shape(full)
+        bodies = shard_bodies(body, run.spec, round_, [Group(planned, attempts=attempts)], shape)
         self._create_shards(body, bodies, state)
         new_home = {
             item.id: b["metadata"]["name"] for b in bodies for item in RunShard.model_validate(b).spec.items
@@ -372,6 +447,24 @@ class RunReconciler:
         status.phase = "running"
         status.finished_at = None
         return len(moved), decision
+
+    @staticmethod
+    def _later_shape(full: list[dict[str, Any]]) -> Shape:
+        """A later round executes like the first; a workflow's also knows the steps that succeeded."""
+        first = RunShard.model_validate(full[0]).spec if full else None
+        if first is None or first.sequence == "independent":
+            return Shape()
+        context: dict[str, Any] | None = None
+        if first.sequence == "steps":
+            steps: dict[str, Any] = {}
+            for shard_body in full:
+                for item in RunShard.model_validate(shard_body).status.items:
+                    if item.step and item.status == "succeeded" and item.superseded_by is None:
+                        steps[item.step] = {"outputs": item.outputs}
+            context = {"inputs": (first.context or {}).get("inputs", {}), "steps": steps}
+        return Shape(
+            sequence=first.sequence, context=context, max_pages=first.max_pages, producer=first.producer
+        )
 
     def _supersede(
         self, run: Run, shard: RunShard, new_home: dict[str, str], round_: int, state: RunState
@@ -395,9 +488,7 @@ class RunReconciler:
 
     def _retry(self, body: dict[str, Any], run: Run, status: RunStatus, state: RunState) -> None:
         with self.gate.account_lock(run.metadata.namespace, run.spec.credit_account):
-            count, decision = self._start_round(
-                body, run, status, state, "retry", lambda item, _shard: item.status == "failed"
-            )
+            count, decision = self._start_round(body, run, status, state, "retry", _retryable)
             if decision is not None and not decision.allowed and decision.on_insufficient == "queue":
                 self._refused_once(body, run, status, state, decision, "retry")
                 return
@@ -428,7 +519,7 @@ class RunReconciler:
                 self._refused_once(body, run, status, state, decision, "promotion")
                 return
             if count:
-                status.credits_estimated += run.spec.producer.cost_per_item * count
+                status.credits_estimated += self._unit_cost(run, status) * count
                 self._commit_plan(body, run, status, state)
         if count:
             self.kube.event(body, "Promoted", f"mode is live: executing the {count} items that were skipped")
@@ -613,6 +704,9 @@ class RunReconciler:
         state: RunState,
         cleaned_up: bool,
     ) -> None:
+        if run.spec.kind == "ingestion":
+            # Pages are found one by one: the total is what was found so far.
+            status.items_total = max(status.items_total, aggregate.items_seen(shards))
         counts = aggregate.item_counts(shards, status.items_total)
         previous_phase = state.status.phase
         planned = bool(status.rounds)
@@ -656,6 +750,12 @@ class RunReconciler:
         if phase_changed:
             self._announce(body, previous_phase, phase, counts)
 
+    @staticmethod
+    def _unit_cost(run: Run, status: RunStatus) -> Decimal:
+        if status.credits_per_item is not None:
+            return status.credits_per_item
+        return effective_producer(run.spec).cost_per_item
+
     def _account_credits(
         self, run: Run, status: RunStatus, counts: aggregate.ItemCounts, terminal: bool, round_waiting: bool
     ) -> None:
@@ -663,7 +763,7 @@ class RunReconciler:
         metered = bool(status.metered)
         status.credits_used = counts.credits_used
         status.credits_reserved = ledger.held(
-            run.spec.producer.cost_per_item, counts.unfinished, metered, terminal
+            self._unit_cost(run, status), counts.unfinished, metered, terminal
         )
         if not metered:
             status.credits_released = Decimal(0)
@@ -704,6 +804,17 @@ class RunReconciler:
             "failed": ("Failed", "run failed", "Warning"),
         }[new]
         self.kube.event(body, reason, message, type_=type_)
+
+
+def _retryable(item: ItemResult, shard: RunShard) -> bool:
+    """Failed items; in a workflow also the steps skipped because an earlier one failed."""
+    if item.status == "failed":
+        return True
+    return (
+        shard.spec.sequence == "steps"
+        and item.status == "skipped"
+        and (item.error or "").startswith("skipped: step")
+    )
 
 
 def _comparable(status: RunStatus) -> dict[str, Any]:

@@ -54,6 +54,18 @@ def item_counts(shards: Iterable[ShardView], items_total: int) -> ItemCounts:
     return ItemCounts(pending, running, retrying, succeeded, failed, skipped, credits)
 
 
+def items_seen(shards: Iterable[ShardView]) -> int:
+    return sum(
+        s.summary.pending
+        + s.summary.running
+        + s.summary.retrying
+        + s.summary.succeeded
+        + s.summary.failed
+        + s.summary.skipped
+        for s in shards
+    )
+
+
 def shard_counts(shards: Iterable[ShardView], jobs: Mapping[str, JobView]) -> ShardCounts:
     total = active = succeeded = failed = 0
     for shard in shards:
@@ -86,6 +98,15 @@ def provider_summaries(shards: Iterable[ShardView]) -> list[ProviderSummary]:
     by_provider: dict[str, ProviderSummary] = {}
     for shard in shards:
         if not shard.execute and not shard.summary.attempts:
+            continue
+        for name, tally in shard.summary.by_provider.items():
+            p = by_provider.setdefault(name, ProviderSummary(provider=name))
+            p.items_succeeded += tally.succeeded
+            p.items_failed += tally.failed
+            p.credits_used += tally.credits_used
+            p.attempts += tally.attempts
+            p.latency_seconds_sum = round(p.latency_seconds_sum + tally.latency_seconds_sum, 6)
+        if shard.summary.by_provider:
             continue
         p = by_provider.setdefault(shard.provider, ProviderSummary(provider=shard.provider))
         p.items_succeeded += shard.summary.succeeded

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from oxygen.api.run import TERMINAL_ITEM_STATUSES
-from oxygen.api.runshard import ItemResult, ShardPhase, ShardSummary
+from oxygen.api.runshard import ItemResult, ProviderTally, ShardPhase, ShardSummary
 
 # Upper bounds (seconds) of the item latency histogram; the last bucket is +Inf.
 LATENCY_BUCKETS: tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -41,6 +41,7 @@ def summarize(items: Iterable[ItemResult]) -> ShardSummary:
     attempts = 0
     latency = 0.0
     finished_latencies: list[float] = []
+    by_provider: dict[str, ProviderTally] = {}
     # A superseded item's attempts carry over into the later round's attemptCount, and a failed or
     # skipped item has no credits, so the live items alone give exact totals.
     for item in live_items(items):
@@ -48,6 +49,13 @@ def summarize(items: Iterable[ItemResult]) -> ShardSummary:
         latency += item.latency_seconds or 0.0
         credits += item.credits_used
         counts[item.status] += 1
+        if item.provider is not None:
+            tally = by_provider.setdefault(item.provider, ProviderTally())
+            tally.succeeded += item.status == "succeeded"
+            tally.failed += item.status == "failed"
+            tally.credits_used += item.credits_used
+            tally.attempts += item.attempt_count
+            tally.latency_seconds_sum = round(tally.latency_seconds_sum + (item.latency_seconds or 0.0), 6)
         if item.latency_seconds is not None and item.status in ("succeeded", "failed"):
             finished_latencies.append(item.latency_seconds)
         if item.status == "failed":
@@ -64,6 +72,7 @@ def summarize(items: Iterable[ItemResult]) -> ShardSummary:
         latency_seconds_sum=round(latency, 6),
         latency_buckets=latency_buckets(finished_latencies) if finished_latencies else {},
         error_classes=dict(errors),
+        by_provider=by_provider,
     )
 
 
