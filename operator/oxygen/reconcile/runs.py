@@ -327,10 +327,7 @@ class RunReconciler:
         status.message = decision.message
         self._stamp(run, status)
         if _comparable(status) != _comparable(state.status):
-            self.kube.patch_status("runs", run.metadata.namespace, run.metadata.name, status.wire())
-            state.status = status.model_copy(deep=True)
-            state.status_writes += 1
-            state.last_write = time.monotonic()
+            self._save(run, status, state)
         if first:
             self.kube.event(
                 body,
@@ -366,6 +363,10 @@ class RunReconciler:
     def _commit_plan(self, body: dict[str, Any], run: Run, status: RunStatus, state: RunState) -> None:
         """Record a round in the Run's status at once: it is what makes the plan durable."""
         status.observed_generation = run.metadata.generation
+        self._save(run, status, state)
+
+    def _save(self, run: Run, status: RunStatus, state: RunState) -> None:
+        """The one place the Run's status is written: a merge patch of the status subresource."""
         self.kube.patch_status("runs", run.metadata.namespace, run.metadata.name, status.wire())
         state.status = status.model_copy(deep=True)
         state.status_writes += 1
@@ -681,9 +682,7 @@ class RunReconciler:
             if cond.type in ("Failed", "Stalled", "Complete"):
                 cond.reason = failure.reason
         self._stamp(run, status)
-        self.kube.patch_status("runs", run.metadata.namespace, run.metadata.name, status.wire())
-        state.status = status
-        state.status_writes += 1
+        self._save(run, status, state)
         self.kube.event(body, failure.reason, failure.message, type_="Warning")
 
     def _stamp(self, run: Run, status: RunStatus) -> None:
@@ -743,10 +742,7 @@ class RunReconciler:
         phase_changed = phase != previous_phase
         if not phase_changed and time.monotonic() - state.last_write < MIN_STATUS_INTERVAL:
             return
-        self.kube.patch_status("runs", run.metadata.namespace, run.metadata.name, status.wire())
-        state.status = status
-        state.status_writes += 1
-        state.last_write = time.monotonic()
+        self._save(run, status, state)
         if phase_changed:
             self._announce(body, previous_phase, phase, counts)
 
