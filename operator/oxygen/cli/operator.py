@@ -25,6 +25,24 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     op.add_argument("--log-level", default=os.environ.get("OXYGEN_LOG_LEVEL", "INFO"))
     op.add_argument(
+        "--peering",
+        default=os.environ.get("OXYGEN_PEERING") or None,
+        help="kopf peering name for HA: replicas with the same name elect one active "
+        "(needs the kopf.dev peering CRDs); without it the operator runs standalone",
+    )
+    op.add_argument(
+        "--priority",
+        type=int,
+        default=int(os.environ.get("OXYGEN_PRIORITY", "0")),
+        help="peering priority; give each replica a distinct one (equal priorities all pause)",
+    )
+    op.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=int(os.environ.get("OXYGEN_PEERING_LIFETIME", "10")),
+        help="seconds a silent active peer is trusted before a standby takes over (default 10)",
+    )
+    op.add_argument(
         "--liveness", default=None, help="kopf liveness endpoint, e.g. http://0.0.0.0:8081/healthz"
     )
     op.set_defaults(handler=run)
@@ -34,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = str(args.kubeconfig)
     os.environ["OXYGEN_WEB_BASE_URL"] = args.web_base_url
+    os.environ["OXYGEN_PEERING_LIFETIME"] = str(args.peering_lifetime)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -44,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
     import oxygen.reconcile.handlers  # noqa: F401  (registers the handlers)
 
     kopf.run(
-        standalone=True,
+        standalone=args.peering is None,
+        peering_name=args.peering,
+        priority=args.priority,
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         liveness_endpoint=args.liveness,

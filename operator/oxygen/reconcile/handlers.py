@@ -62,6 +62,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.connect_timeout = 30
     settings.networking.request_timeout = 60
     settings.execution.max_workers = int(os.environ.get("OXYGEN_MAX_WORKERS", "16"))
+    # A standby takes over once the active peer's heartbeat is this old (kopf's default is 60 s).
+    settings.peering.lifetime = int(os.environ.get("OXYGEN_PEERING_LIFETIME", "10"))
     reconciler()
 
 
