@@ -3,17 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from oxygen import __version__
-from oxygen.cli import dev, operator, worker
+from oxygen.cli import billing, cells, dev, observability, operator, runs, table_runs, worker
+from oxygen.cli.kubeaccess import global_flags
+
+
+def program_name() -> str:
+    """`kubectl oxygen` when kubectl runs us as its plugin (kubectl-oxygen), else `oxygen`."""
+    return "kubectl oxygen" if os.path.basename(sys.argv[0] or "") == "kubectl-oxygen" else "oxygen"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="oxygen", description="Execute work at scale as Kubernetes Runs.")
+    common = global_flags()
+    parser = argparse.ArgumentParser(
+        prog=program_name(),
+        description="Execute work at scale as Kubernetes Runs.",
+        parents=[common],
+        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 not found.",
+    )
     parser.add_argument("--version", action="version", version=f"oxygen {__version__}")
     groups = parser.add_subparsers(dest="group", metavar="<group>")
+    runs.register(groups, common)
+    table_runs.register(groups, common)
+    cells.register(groups, common)
+    observability.register(groups, common)
+    billing.register(groups, common)
     dev.register(groups)
     operator.register(groups)
     worker.register(groups)

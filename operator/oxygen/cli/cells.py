@@ -1,0 +1,96 @@
+"""`oxygen cells inspect <table> <row> <column>`: the item behind one cell, newest run first."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from oxygen.cli.command import Session, cluster_command
+from oxygen.cli.errors import EXIT_OK, NotFound
+from oxygen.cli.items import shards_per_page
+from oxygen.cli.output import print_json
+from oxygen.cli.resources import Resources
+from oxygen.cli.shapes import shard_items, superseded_results
+
+DETAIL_ORDER = (
+    "table", "column", "row_id", "run", "namespace", "provider", "status", "attempt_count",
+    "credits_used", "error_class", "error", "inputs", "outputs", "started_at", "finished_at", "shard",
+)  # fmt: skip
+
+
+def register(
+    groups: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    cells = groups.add_parser("cells", parents=[common], help="the items behind table cells")
+    sub = cells.add_subparsers(dest="command", metavar="<command>", required=True)
+    inspect = sub.add_parser(
+        "inspect",
+        parents=[common],
+        help="inputs, outputs, error, attempts and provider of one cell",
+        description="Looks through the runs of that table and column, newest first, for the row's item.",
+    )
+    inspect.add_argument("table")
+    inspect.add_argument("row", help="the row id (rowId)")
+    inspect.add_argument("column")
+    inspect.set_defaults(handler=cluster_command(inspect_command))
+
+
+def column_runs(api: Resources, table: str, column: str) -> list[dict[str, Any]]:
+    """The runs that filled this column, newest first."""
+    found = [
+        run
+        for run in api.iter_objects("runs", api.scope())
+        if (run.get("spec") or {}).get("table") == table and (run.get("spec") or {}).get("column") == column
+    ]
+    return sorted(found, key=lambda r: r["metadata"].get("creationTimestamp") or "", reverse=True)
+
+
+def find_cell(api: Resources, table: str, row: str, column: str) -> dict[str, Any]:
+    runs = column_runs(api, table, column)
+    if not runs:
+        raise NotFound(f'no run of table "{table}" column "{column}" in {api.where()}')
+    for run in runs:
+        latest: dict[str, Any] | None = None
+        history: list[dict[str, Any]] = []
+        for shards in api.shard_pages(run, shards_per_page(run)):
+            for shard in shards:
+                history.extend(superseded_results(shard, row))
+                for item in shard_items(shard):
+                    if item["row_id"] == row:
+                        latest = item
+        if latest is not None:
+            meta = run["metadata"]
+            return {
+                **latest,
+                "run": meta["name"],
+                "run_id": meta["uid"],
+                "namespace": meta["namespace"],
+                "table": table,
+                "column": column,
+                "history": history,
+            }
+    raise NotFound(f'row "{row}" not found in the {len(runs)} run(s) of table "{table}" column "{column}"')
+
+
+def inspect_command(args: argparse.Namespace, session: Session) -> int:
+    cell = find_cell(session.api, args.table, args.row, args.column)
+    if session.json:
+        print_json(cell)
+        return EXIT_OK
+    width = max(len(k) for k in DETAIL_ORDER) + 1
+    for key in DETAIL_ORDER:
+        value = cell.get(key)
+        text = value if isinstance(value, str) or value is None else _compact(value)
+        sys.stdout.write(f"{(key + ':').ljust(width)} {'<none>' if text is None else text}\n")
+    for earlier in cell["history"]:
+        sys.stdout.write(
+            f"{'earlier:'.ljust(width)} round {earlier['round']} {earlier['status']} after "
+            f"{earlier['attempt_count']} attempt(s): {earlier['error'] or ''}\n"
+        )
+    return EXIT_OK
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,48 @@
+"""How runs are shown: the run shape as JSON, or kubectl's columns."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from oxygen.cli.output import age, print_json, render_table
+from oxygen.cli.shapes import run_shape
+
+RUN_COLUMNS = ("NAME", "PHASE", "MODE", "TOTAL", "SUCCEEDED", "FAILED", "CREDITS", "AGE")
+
+
+def run_row(shape: dict[str, Any], with_namespace: bool) -> list[Any]:
+    row = [
+        shape["name"],
+        shape["status"],
+        shape["mode"],
+        shape["items_total"],
+        shape["items_succeeded"],
+        shape["items_failed"],
+        shape["credits_used"],
+        age(shape["created_at"]),
+    ]
+    return [shape["namespace"], *row] if with_namespace else row
+
+
+def print_runs(runs: Iterable[dict[str, Any]], as_json: bool, with_namespace: bool) -> None:
+    shapes = [run_shape(r) for r in runs]
+    if as_json:
+        print_json(shapes)
+        return
+    if not shapes:
+        print("No runs found.", file=sys.stderr)
+        return
+    headers = ("NAMESPACE", *RUN_COLUMNS) if with_namespace else RUN_COLUMNS
+    sys.stdout.write(render_table(headers, [run_row(s, with_namespace) for s in shapes]))
+
+
+def print_run(run: dict[str, Any], as_json: bool) -> None:
+    shape = run_shape(run)
+    if as_json:
+        print_json(shape)
+        return
+    sys.stdout.write(render_table(RUN_COLUMNS, [run_row(shape, False)]))
+    if shape["message"]:
+        print(f"message: {shape['message']}")
