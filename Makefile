@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: setup controlplane demo test unit lint crds clean
+.PHONY: setup controlplane tools demo test unit lint crds clean
 
 setup: $(VENV)/.installed controlplane
 
@@ -17,10 +17,15 @@ $(VENV)/.installed: pyproject.toml
 controlplane:
 	bash hack/controlplane/build.sh >/dev/null
 
+# helm, built from its Go module (cached), and Debian's Lua for the Argo CD health check's tests.
+tools:
+	bash hack/tools/build.sh >/dev/null
+	command -v lua5.4 >/dev/null || (apt-get update -qq && apt-get install -y -qq lua5.4 >/dev/null)
+
 demo: setup
 	$(BIN)/oxygen demo
 
-test: setup
+test: setup tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 unit: $(VENV)/.installed
@@ -30,8 +35,12 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check operator tests bench
 	$(BIN)/mypy
 
+# The CRDs from the pydantic models, and the chart's copies of them and of the observability files.
 crds: $(VENV)/.installed
 	$(BIN)/python -m oxygen.api.crdgen crds
+	cp crds/*.yaml charts/oxygen-operator/crds/
+	cp observability/prometheus/oxygen-rules.yaml observability/grafana/oxygen-dashboard.json \
+		charts/oxygen-operator/files/
 
 clean:
 	rm -rf $(VENV) .oxygen

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import random
 from pathlib import Path
 
 
@@ -33,8 +34,8 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     op.add_argument(
         "--priority",
         type=int,
-        default=int(os.environ.get("OXYGEN_PRIORITY", "0")),
-        help="peering priority; give each replica a distinct one (equal priorities all pause)",
+        default=int(os.environ["OXYGEN_PRIORITY"]) if os.environ.get("OXYGEN_PRIORITY") else None,
+        help="peering priority (default: random); replicas need distinct ones, equal priorities all pause",
     )
     op.add_argument(
         "--peering-lifetime",
@@ -62,10 +63,14 @@ def run(args: argparse.Namespace) -> int:
 
     import oxygen.reconcile.handlers  # noqa: F401  (registers the handlers)
 
+    # Deployment replicas share one template: a random priority keeps them distinct.
+    priority = args.priority if args.priority is not None else random.randint(1, 2**31 - 1)
+    # Takeovers are worth seeing in the log ("Resuming operations", "Pausing operations").
+    logging.getLogger("kopf._core.engines.peering").setLevel(logging.INFO)
     kopf.run(
         standalone=args.peering is None,
         peering_name=args.peering,
-        priority=args.priority,
+        priority=priority if args.peering else 0,
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         liveness_endpoint=args.liveness,

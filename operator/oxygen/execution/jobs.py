@@ -6,6 +6,7 @@ Each Run gets its own ServiceAccount and a Role that names its RunShards one by 
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,14 +26,27 @@ class WorkerDefaults:
     image_pull_policy: str = "IfNotPresent"
     resources: dict[str, Any] = field(default_factory=dict)
     node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = field(default_factory=list)
+    # A fixed account for every shard pod (chart value); unset: one narrow account per Run.
+    service_account: str | None = None
     backoff_limit: int = 6
     termination_grace_seconds: int = 30
 
     @classmethod
     def from_env(cls) -> WorkerDefaults:
+        """The chart's worker values, passed to the operator as environment variables (JSON)."""
+
+        def json_env(name: str, default: Any) -> Any:
+            raw = os.environ.get(name, "").strip()
+            return json.loads(raw) if raw else default
+
         return cls(
             image=os.environ.get("OXYGEN_WORKER_IMAGE", cls.image),
             image_pull_policy=os.environ.get("OXYGEN_WORKER_IMAGE_PULL_POLICY", cls.image_pull_policy),
+            resources=json_env("OXYGEN_WORKER_RESOURCES", {}),
+            node_selector=json_env("OXYGEN_WORKER_NODE_SELECTOR", {}),
+            tolerations=json_env("OXYGEN_WORKER_TOLERATIONS", []),
+            service_account=os.environ.get("OXYGEN_WORKER_SERVICE_ACCOUNT") or None,
         )
 
 
@@ -85,13 +99,15 @@ def shard_job(
         ]
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
-        "serviceAccountName": worker_account(spec.run_name),
+        "serviceAccountName": defaults.service_account or worker_account(spec.run_name),
         "terminationGracePeriodSeconds": defaults.termination_grace_seconds,
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [container],
     }
     if defaults.node_selector:
         pod_spec["nodeSelector"] = defaults.node_selector
+    if defaults.tolerations:
+        pod_spec["tolerations"] = defaults.tolerations
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

@@ -338,11 +338,12 @@ class RunReconciler:
 
     def _create_shards(self, run_body: dict[str, Any], bodies: list[dict[str, Any]], state: RunState) -> None:
         """Grant the workers access to the shards first, then create them (409 means: already ours)."""
-        names = [b["metadata"]["name"] for b in bodies]
         ns = run_body["metadata"]["namespace"]
-        all_names = sorted(set(names) | set(self._known_shard_names(run_body)))
-        for kind, manifest in worker_identity(run_body, all_names):
-            self.kube.apply_owned(kind, ns, manifest)
+        if self.settings.worker.service_account is None:
+            # The Role names every shard of the run, earlier rounds' too.
+            names = {b["metadata"]["name"] for b in bodies} | set(self._known_shard_names(run_body))
+            for kind, manifest in worker_identity(run_body, sorted(names)):
+                self.kube.apply_owned(kind, ns, manifest)
         for shard_body in bodies:
             self.kube.create("runshards", ns, shard_body)
             created = self.kube.get("runshards", ns, shard_body["metadata"]["name"])

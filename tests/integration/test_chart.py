@@ -1,0 +1,700 @@
+"""The Helm chart against the real control plane: lint and template, server-side dry-run, the
+`restricted` Pod Security Standard, least-privilege RBAC proven by running Runs as the chart's
+identities, and the Argo CD health check (docs/argocd-health.lua) on real Run objects.
+
+helm comes from hack/tools/build.sh (built from its Go module, cached); Lua is Debian's lua5.4
+(`make setup` installs it).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from oxygen.devcluster import LocalCluster
+from oxygen.devcluster.wait import wait_for
+from tests.support.operator_process import OperatorProcess
+from tests.support.provider import Provider, Reply, echo, with_latency
+from tests.support.runs import Runs
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "oxygen-operator"
+HEALTH_LUA = REPO / "docs" / "argocd-health.lua"
+
+# Minimal CRDs for the Prometheus Operator's kinds (not installed on our cluster), so the chart's
+# optional ServiceMonitor and PrometheusRule can be validated by the API server too.
+MONITORING_CRDS = [
+    {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.monitoring.coreos.com"},
+        "spec": {
+            "group": "monitoring.coreos.com",
+            "scope": "Namespaced",
+            "names": {"kind": kind, "plural": plural, "singular": plural[:-1], "listKind": f"{kind}List"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    for kind, plural in (("ServiceMonitor", "servicemonitors"), ("PrometheusRule", "prometheusrules"))
+]
+
+EVERYTHING_ON = {
+    "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
+    "grafanaDashboard": {"enabled": True},
+    "worker": {
+        "image": {"repository": "registry.example/oxygen-worker", "tag": "1.2.3"},
+        "resources": {"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+        "nodeSelector": {"pool": "batch"},
+        "tolerations": [{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}],
+        "serviceAccountName": "shared-worker",
+    },
+    "webBaseUrl": "https://oxygen.example.com",
+    "logLevel": "DEBUG",
+}
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    done = subprocess.run(
+        ["bash", str(REPO / "hack" / "tools" / "build.sh")], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        pytest.fail(f"hack/tools/build.sh failed:\n{done.stderr[-3000:]}")
+    return Path(done.stdout.strip().splitlines()[-1]) / "helm"
+
+
+def render(
+    helm: Path, tmp_path: Path, release: str, namespace: str, values: dict[str, Any], *extra: str
+) -> list[dict[str, Any]]:
+    values_file = tmp_path / f"values-{release}-{uuid.uuid4().hex[:6]}.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    done = subprocess.run(
+        [str(helm), "template", release, str(CHART), "-n", namespace, "-f", str(values_file), *extra],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def only(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (doc,) = by_kind(docs, kind)
+    return doc
+
+
+def kubectl(cluster: LocalCluster, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    done = cluster.controlplane.kubectl(*args, check=False, input=input)
+    done.stderr = done.stderr[-3000:]  # what assertion messages show
+    return done
+
+
+def dump(docs: list[dict[str, Any]]) -> str:
+    return yaml.safe_dump_all(docs)
+
+
+def can_i(cluster: LocalCluster, who: str, verb: str, resource: str, *flags: str) -> bool:
+    done = kubectl(cluster, "auth", "can-i", verb, resource, "--as", who, *flags)
+    assert done.returncode in (0, 1) and done.stdout.strip() in ("yes", "no"), done.stderr
+    return done.stdout.strip() == "yes"
+
+
+def create_namespace(api: client.ApiClient, name: str, labels: dict[str, str] | None = None) -> None:
+    core = client.CoreV1Api(api)
+    core.create_namespace({"metadata": {"name": name, "labels": labels or {}}})
+    wait_for(
+        lambda: core.read_namespaced_service_account("default", name),
+        timeout=30,
+        what=f"serviceaccount default in {name}",
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/warn": "restricted",
+}
+
+
+@pytest.fixture(scope="session")
+def chart_crds(cluster: LocalCluster, crds: None) -> None:
+    """The chart's crds/ (ours and kopf's peering CRDs) and minimal monitoring CRDs, established."""
+    done = kubectl(cluster, "apply", "-f", str(CHART / "crds"))
+    assert done.returncode == 0, done.stderr
+    done = kubectl(cluster, "apply", "-f", "-", input=dump(MONITORING_CRDS))
+    assert done.returncode == 0, done.stderr
+    names = ["clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"] + [
+        c["metadata"]["name"] for c in MONITORING_CRDS
+    ]
+    done = kubectl(
+        cluster, "wait", "--for=condition=Established", "--timeout=60s", *[f"crd/{n}" for n in names]
+    )
+    assert done.returncode == 0, done.stderr
+
+
+# -- lint and template (no cluster) -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{}, {"watchNamespaces": ["team-a", "team-b"], **EVERYTHING_ON}, {"peering": {"enabled": False}}],
+    ids=["defaults", "listed-namespaces-everything-on", "standalone"],
+)
+def test_helm_lint_and_template(helm: Path, tmp_path: Path, values: dict[str, Any]) -> None:
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    lint = subprocess.run(
+        [str(helm), "lint", "--strict", str(CHART), "-f", str(values_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    docs = render(helm, tmp_path, "oxy", "oxygen-system", values)
+    kinds = sorted(d["kind"] for d in docs)
+    base = ["ClusterRole", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
+    if values.get("watchNamespaces"):
+        expected = [*base, "ConfigMap", "KopfPeering", "KopfPeering", "PrometheusRule"]
+        expected += ["RoleBinding", "RoleBinding", "ServiceMonitor"]
+    elif values.get("peering", {}).get("enabled", True):
+        expected = [*base, "ClusterKopfPeering", "ClusterRoleBinding"]
+    else:
+        expected = [*base, "ClusterRoleBinding"]
+    assert kinds == sorted(expected)
+    # Every object has a name and, unless cluster-scoped, the namespace it belongs in.
+    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
+    for doc in docs:
+        assert doc["metadata"]["name"]
+        if doc["kind"] not in cluster_scoped:
+            assert doc["metadata"]["namespace"] in ("oxygen-system", "team-a", "team-b"), doc["metadata"]
+
+
+def test_values_reach_the_operator_and_its_workers(helm: Path, tmp_path: Path) -> None:
+    docs = render(helm, tmp_path, "oxy", "oxygen-system", {"watchNamespaces": ["team-a"], **EVERYTHING_ON})
+    pod = only(docs, "Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["oxygen"]
+    assert container["args"] == [
+        "operator",
+        "--log-level=DEBUG",
+        "--web-base-url=https://oxygen.example.com",
+        "--liveness=http://0.0.0.0:8081/healthz",
+        "--namespace=team-a",
+        "--peering=oxygen-operator",
+        "--peering-lifetime=10",
+    ]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["POD_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["OXYGEN_WORKER_IMAGE"] == "registry.example/oxygen-worker:1.2.3"
+    assert json.loads(env["OXYGEN_WORKER_RESOURCES"]) == EVERYTHING_ON["worker"]["resources"]
+    assert json.loads(env["OXYGEN_WORKER_NODE_SELECTOR"]) == {"pool": "batch"}
+    assert json.loads(env["OXYGEN_WORKER_TOLERATIONS"]) == EVERYTHING_ON["worker"]["tolerations"]
+    assert env["OXYGEN_WORKER_SERVICE_ACCOUNT"] == "shared-worker"
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"metrics": 8080, "health": 8081}
+    service = only(docs, "Service")
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    assert only(docs, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "metrics"
+    dashboard = only(docs, "ConfigMap")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    json.loads(dashboard["data"]["oxygen-operator.json"])
+    # Listed namespaces: the namespaced rules are bound per namespace, never cluster-wide.
+    bindings = by_kind(docs, "ClusterRoleBinding")
+    assert [b["roleRef"]["name"] for b in bindings] == ["oxy-oxygen-operator-cluster"]
+    assert [(b["metadata"]["namespace"], b["roleRef"]["name"]) for b in by_kind(docs, "RoleBinding")] == [
+        ("team-a", "oxy-oxygen-operator")
+    ]
+    # The worker image defaults to the operator's; the image tag to the chart's appVersion.
+    defaults = render(helm, tmp_path, "oxy", "oxygen-system", {})
+    (default_container,) = only(defaults, "Deployment")["spec"]["template"]["spec"]["containers"]
+    default_env = {e["name"]: e.get("value") for e in default_container["env"]}
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    assert (
+        default_container["image"] == default_env["OXYGEN_WORKER_IMAGE"] == f"oxygen-operator:{app_version}"
+    )
+
+
+# -- against the API server ---------------------------------------------------------------------------
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("mode", ["all-namespaces", "listed-namespaces"])
+def test_rendered_chart_passes_server_side_dry_run(
+    cluster: LocalCluster, chart_crds: None, helm: Path, namespace: str, tmp_path: Path, mode: str
+) -> None:
+    values: dict[str, Any] = dict(EVERYTHING_ON)
+    if mode == "listed-namespaces":
+        values["watchNamespaces"] = [namespace, "default"]
+    docs = render(helm, tmp_path, "oxy", namespace, values, "--include-crds")
+    manifest = tmp_path / "rendered.yaml"
+    manifest.write_text(dump(docs))
+    done = kubectl(cluster, "apply", "--dry-run=server", "-f", str(manifest))
+    assert done.returncode == 0, done.stderr
+    accepted = [line for line in done.stdout.splitlines() if line.endswith("(server dry run)")]
+    assert len(accepted) == len(docs), done.stdout
+    assert "Warning" not in done.stderr, done.stderr
+
+
+@pytest.mark.cluster
+def test_operator_pod_is_admitted_under_the_restricted_pod_security_standard(
+    cluster: LocalCluster, api: client.ApiClient, helm: Path, tmp_path: Path
+) -> None:
+    ns = f"restricted-{uuid.uuid4().hex[:6]}"
+    create_namespace(api, ns, RESTRICTED)
+    try:
+        docs = render(helm, tmp_path, "oxy", ns, {})
+        deployment = only(docs, "Deployment")
+        done = kubectl(cluster, "apply", "-f", "-", input=dump([only(docs, "ServiceAccount")]))
+        assert done.returncode == 0, done.stderr
+        # warn=restricted: the API server names any violation of the workload's pod template.
+        done = kubectl(cluster, "apply", "--dry-run=server", "-f", "-", input=dump([deployment]))
+        assert done.returncode == 0 and "PodSecurity" not in done.stderr, done.stderr
+        template = deployment["spec"]["template"]
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "operator-from-template", "namespace": ns, **template["metadata"]},
+            "spec": template["spec"],
+        }
+        done = kubectl(cluster, "create", "--dry-run=server", "-f", "-", input=json.dumps(pod))
+        assert done.returncode == 0, done.stderr
+        # The control: the same pod without the hardening is refused (enforcement is on).
+        weak = copy.deepcopy(pod)
+        del weak["spec"]["containers"][0]["securityContext"]
+        del weak["spec"]["securityContext"]
+        done = kubectl(cluster, "create", "--dry-run=server", "-f", "-", input=json.dumps(weak))
+        assert done.returncode != 0 and "violates PodSecurity" in done.stderr, done.stderr
+    finally:
+        client.CoreV1Api(api).delete_namespace(ns, propagation_policy="Background")
+
+
+def _sa_kubeconfig(cluster: LocalCluster, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig holding a TokenRequest token of `account` (what its pod would be given)."""
+    done = kubectl(cluster, "create", "token", account, "-n", namespace, "--duration=2h")
+    assert done.returncode == 0, done.stderr
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    cluster_entry = admin["clusters"][0]["cluster"]
+    if "certificate-authority" in cluster_entry:
+        ca = Path(cluster_entry.pop("certificate-authority")).read_bytes()
+        cluster_entry["certificate-authority-data"] = base64.b64encode(ca).decode()
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "local", "cluster": cluster_entry}],
+                "users": [{"name": account, "user": {"token": done.stdout.strip()}}],
+                "contexts": [{"name": "sa", "context": {"cluster": "local", "user": account}}],
+                "current-context": "sa",
+            }
+        )
+    )
+    path.chmod(0o600)
+    return path
+
+
+class ChartOperator:
+    """The rendered Deployment's container (command, args, env) run as a local process."""
+
+    def __init__(self, deployment: dict[str, Any], kubeconfig: Path, log: Path) -> None:
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        self.argv = [*container["command"], *container["args"]]
+        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+        self.env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), self.env.get("PATH", "")])
+        for var in container["env"]:
+            if "value" in var:
+                self.env[var["name"]] = var["value"]
+            elif var["valueFrom"].get("fieldRef", {}).get("fieldPath") == "metadata.name":
+                self.env[var["name"]] = "oxygen-operator-test-pod"
+        self.log = log
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        assert shutil.which(self.argv[0], path=self.env["PATH"]), f"{self.argv[0]} is not on PATH"
+        with self.log.open("ab") as out:
+            self.popen = subprocess.Popen(
+                self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def stop(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(timeout=15)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def _release(
+    cluster: LocalCluster, helm: Path, tmp_path: Path, namespace: str, values: dict[str, Any]
+) -> tuple[str, list[dict[str, Any]]]:
+    """Apply the rendered chart for real under a unique release name; returns the name and docs."""
+    release = f"ox{uuid.uuid4().hex[:6]}"
+    docs = render(helm, tmp_path, release, namespace, {"replicaCount": 0, **values})
+    done = kubectl(cluster, "apply", "-f", "-", input=dump(docs))
+    assert done.returncode == 0, done.stderr
+    return release, docs
+
+
+def _delete_cluster_scoped(cluster: LocalCluster, docs: list[dict[str, Any]]) -> None:
+    for doc in docs:
+        if doc["kind"] in ("ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"):
+            kubectl(cluster, "delete", doc["kind"].lower(), doc["metadata"]["name"], "--ignore-not-found")
+
+
+@pytest.mark.cluster
+def test_runs_complete_with_only_the_charts_rbac_and_nothing_more(
+    cluster: LocalCluster,
+    api: client.ApiClient,
+    chart_crds: None,
+    helm: Path,
+    namespace: str,
+    operator: OperatorProcess,
+    tmp_path: Path,
+) -> None:
+    """The operator runs as the chart's ServiceAccount (a TokenRequest token), watching one namespace
+    that enforces the `restricted` standard; shard pods run as their runs' worker identities."""
+    work = f"work-{uuid.uuid4().hex[:6]}"
+    create_namespace(api, work, RESTRICTED)
+    was_running = operator.alive()
+    operator.stop()  # the session's cluster-admin operator must not do the work for us
+    docs: list[dict[str, Any]] = []
+    chart_operator: ChartOperator | None = None
+    try:
+        values = {
+            "watchNamespaces": [work],
+            "peering": {"enabled": False},
+            "health": {"port": free_port()},
+            "webBaseUrl": "https://oxygen.example.com",
+        }
+        release, docs = _release(cluster, helm, tmp_path, namespace, values)
+        account = f"{release}-oxygen-operator"
+        kubeconfig = _sa_kubeconfig(cluster, namespace, account, tmp_path / "operator.kubeconfig")
+        chart_operator = ChartOperator(only(docs, "Deployment"), kubeconfig, tmp_path / "operator.log")
+        chart_operator.start()
+        runs = Runs(api, work)
+        core = client.CoreV1Api(api)
+
+        # A full run: items from a ConfigMap, 3 shards, 2 at a time, workers writing shard status.
+        rows = "\n".join(json.dumps({"rowId": f"r{i}", "inputs": {"i": i}}) for i in range(12))
+        core.create_namespaced_config_map(work, {"metadata": {"name": "rows"}, "data": {"rows.jsonl": rows}})
+        runs.create(
+            "alpha",
+            {
+                "itemsFrom": {"configMapKeyRef": {"name": "rows", "key": "rows.jsonl"}},
+                "producer": {"provider": "echo", "builtin": "echo"},
+                "batchSize": 4,
+                "parallelism": 2,
+            },
+        )
+        # Pause (Jobs suspended by patch) and cancel (Jobs deleted) a slower second run.
+        with Provider(with_latency(0.2, echo())) as provider:
+            runs.create(
+                "beta",
+                {
+                    "items": [{"rowId": f"b{i}", "inputs": {"i": i}} for i in range(40)],
+                    "producer": {"provider": "slow", "http": {"url": provider.url}},
+                    "batchSize": 10,
+                    "parallelism": 1,
+                },
+            )
+            alpha = runs.wait_phase("alpha", timeout=120)
+            wait_for(lambda: runs.status("beta").get("itemsSucceeded", 0) >= 3, timeout=60, what="beta runs")
+            runs.patch("beta", {"paused": True})
+            runs.wait_phase("beta", "paused", timeout=60)
+            assert all(j.spec.suspend for j in runs.jobs("beta") if not j.status.succeeded)
+            runs.patch("beta", {"cancel": True})
+            beta = runs.wait_phase("beta", "canceled", timeout=60)
+        assert (alpha["phase"], alpha["itemsTotal"], alpha["itemsSucceeded"], alpha["itemsFailed"]) == (
+            "succeeded",
+            12,
+            12,
+            0,
+        ), alpha
+        assert alpha["webUrl"] == f"https://oxygen.example.com/runs/{work}/alpha"
+        assert beta["itemsSucceeded"] + beta["itemsSkipped"] == 40 and runs.jobs("beta") == []
+        # Shard pods were admitted in a namespace enforcing `restricted`, and ran as the run's worker.
+        pods = runs.pods("alpha")
+        assert len(pods) >= 3 and all(p.spec.service_account_name == "alpha-worker" for p in pods)
+        assert {"Planned", "Succeeded"} <= {e.reason for e in runs.events("alpha")}
+        log = chart_operator.text()
+        assert "403" not in log and "Forbidden" not in log, log[-4000:]
+
+        # -- the operator's identity: what it needs in the watched namespace, and nothing else --
+        me = f"system:serviceaccount:{namespace}:{account}"
+        allowed = [
+            ("list", "runs.oxygen.dev"),
+            ("watch", "runs.oxygen.dev"),
+            ("patch", "runs.oxygen.dev"),
+            ("patch", "runs.oxygen.dev", "--subresource=status"),
+            ("create", "runshards.oxygen.dev"),
+            ("watch", "runshards.oxygen.dev"),
+            ("patch", "runshards.oxygen.dev", "--subresource=status"),
+            ("create", "jobs.batch"),
+            ("patch", "jobs.batch"),
+            ("delete", "jobs.batch"),
+            ("get", "configmaps"),
+            ("create", "events"),
+            ("create", "serviceaccounts"),
+            ("update", "roles.rbac.authorization.k8s.io"),
+            ("create", "rolebindings.rbac.authorization.k8s.io"),
+        ]
+        refused = [
+            ("get", "secrets"),
+            ("list", "secrets"),
+            ("create", "pods"),
+            ("create", "runs.oxygen.dev"),
+            ("delete", "runs.oxygen.dev"),
+            ("update", "runs.oxygen.dev"),
+            ("delete", "runshards.oxygen.dev"),
+            ("delete", "roles.rbac.authorization.k8s.io"),
+            ("escalate", "roles.rbac.authorization.k8s.io"),
+            ("bind", "roles.rbac.authorization.k8s.io"),
+            ("delete", "serviceaccounts"),
+            ("create", "serviceaccounts", "--subresource=token"),
+            ("impersonate", "serviceaccounts"),
+            ("list", "configmaps"),
+        ]
+        for verb, resource, *flags in allowed:
+            assert can_i(cluster, me, verb, resource, "-n", work, *flags), (
+                f"operator cannot {verb} {resource}"
+            )
+        for verb, resource, *flags in refused:
+            assert not can_i(cluster, me, verb, resource, "-n", work, *flags), (
+                f"operator may {verb} {resource}"
+            )
+        # Outside the watched namespace, and cluster-wide, it holds nothing of the namespaced rules.
+        for verb, resource in (("list", "runs.oxygen.dev"), ("create", "jobs.batch"), ("get", "configmaps")):
+            assert not can_i(cluster, me, verb, resource, "-n", namespace)
+            assert not can_i(cluster, me, verb, resource, "--all-namespaces")
+        for verb, resource in (("create", "clusterroles"), ("list", "nodes"), ("delete", "namespaces")):
+            assert not can_i(cluster, me, verb, resource)
+        # kopf lists the namespaces when it watches a list of them (read-only).
+        assert can_i(cluster, me, "watch", "namespaces")
+        assert can_i(cluster, me, "watch", "customresourcedefinitions.apiextensions.k8s.io")
+        assert not can_i(cluster, me, "update", "customresourcedefinitions.apiextensions.k8s.io")
+
+        # -- a worker's identity: its own run's shards, get and patch, and nothing else --
+        worker = f"system:serviceaccount:{work}:alpha-worker"
+        own = [s["metadata"]["name"] for s in runs.shards("alpha")]
+        other = [s["metadata"]["name"] for s in runs.shards("beta")]
+        assert len(own) == 3 and other
+        for shard in own:
+            assert can_i(cluster, worker, "get", f"runshards.oxygen.dev/{shard}", "-n", work)
+            assert can_i(
+                cluster, worker, "patch", f"runshards.oxygen.dev/{shard}", "-n", work, "--subresource=status"
+            )
+            assert not can_i(cluster, worker, "delete", f"runshards.oxygen.dev/{shard}", "-n", work)
+        for shard in other:
+            assert not can_i(cluster, worker, "get", f"runshards.oxygen.dev/{shard}", "-n", work)
+            assert not can_i(
+                cluster, worker, "patch", f"runshards.oxygen.dev/{shard}", "-n", work, "--subresource=status"
+            )
+        for verb, resource in (
+            ("list", "runshards.oxygen.dev"),
+            ("get", "secrets"),
+            ("list", "secrets"),
+            ("patch", "runs.oxygen.dev/alpha"),
+            ("get", "runs.oxygen.dev/alpha"),
+            ("get", "configmaps/rows"),
+            ("create", "jobs.batch"),
+            ("create", "events"),
+        ):
+            assert not can_i(cluster, worker, verb, resource, "-n", work), f"worker may {verb} {resource}"
+        # And as real requests made with the worker's identity: refused by the API server.
+        core.create_namespaced_secret(work, {"metadata": {"name": "provider-key"}, "stringData": {"k": "v"}})
+        for args in (
+            ("get", "secret", "provider-key"),
+            ("get", "runshard", other[0]),
+            ("patch", "run", "alpha", "--type=merge", "-p", '{"spec": {"paused": true}}'),
+            ("patch", "run", "alpha", "--subresource=status", "--type=merge", "-p", '{"status": {}}'),
+        ):
+            done = kubectl(cluster, *args, "-n", work, "--as", worker)
+            assert done.returncode != 0 and "Forbidden" in done.stderr, (args, done.stdout, done.stderr)
+    finally:
+        if chart_operator is not None:
+            chart_operator.stop()
+        _delete_cluster_scoped(cluster, docs)
+        client.CoreV1Api(api).delete_namespace(work, propagation_policy="Background")
+        if was_running:
+            operator.start()
+
+
+@pytest.mark.cluster
+def test_cluster_wide_install_binds_cluster_wide_and_peers_cluster_wide(
+    cluster: LocalCluster, chart_crds: None, helm: Path, namespace: str, tmp_path: Path
+) -> None:
+    release, docs = _release(cluster, helm, tmp_path, namespace, {})
+    try:
+        me = f"system:serviceaccount:{namespace}:{release}-oxygen-operator"
+        for verb, resource in (("watch", "runs.oxygen.dev"), ("create", "jobs.batch"), ("create", "events")):
+            assert can_i(cluster, me, verb, resource, "--all-namespaces")
+        for verb in ("get", "list", "watch", "patch"):
+            assert can_i(cluster, me, verb, "clusterkopfpeerings.kopf.dev/oxygen-operator")
+        assert not can_i(cluster, me, "delete", "clusterkopfpeerings.kopf.dev/oxygen-operator")
+        assert not can_i(cluster, me, "get", "secrets", "--all-namespaces")
+        assert not can_i(cluster, me, "list", "namespaces")
+        assert can_i(cluster, me, "create", "tokenreviews.authentication.k8s.io")
+        assert can_i(cluster, me, "create", "subjectaccessreviews.authorization.k8s.io")
+        done = kubectl(cluster, "get", "clusterkopfpeering", "oxygen-operator", "-o", "name")
+        assert done.stdout.strip() == "clusterkopfpeering.kopf.dev/oxygen-operator", done.stderr
+    finally:
+        _delete_cluster_scoped(cluster, docs)
+
+
+# -- the Argo CD health check --------------------------------------------------------------------------
+
+
+def lua_string(text: str) -> str:
+    out = []
+    for byte in text.encode("utf-8"):
+        ch = chr(byte)
+        out.append(ch if 32 <= byte < 127 and ch not in '"\\' else f"\\{byte:03d}")
+    return '"' + "".join(out) + '"'
+
+
+def lua_literal(value: Any) -> str:
+    """A JSON value as a Lua table constructor (what Argo CD hands the script as `obj`)."""
+    if value is None:
+        return "nil"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return lua_string(value)
+    if isinstance(value, list):
+        return "{" + ", ".join(lua_literal(v) for v in value) + "}"
+    return "{" + ", ".join(f"[{lua_string(k)}] = {lua_literal(v)}" for k, v in value.items()) + "}"
+
+
+def health(obj: dict[str, Any]) -> tuple[str, str]:
+    lua = shutil.which("lua5.4")
+    if lua is None:
+        pytest.fail("lua5.4 is not installed: run `make setup` (it installs Debian's lua5.4)")
+    script = (
+        f"obj = {lua_literal(obj)}\n"
+        f"local hs = dofile({lua_string(str(HEALTH_LUA))})\n"
+        'io.write(hs.status, "\\n", hs.message)\n'
+    )
+    done = subprocess.run([lua, "-"], input=script, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    status, message = done.stdout.split("\n", 1)
+    return status, message
+
+
+@pytest.mark.cluster
+def test_argocd_health_check_on_real_runs(runs: Runs) -> None:
+    echo_producer = {"provider": "echo", "builtin": "echo"}
+    fresh = runs.create("fresh", {"items": [{"inputs": {"i": 0}}], "producer": echo_producer})
+    assert "status" not in fresh or not fresh["status"].get("phase")
+    assert health(fresh) == ("Progressing", "Waiting for the operator to pick up the run")
+
+    def odd_items_fail(item_id: str, attempt: int, body: dict[str, Any]) -> Reply:
+        if int(item_id) % 2:
+            return Reply(400, {"error": "no such company"})
+        return echo()(item_id, attempt, body)
+
+    with Provider(odd_items_fail) as failing, Provider(with_latency(0.3, echo())) as slow:
+        runs.create(
+            "mixed",
+            {
+                "items": [{"inputs": {"i": i}} for i in range(6)],
+                "producer": {"provider": "flaky", "http": {"url": failing.url}},
+                "retry": {"maxAttempts": 1},
+            },
+        )
+        runs.create(
+            "broken",
+            {
+                "itemsFrom": {"configMapKeyRef": {"name": "nope", "key": "rows.jsonl"}},
+                "producer": echo_producer,
+            },
+        )
+        runs.create(
+            "slow",
+            {
+                "items": [{"inputs": {"i": i}} for i in range(60)],
+                "producer": {"provider": "slow", "http": {"url": slow.url}},
+                "batchSize": 20,
+                "parallelism": 1,
+            },
+        )
+        runs.wait_phase("fresh", timeout=120)
+        runs.wait_phase("mixed", timeout=120)
+        runs.wait_phase("broken", timeout=120)
+        running = wait_for(
+            lambda: (r := runs.get("slow")).get("status", {}).get("phase") == "running" and r,
+            timeout=60,
+            what="slow to run",
+        )
+        runs.patch("slow", {"paused": True})
+        runs.wait_phase("slow", "paused", timeout=60)
+        paused = runs.get("slow")
+        runs.patch("slow", {"cancel": True})
+        runs.wait_phase("slow", "canceled", timeout=60)
+        canceled = runs.get("slow")
+
+    succeeded = runs.get("fresh")
+    mixed, broken = runs.get("mixed"), runs.get("broken")
+    assert (mixed["status"]["phase"], broken["status"]["phase"]) == ("completed", "failed")
+    assert health(running)[0] == "Progressing" and "running" in health(running)[1]
+    assert health(succeeded) == ("Healthy", "Run succeeded: 1/1 items succeeded, 0 failed")
+    assert health(mixed) == ("Degraded", "Run completed with failed items: 3/6 items succeeded, 3 failed")
+    status, message = health(broken)
+    assert status == "Degraded" and "ConfigMap 'nope' not found" in message
+    assert health(paused)[0] == "Suspended"
+    assert health(canceled)[0] == "Degraded" and health(canceled)[1].startswith("Run canceled")
+    # kstatus' rule: a status older than the spec says nothing yet. The real succeeded Run, as it is
+    # right after an edit of its spec (generation moves first, the operator's status follows).
+    edited = copy.deepcopy(succeeded)
+    edited["metadata"]["generation"] = succeeded["status"]["observedGeneration"] + 1
+    assert health(edited)[0] == "Progressing"
+    # Argo CD only sees objects as JSON; keep the captured objects valid JSON (no Python-only types).
+    json.dumps([running, succeeded, mixed, broken, paused, canceled])
