@@ -1,0 +1,114 @@
+"""kopf handlers for Workflows; importing this module registers them (see cli/operator.py).
+
+- an index of the Runs each workflow controls (by the `oxygen.dev/workflow` label) and an index of
+  finished Runs per namespace (for event triggers): passes read memory, not the API server;
+- a daemon per Workflow: about once a second, one schedule/status/history pass, then the event
+  triggers;
+- the webhook server, started with the operator (`OXYGEN_WEBHOOK_PORT`, default 8082; `0` turns it
+  off; `OXYGEN_WEBHOOK_HOST`, default 0.0.0.0).
+
+The schedule reads time from `clock.clock_from_env()`: `OXYGEN_FAKE_CLOCK_FILE` is for tests only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import os
+from typing import Any
+
+import kopf
+from aiohttp import web
+
+from oxygen.api.common import GROUP, VERSION
+from oxygen.api.run import TERMINAL_PHASES
+from oxygen.kube.client import Kube, load_api_client
+from oxygen.triggers.clock import clock_from_env
+from oxygen.triggers.events import fire_events
+from oxygen.triggers.runs import LABEL_WORKFLOW, workflow_label
+from oxygen.triggers.webhook import start_webhook_server
+from oxygen.triggers.workflows import WorkflowReconciler, WorkflowState, run_view
+
+log = logging.getLogger("oxygen.triggers")
+
+WEBHOOK_PORT_ENV = "OXYGEN_WEBHOOK_PORT"
+WEBHOOK_HOST_ENV = "OXYGEN_WEBHOOK_HOST"
+DEFAULT_WEBHOOK_PORT = 8082
+PASS_INTERVAL = 1.0
+
+_reconciler: WorkflowReconciler | None = None
+_webhook: web.AppRunner | None = None
+
+
+def workflow_reconciler() -> WorkflowReconciler:
+    global _reconciler
+    if _reconciler is None:
+        _reconciler = WorkflowReconciler(Kube(load_api_client()), clock_from_env())
+    return _reconciler
+
+
+@kopf.on.startup()
+async def start_webhook(**_: Any) -> None:
+    global _webhook
+    port = int(os.environ.get(WEBHOOK_PORT_ENV, str(DEFAULT_WEBHOOK_PORT)))
+    if port == 0:
+        log.info("webhook server disabled (%s=0)", WEBHOOK_PORT_ENV)
+        return
+    host = os.environ.get(WEBHOOK_HOST_ENV, "0.0.0.0")
+    try:
+        _webhook = await start_webhook_server(host, port, workflow_reconciler().kube)
+    except OSError as err:  # e.g. the port is taken: the rest of the operator still works
+        log.error("webhook server not started on %s:%d: %s", host, port, err)
+
+
+@kopf.on.cleanup()
+async def stop_webhook(**_: Any) -> None:
+    global _webhook
+    if _webhook is not None:
+        await _webhook.cleanup()
+        _webhook = None
+
+
+@kopf.index(GROUP, VERSION, "runs", labels={LABEL_WORKFLOW: kopf.PRESENT})
+def runs_by_workflow(body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any) -> dict[Any, Any]:
+    return {(namespace, labels[LABEL_WORKFLOW]): run_view(dict(body))}
+
+
+def _finished(body: kopf.Body, **_: Any) -> bool:
+    return (body.get("status") or {}).get("phase") in TERMINAL_PHASES
+
+
+@kopf.index(GROUP, VERSION, "runs", when=_finished)
+def finished_runs(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
+    return {namespace: run_view(dict(body))}
+
+
+@kopf.daemon(GROUP, VERSION, "workflows", cancellation_timeout=5.0)  # type: ignore[arg-type]
+async def workflow_daemon(
+    body: kopf.Body,
+    name: str,
+    namespace: str,
+    stopped: kopf.DaemonStopped,
+    runs_by_workflow: kopf.Index[Any, Any],
+    finished_runs: kopf.Index[Any, Any],
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    """About once a second: schedule, status and history, then the event triggers."""
+    state = WorkflowState()
+    rec = workflow_reconciler()
+    key = (namespace, workflow_label(name))
+    while not stopped:
+        snapshot = copy.deepcopy(dict(body))
+        if snapshot.get("metadata", {}).get("deletionTimestamp"):
+            return
+        runs = list(runs_by_workflow.get(key, []))
+        done = list(finished_runs.get(namespace, []))
+        try:
+            await asyncio.to_thread(rec.reconcile, snapshot, runs, state)
+            if snapshot.get("spec", {}).get("triggers", {}).get("events"):
+                await asyncio.to_thread(fire_events, rec, snapshot, done, state)
+        except Exception as err:  # one bad pass must not kill the daemon; the next one retries
+            logger.exception("workflow pass failed: %s", err)
+        await stopped.wait(PASS_INTERVAL)
