@@ -17,10 +17,14 @@ $(VENV)/.installed: pyproject.toml
 controlplane:
 	bash hack/controlplane/build.sh >/dev/null
 
-# helm, built from its Go module (cached), and Debian's Lua for the Argo CD health check's tests.
+# What the tests use beyond Python: helm (built from its Go module, cached), and from Debian: Lua for
+# the Argo CD health check, Prometheus + promtool for the alert rules, Chromium for the run page.
 tools:
 	bash hack/tools/build.sh >/dev/null
 	command -v lua5.4 >/dev/null || (apt-get update -qq && apt-get install -y -qq lua5.4 >/dev/null)
+	command -v promtool >/dev/null && command -v prometheus >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq prometheus >/dev/null)
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
 demo: setup
 	$(BIN)/oxygen demo

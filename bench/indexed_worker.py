@@ -20,12 +20,22 @@ def main() -> int:
     index = int(os.environ["JOB_COMPLETION_INDEX"])
     batch = int(os.environ["BATCH"])
     api = config.new_client_from_config()
-    data = client.CoreV1Api(api).read_namespaced_config_map(os.environ["ROWS_CONFIGMAP"], os.environ["NAMESPACE"])
+    data = client.CoreV1Api(api).read_namespaced_config_map(
+        os.environ["ROWS_CONFIGMAP"], os.environ["NAMESPACE"]
+    )
     rows = list(csv.DictReader(io.StringIO(data.data["rows.csv"])))[index * batch : (index + 1) * batch]
     producer = EchoProducer()
     for i, row in enumerate(rows):
-        producer.call(ItemCall(run_name="baseline", run_uid="baseline", item_id=str(index * batch + i),
-                               row_id=None, inputs=dict(row), attempt=1))
+        producer.call(
+            ItemCall(
+                run_name="baseline",
+                run_uid="baseline",
+                item_id=str(index * batch + i),
+                row_id=None,
+                inputs=dict(row),
+                attempt=1,
+            )
+        )
     print(f"completion {index}: {len(rows)} rows")
     return 0
 

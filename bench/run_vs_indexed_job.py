@@ -32,7 +32,7 @@ from oxygen.devcluster.wait import wait_for  # noqa: E402
 
 NS = "bench"
 BASELINE_WORKER = REPO / "bench" / "indexed_worker.py"
-_METRIC = re.compile(r'^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>[0-9.e+]+)$')
+_METRIC = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>[0-9.e+]+)$")
 
 
 def apiserver_requests(cluster: LocalCluster) -> Counter[tuple[str, str]]:
@@ -71,8 +71,11 @@ def rows_csv(n: int) -> str:
 
 def interesting(delta: Counter[tuple[str, str]]) -> dict[str, int]:
     keep = ("runs", "runshards", "jobs", "pods", "events", "configmaps")
-    out = {f"{verb} {res}": n for (verb, res), n in sorted(delta.items())
-           if n and res.split("/")[0] in keep and verb not in ("WATCH",)}
+    out = {
+        f"{verb} {res}": n
+        for (verb, res), n in sorted(delta.items())
+        if n and res.split("/")[0] in keep and verb not in ("WATCH",)
+    }
     return out
 
 
@@ -80,37 +83,89 @@ def run_as_run(cluster: LocalCluster, custom: Any, n: int, batch: int, paralleli
     name = f"bench-{n}"
     before = apiserver_requests(cluster)
     t0 = time.monotonic()
-    custom.create_namespaced_custom_object("oxygen.dev", "v1alpha1", NS, "runs", {
-        "apiVersion": "oxygen.dev/v1alpha1", "kind": "Run", "metadata": {"name": name},
-        "spec": {"itemsFrom": {"configMapKeyRef": {"name": f"rows-{n}", "key": "rows.csv"}},
-                 "producer": {"provider": "echo", "builtin": "echo"}, "batchSize": batch,
-                 "parallelism": parallelism}})
+    custom.create_namespaced_custom_object(
+        "oxygen.dev",
+        "v1alpha1",
+        NS,
+        "runs",
+        {
+            "apiVersion": "oxygen.dev/v1alpha1",
+            "kind": "Run",
+            "metadata": {"name": name},
+            "spec": {
+                "itemsFrom": {"configMapKeyRef": {"name": f"rows-{n}", "key": "rows.csv"}},
+                "producer": {"provider": "echo", "builtin": "echo"},
+                "batchSize": batch,
+                "parallelism": parallelism,
+            },
+        },
+    )
     status = wait_for(
-        lambda: (s := custom.get_namespaced_custom_object("oxygen.dev", "v1alpha1", NS, "runs", name)
-                 .get("status", {})).get("phase") in ("succeeded", "completed", "failed") and s,
-        timeout=3600, interval=0.5, what=f"run {name}")
+        lambda: (
+            (
+                s := custom.get_namespaced_custom_object("oxygen.dev", "v1alpha1", NS, "runs", name).get(
+                    "status", {}
+                )
+            ).get("phase")
+            in ("succeeded", "completed", "failed")
+            and s
+        ),
+        timeout=3600,
+        interval=0.5,
+        what=f"run {name}",
+    )
     wall = time.monotonic() - t0
     delta = apiserver_requests(cluster) - before
     size = len(json.dumps(custom.get_namespaced_custom_object("oxygen.dev", "v1alpha1", NS, "runs", name)))
-    return {"wall": wall, "phase": status["phase"], "succeeded": status["itemsSucceeded"], "delta": delta,
-            "run_bytes": size, "status_writes": delta[("PATCH", "runs/status")]}
+    return {
+        "wall": wall,
+        "phase": status["phase"],
+        "succeeded": status["itemsSucceeded"],
+        "delta": delta,
+        "run_bytes": size,
+        "status_writes": delta[("PATCH", "runs/status")],
+    }
 
 
-def run_as_indexed_job(cluster: LocalCluster, batch_api: Any, n: int, batch: int, parallelism: int) -> dict[str, Any]:
+def run_as_indexed_job(
+    cluster: LocalCluster, batch_api: Any, n: int, batch: int, parallelism: int
+) -> dict[str, Any]:
     name = f"baseline-{n}"
     shards = (n + batch - 1) // batch
     before = apiserver_requests(cluster)
     t0 = time.monotonic()
-    batch_api.create_namespaced_job(NS, {
-        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
-        "spec": {"completions": shards, "parallelism": parallelism, "completionMode": "Indexed",
-                 "backoffLimit": 3,
-                 "template": {"spec": {"restartPolicy": "Never", "serviceAccountName": "bench-baseline",
-                                       "containers": [{"name": "w", "image": "local",
-                                                       "command": ["python", str(BASELINE_WORKER)],
-                                                       "env": [{"name": "ROWS_CONFIGMAP", "value": f"rows-{n}"},
-                                                               {"name": "BATCH", "value": str(batch)},
-                                                               {"name": "NAMESPACE", "value": NS}]}]}}}})
+    batch_api.create_namespaced_job(
+        NS,
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": name},
+            "spec": {
+                "completions": shards,
+                "parallelism": parallelism,
+                "completionMode": "Indexed",
+                "backoffLimit": 3,
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "serviceAccountName": "bench-baseline",
+                        "containers": [
+                            {
+                                "name": "w",
+                                "image": "local",
+                                "command": ["python", str(BASELINE_WORKER)],
+                                "env": [
+                                    {"name": "ROWS_CONFIGMAP", "value": f"rows-{n}"},
+                                    {"name": "BATCH", "value": str(batch)},
+                                    {"name": "NAMESPACE", "value": NS},
+                                ],
+                            }
+                        ],
+                    }
+                },
+            },
+        },
+    )
 
     def done() -> bool:
         conds = batch_api.read_namespaced_job_status(name, NS).status.conditions or []
@@ -119,11 +174,17 @@ def run_as_indexed_job(cluster: LocalCluster, batch_api: Any, n: int, batch: int
     wait_for(done, timeout=3600, interval=0.5, what=f"job {name}")
     wall = time.monotonic() - t0
     delta = apiserver_requests(cluster) - before
-    return {"wall": wall, "delta": delta, "succeeded": batch_api.read_namespaced_job_status(name, NS).status.succeeded}
+    return {
+        "wall": wall,
+        "delta": delta,
+        "succeeded": batch_api.read_namespaced_job_status(name, NS).status.succeeded,
+    }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--items", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--parallelism", type=int, default=4)
@@ -134,38 +195,64 @@ def main() -> int:
         cluster.controlplane.kubectl("apply", "-f", str(REPO / "crds"))
         cluster.controlplane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         cluster.controlplane.kubectl("create", "namespace", NS)
-        wait_for(lambda: cluster.controlplane.kubectl("get", "sa", "default", "-n", NS, check=False).returncode == 0,
-                 timeout=30)
-        # The baseline's pods read their rows like the Run's workers read their shards: with a narrow identity.
+        wait_for(
+            lambda: (
+                cluster.controlplane.kubectl("get", "sa", "default", "-n", NS, check=False).returncode == 0
+            ),
+            timeout=30,
+        )
+        # The baseline's pods read their rows as the Run's workers read their shards: narrowly.
         for manifest in (
             ["create", "serviceaccount", "bench-baseline"],
             ["create", "role", "read-rows", "--verb=get", "--resource=configmaps"],
-            ["create", "rolebinding", "read-rows", "--role=read-rows", f"--serviceaccount={NS}:bench-baseline"],
+            [
+                "create",
+                "rolebinding",
+                "read-rows",
+                "--role=read-rows",
+                f"--serviceaccount={NS}:bench-baseline",
+            ],
         ):
             cluster.controlplane.kubectl(*manifest, "-n", NS)
         log = (cluster.workdir / "operator.log").open("ab")
-        operator = subprocess.Popen([sys.executable, "-m", "oxygen", "operator", "--log-level", "WARNING"],
-                                    env={**os.environ, "KUBECONFIG": str(kc)}, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+        operator = subprocess.Popen(
+            [sys.executable, "-m", "oxygen", "operator", "--log-level", "WARNING"],
+            env={**os.environ, "KUBECONFIG": str(kc)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         api = config.new_client_from_config(config_file=str(kc))
         custom, batch_api = client.CustomObjectsApi(api), client.BatchV1Api(api)
         try:
             time.sleep(3)  # the operator's watches start
             for n in args.items:
-                cluster.controlplane.kubectl("create", "configmap", f"rows-{n}", "-n", NS,
-                                             "--from-file=rows.csv=/dev/stdin", input=rows_csv(n))
+                cluster.controlplane.kubectl(
+                    "create",
+                    "configmap",
+                    f"rows-{n}",
+                    "-n",
+                    NS,
+                    "--from-file=rows.csv=/dev/stdin",
+                    input=rows_csv(n),
+                )
                 cpu0 = proc_cpu_seconds(operator.pid)
                 base = run_as_indexed_job(cluster, batch_api, n, args.batch_size, args.parallelism)
                 run = run_as_run(cluster, custom, n, args.batch_size, args.parallelism)
                 cpu = proc_cpu_seconds(operator.pid) - cpu0
                 shards = (n + args.batch_size - 1) // args.batch_size
-                print(f"\n=== {n} items, batchSize {args.batch_size}, parallelism {args.parallelism} "
-                      f"({shards} shards) ===")
+                print(
+                    f"\n=== {n} items, batchSize {args.batch_size}, parallelism {args.parallelism} "
+                    f"({shards} shards) ==="
+                )
                 print(f"baseline Indexed Job: {base['wall']:.1f}s ({base['succeeded']} completions)")
                 print(f"Run:                  {run['wall']:.1f}s ({run['phase']}, {run['succeeded']} items)")
                 print(f"ratio Run/baseline:   {run['wall'] / base['wall']:.2f}")
-                print(f"Run status writes:    {run['status_writes']} "
-                      f"({run['status_writes'] / shards:.2f} per shard, {run['status_writes'] / n:.4f} per item)")
+                print(
+                    f"Run status writes:    {run['status_writes']} "
+                    f"({run['status_writes'] / shards:.2f} per shard, "
+                    f"{run['status_writes'] / n:.4f} per item)"
+                )
                 print(f"Run object size:      {run['run_bytes']} bytes")
                 print(f"operator CPU:         {cpu:.1f}s; peak RSS {proc_peak_rss_mib(operator.pid):.0f} MiB")
                 print("API requests (Run):      ", json.dumps(interesting(run["delta"])))

@@ -193,7 +193,15 @@ def test_helm_lint_and_template(helm: Path, tmp_path: Path, values: dict[str, An
     assert lint.returncode == 0, lint.stdout + lint.stderr
     docs = render(helm, tmp_path, "oxy", "oxygen-system", values)
     kinds = sorted(d["kind"] for d in docs)
-    base = ["ClusterRole", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
+    base = [
+        "ClusterRole",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Service",
+        "Service",
+        "ServiceAccount",
+    ]
     if values.get("watchNamespaces"):
         expected = [*base, "ConfigMap", "KopfPeering", "KopfPeering", "PrometheusRule"]
         expected += ["RoleBinding", "RoleBinding", "ServiceMonitor"]
@@ -231,10 +239,18 @@ def test_values_reach_the_operator_and_its_workers(helm: Path, tmp_path: Path) -
     assert json.loads(env["OXYGEN_WORKER_NODE_SELECTOR"]) == {"pool": "batch"}
     assert json.loads(env["OXYGEN_WORKER_TOLERATIONS"]) == EVERYTHING_ON["worker"]["tolerations"]
     assert env["OXYGEN_WORKER_SERVICE_ACCOUNT"] == "shared-worker"
-    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"metrics": 8080, "health": 8081}
-    service = only(docs, "Service")
-    assert service["spec"]["ports"] == [
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "metrics": 8080,
+        "health": 8081,
+        "webhook": 8082,
+    }
+    assert env["OXYGEN_WEBHOOK_PORT"] == "8082" and env["OXYGEN_METRICS_PORT"] == "8080"
+    services = {s["metadata"]["name"].rsplit("-", 1)[-1]: s for s in docs if s["kind"] == "Service"}
+    assert services["metrics"]["spec"]["ports"] == [
         {"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    assert services["webhook"]["spec"]["ports"] == [
+        {"name": "webhook", "port": 8082, "targetPort": "webhook", "protocol": "TCP"}
     ]
     assert only(docs, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "metrics"
     dashboard = only(docs, "ConfigMap")
@@ -484,13 +500,15 @@ def test_runs_complete_with_only_the_charts_rbac_and_nothing_more(
             ("create", "serviceaccounts"),
             ("update", "roles.rbac.authorization.k8s.io"),
             ("create", "rolebindings.rbac.authorization.k8s.io"),
-        ]
-        refused = [
-            ("get", "secrets"),
-            ("list", "secrets"),
-            ("create", "pods"),
+            # Workflow triggers create runs and prune history; webhooks read their token Secret.
             ("create", "runs.oxygen.dev"),
             ("delete", "runs.oxygen.dev"),
+            ("get", "secrets"),
+        ]
+        refused = [
+            ("list", "secrets"),
+            ("watch", "secrets"),
+            ("create", "pods"),
             ("update", "runs.oxygen.dev"),
             ("delete", "runshards.oxygen.dev"),
             ("delete", "roles.rbac.authorization.k8s.io"),
@@ -578,7 +596,7 @@ def test_cluster_wide_install_binds_cluster_wide_and_peers_cluster_wide(
         for verb in ("get", "list", "watch", "patch"):
             assert can_i(cluster, me, verb, "clusterkopfpeerings.kopf.dev/oxygen-operator")
         assert not can_i(cluster, me, "delete", "clusterkopfpeerings.kopf.dev/oxygen-operator")
-        assert not can_i(cluster, me, "get", "secrets", "--all-namespaces")
+        assert not can_i(cluster, me, "list", "secrets", "--all-namespaces")
         assert not can_i(cluster, me, "list", "namespaces")
         assert can_i(cluster, me, "create", "tokenreviews.authentication.k8s.io")
         assert can_i(cluster, me, "create", "subjectaccessreviews.authorization.k8s.io")

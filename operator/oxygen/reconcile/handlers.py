@@ -16,14 +16,16 @@ from typing import Any
 
 import kopf
 
+from oxygen import metrics
 from oxygen.api.common import GROUP, VERSION
 from oxygen.api.labels import LABEL_RUN_UID
 from oxygen.credits.gate import account_of, share_of
 from oxygen.execution.jobs import WorkerDefaults
 from oxygen.kube.client import Kube, load_api_client
 from oxygen.reconcile.accounts import AccountReconciler, AccountState
-from oxygen.reconcile.runs import RunReconciler, RunState, Settings, _rv
+from oxygen.reconcile.runs import IDLE_INTERVAL, RunReconciler, RunState, Settings, _rv
 from oxygen.status.views import job_view, shard_view
+from oxygen.web import start_web
 
 log = logging.getLogger("oxygen.operator")
 
@@ -31,6 +33,9 @@ _reconciler: RunReconciler | None = None
 _accounts: AccountReconciler | None = None
 # A Run's daemon sleeps between passes; a change to the Run wakes it at once.
 _wakeups: dict[str, asyncio.Event] = {}
+# Runs whose daemon has work pending (not idle): the operator's queue depth.
+_busy: set[str] = set()
+_web: Any = None
 
 
 def reconciler() -> RunReconciler:
@@ -40,7 +45,8 @@ def reconciler() -> RunReconciler:
             web_base_url=os.environ.get("OXYGEN_WEB_BASE_URL", "http://localhost:8080"),
             worker=WorkerDefaults.from_env(),
         )
-        _reconciler = RunReconciler(Kube(load_api_client()), settings)
+        api_client = metrics.instrument_api_client(load_api_client())
+        _reconciler = RunReconciler(Kube(api_client), settings)
     return _reconciler
 
 
@@ -67,6 +73,45 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     reconciler()
 
 
+@kopf.on.startup()
+async def serve_web(**_: Any) -> None:
+    """/metrics, /healthz and the run pages (status.webUrl)."""
+    global _web
+    metrics.count_watch_restarts()
+    port = os.environ.get("OXYGEN_METRICS_PORT", "8080")
+    if port.lower() in ("", "0", "off", "none"):
+        return
+    host = os.environ.get("OXYGEN_WEB_HOST", "0.0.0.0")
+    try:
+        _web = await start_web(host, int(port), reconciler().kube.api_client)
+    except OSError as err:  # a taken port must not stop the operator; the log says why
+        log.error("web server not started on port %s: %s", port, err)
+
+
+@kopf.on.cleanup()
+async def stop_web(**_: Any) -> None:
+    if _web is not None:
+        await _web.cleanup()
+
+
+@kopf.on.event(GROUP, VERSION, "runshards")
+async def shard_event(event: kopf.RawEvent, body: kopf.Body, uid: str, **_: Any) -> None:
+    if event["type"] == "DELETED":
+        metrics.forget_shard(uid)
+    else:
+        metrics.observe_shard(dict(body))
+
+
+@kopf.on.event(GROUP, VERSION, "creditaccounts")
+async def account_event(
+    event: kopf.RawEvent, body: kopf.Body, name: str, namespace: str | None, **_: Any
+) -> None:
+    if event["type"] == "DELETED":
+        metrics.forget_credit_account(namespace or "", name)
+    else:
+        metrics.observe_credit_account(dict(body))
+
+
 @kopf.index(GROUP, VERSION, "runshards")
 def shards_by_run(body: kopf.Body, **_: Any) -> dict[str, Any]:
     raw = dict(body)
@@ -79,7 +124,13 @@ def jobs_by_run(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[str, Any
 
 
 @kopf.on.event(GROUP, VERSION, "runs")
-async def run_changed(uid: str, **_: Any) -> None:
+async def run_changed(
+    event: kopf.RawEvent, body: kopf.Body, uid: str, name: str, namespace: str | None, **_: Any
+) -> None:
+    if event["type"] == "DELETED":
+        metrics.forget_run(namespace or "", name, uid)
+    else:
+        metrics.observe_run(dict(body))
     wake = _wakeups.get(uid)
     if wake is not None:
         wake.set()
@@ -102,6 +153,8 @@ async def run_daemon(
         await _loop(body, uid, stopped, shards_by_run, jobs_by_run, logger, state, rec, wake)
     finally:
         _wakeups.pop(uid, None)
+        _busy.discard(uid)
+        metrics.set_queue_depth(len(_busy))
 
 
 async def _loop(
@@ -123,10 +176,16 @@ async def _loop(
         shards = list(shards_by_run.get(uid, []))
         jobs = list(jobs_by_run.get(uid, []))
         try:
-            interval = await asyncio.to_thread(rec.reconcile, snapshot, shards, jobs, state)
+            with metrics.reconcile_timer():
+                interval = await asyncio.to_thread(rec.reconcile, snapshot, shards, jobs, state)
         except Exception as err:  # one bad pass must not kill the run's daemon; retry shortly
             logger.exception("reconcile failed: %s", err)
             interval = 2.0
+        if interval < IDLE_INTERVAL:
+            _busy.add(uid)
+        else:
+            _busy.discard(uid)
+        metrics.set_queue_depth(len(_busy))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), timeout=interval)
 
