@@ -69,6 +69,14 @@ def cluster_command(handler: Handler) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+def positive(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def unreachable(target: Target, reason: str) -> str:
     return f'cannot reach the cluster of context "{target.context}" ({target.server}): {reason}'
 

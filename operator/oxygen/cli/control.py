@@ -6,16 +6,20 @@ conflict, so a concurrent edit is never lost and `retryFailed` is bumped exactly
 
 from __future__ import annotations
 
+import argparse
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
 from oxygen.api.run import TERMINAL_PHASES
-from oxygen.cli.errors import CliError, NotFound
+from oxygen.cli.command import Session, cluster_command
+from oxygen.cli.errors import EXIT_OK, CliError, NotFound
 from oxygen.cli.resources import Resources
+from oxygen.cli.runview import Shape, print_run
+from oxygen.cli.shapes import run_shape
 
 CONFLICT_ATTEMPTS = 5
 POLL_SECONDS = 0.5
@@ -93,9 +97,57 @@ CHANGES = {
 }
 
 
-def apply(api: Resources, ref: str, change: Change) -> Obj:
-    """Patch the run's spec; returns the patched Run."""
+HELP = {
+    "pause": "suspend the run's Jobs (spec.paused: true)",
+    "resume": "resume a paused run (spec.paused: false)",
+    "cancel": "cancel the run (spec.cancel: true; unfinished items are skipped)",
+    "retry-failed": "re-run only the failed items (bumps spec.retryFailed)",
+}
+
+
+def add_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+    verbs: Sequence[str],
+    kind: str | None = None,
+    shape: Shape = run_shape,
+) -> None:
+    """`<group> <verb> <run> [--wait] [--timeout S]` for each verb; `kind`: only runs of that kind,
+    `shape`: how the run is printed."""
+    for verb in verbs:
+        cmd = sub.add_parser(verb, parents=[common], help=HELP[verb])
+        cmd.add_argument("run", help="the run's name or id (uid)")
+        cmd.add_argument("--wait", action="store_true", help="block until the change took effect")
+        cmd.add_argument("--timeout", type=float, default=300.0, help="seconds --wait waits (default 300)")
+        cmd.set_defaults(
+            handler=cluster_command(control_command), change=CHANGES[verb], run_kind=kind, shape=shape
+        )
+
+
+def control_command(args: argparse.Namespace, session: Session) -> int:
+    change: Change = args.change
+    run = apply(session.api, args.run, change, getattr(args, "run_kind", None))
+    if args.wait:
+        run = wait(session.api, run, change, args.timeout)
+    print_run(run, session.json, getattr(args, "shape", run_shape))
+    return EXIT_OK
+
+
+def run_kind(run: Obj) -> str:
+    return str((run.get("status") or {}).get("kind") or (run.get("spec") or {}).get("kind") or "column")
+
+
+def find_run_of_kind(api: Resources, ref: str, kind: str | None) -> Obj:
+    """The run `ref`; NotFound when it is a run of another kind than `kind` (None: any kind)."""
     run = api.find_run(ref)
+    if kind is not None and run_kind(run) != kind:
+        raise NotFound(f'{kind} run "{ref}" not found: it is a {run_kind(run)} run')
+    return run
+
+
+def apply(api: Resources, ref: str, change: Change, kind: str | None = None) -> Obj:
+    """Patch the run's spec; returns the patched Run."""
+    run = find_run_of_kind(api, ref, kind)
     for _ in range(CONFLICT_ATTEMPTS):
         refusal = change.refuse(run)
         if refusal is not None:
@@ -123,6 +175,20 @@ def wait(api: Resources, patched: Obj, change: Change, timeout: float) -> Obj:
             )
         time.sleep(POLL_SECONDS)
         run = _reread(api, run)
+
+
+def wait_finished(api: Resources, run: Obj, timeout: float) -> Obj:
+    """Poll the run until its phase is terminal; returns the run as last read."""
+    deadline = time.monotonic() + timeout
+    while _phase(run) not in TERMINAL_PHASES:
+        if time.monotonic() >= deadline:
+            raise CliError(
+                f'timed out after {timeout:g}s waiting for run "{run["metadata"]["name"]}" to finish '
+                f"(phase is {_phase(run)})"
+            )
+        time.sleep(POLL_SECONDS)
+        run = _reread(api, run)
+    return run
 
 
 def _reread(api: Resources, run: Obj) -> Obj:

@@ -72,11 +72,11 @@ def from_manifest(filename: str, api: Resources) -> list[dict[str, Any]]:
         raise CliError(f"{filename}: no Run in the manifest")
     # ConfigMaps first: a Run reads its itemsFrom as soon as it exists.
     for doc in (d for d in documents if d["kind"] == "ConfigMap"):
-        _create(api, doc)
-    return [_create(api, d) for d in documents if d["kind"] == "Run"]
+        create_resource(api, doc)
+    return [create_resource(api, d) for d in documents if d["kind"] == "Run"]
 
 
-def _create(api: Resources, doc: dict[str, Any]) -> dict[str, Any]:
+def create_resource(api: Resources, doc: dict[str, Any]) -> dict[str, Any]:
     """Create a Run or a ConfigMap in its namespace (the manifest's, else -n's); 409 is an error here."""
     meta = doc.setdefault("metadata", {})
     namespace = meta.get("namespace") or api.target.namespace
@@ -118,9 +118,9 @@ def from_flags(args: argparse.Namespace, api: Resources) -> dict[str, Any]:
         "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "data": {key: rows},
     }
-    _create(api, config_map)
+    create_resource(api, config_map)
     try:
-        return _create(api, run_manifest(args, name, namespace, key))
+        return create_resource(api, run_manifest(args, name, namespace, key))
     except BaseException:
         # No Run will read it: leave nothing behind.
         api.delete_config_map(namespace, name)

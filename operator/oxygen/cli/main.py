@@ -8,7 +8,18 @@ import sys
 from collections.abc import Sequence
 
 from oxygen import __version__
-from oxygen.cli import billing, cells, dev, observability, operator, runs, table_runs, worker
+from oxygen.cli import (
+    billing,
+    cells,
+    dev,
+    ingestions,
+    observability,
+    operator,
+    runs,
+    table_runs,
+    worker,
+    workflows,
+)
 from oxygen.cli.kubeaccess import global_flags
 
 
@@ -29,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(dest="group", metavar="<group>")
     runs.register(groups, common)
     table_runs.register(groups, common)
+    ingestions.register(groups, common)
+    workflows.register(groups, common)
     cells.register(groups, common)
     observability.register(groups, common)
     billing.register(groups, common)

@@ -91,9 +91,13 @@ class Resources:
                 return
 
     def get_run(self, namespace: str, name: str) -> Obj | None:
+        return self.get("runs", namespace, name)
+
+    def get(self, plural: str, namespace: str, name: str) -> Obj | None:
+        """The object, or None when it does not exist (an unknown resource type stays an error)."""
         try:
             result: Obj = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, "runs", name, _request_timeout=self.timeout
+                GROUP, VERSION, namespace, plural, name, _request_timeout=self.timeout
             )
             return result
         except ApiException as err:

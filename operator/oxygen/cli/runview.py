@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from oxygen.cli.output import age, print_json, render_table
@@ -26,8 +26,14 @@ def run_row(shape: dict[str, Any], with_namespace: bool) -> list[Any]:
     return [shape["namespace"], *row] if with_namespace else row
 
 
-def print_runs(runs: Iterable[dict[str, Any]], as_json: bool, with_namespace: bool) -> None:
-    shapes = [run_shape(r) for r in runs]
+Shape = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+def print_runs(
+    runs: Iterable[dict[str, Any]], as_json: bool, with_namespace: bool, shape: Shape = run_shape
+) -> None:
+    """`shape`: run_shape, or one that adds extras after its fields."""
+    shapes = [shape(r) for r in runs]
     if as_json:
         print_json(shapes)
         return
@@ -38,11 +44,11 @@ def print_runs(runs: Iterable[dict[str, Any]], as_json: bool, with_namespace: bo
     sys.stdout.write(render_table(headers, [run_row(s, with_namespace) for s in shapes]))
 
 
-def print_run(run: dict[str, Any], as_json: bool) -> None:
-    shape = run_shape(run)
+def print_run(run: dict[str, Any], as_json: bool, shape: Shape = run_shape) -> None:
+    shaped = shape(run)
     if as_json:
-        print_json(shape)
+        print_json(shaped)
         return
-    sys.stdout.write(render_table(RUN_COLUMNS, [run_row(shape, False)]))
-    if shape["message"]:
-        print(f"message: {shape['message']}")
+    sys.stdout.write(render_table(RUN_COLUMNS, [run_row(shaped, False)]))
+    if shaped["message"]:
+        print(f"message: {shaped['message']}")

@@ -58,14 +58,19 @@ def run_shape(run: Obj) -> dict[str, Any]:
 def item_shape(
     spec_item: Obj, result: Obj | None, *, shard: str | None = None, provider: str | None = None
 ) -> dict[str, Any]:
-    """One item: inputs from the shard's spec, everything else from its result (pending if none yet)."""
+    """One item: inputs from the shard's spec, everything else from its result (pending if none yet).
+
+    Inputs the worker resolved (workflow steps) or found (ingestion pages) are in the result and win.
+    A workflow step's item also names its `step`; `provider` is the step's own producer's if it has one.
+    """
     result = result or {}
-    return {
+    resolved = result.get("inputs")
+    shape = {
         "id": spec_item.get("id"),
         "row_id": spec_item.get("rowId", result.get("rowId")),
         "status": result.get("status") or "pending",
         "attempt_count": int(result.get("attemptCount", spec_item.get("attemptCount", 0))),
-        "inputs": spec_item.get("inputs") or {},
+        "inputs": resolved if isinstance(resolved, dict) else spec_item.get("inputs") or {},
         "outputs": result.get("outputs"),
         "error": result.get("error"),
         "credits_used": _credits(result.get("creditsUsed")),
@@ -75,17 +80,28 @@ def item_shape(
         "finished_at": result.get("finishedAt"),
         "latency_seconds": result.get("latencySeconds"),
         "shard": shard,
-        "provider": provider,
+        "provider": result.get("provider") or (spec_item.get("producer") or {}).get("provider") or provider,
     }
+    step = result.get("step") or spec_item.get("step")
+    if step is not None:
+        shape["step"] = step
+    return shape
 
 
 def shard_items(shard: Obj, status: str | None = None) -> Iterator[dict[str, Any]]:
-    """The shard's items whose latest result lives here (superseded ones moved to a later round)."""
+    """The shard's items whose latest result lives here (superseded ones moved to a later round),
+    then the items found while it ran (ingestion pages), which only its status holds."""
     spec = shard.get("spec") or {}
-    results = {r.get("id"): r for r in (shard.get("status") or {}).get("items") or []}
+    found = (shard.get("status") or {}).get("items") or []
+    results = {r.get("id"): r for r in found}
     name = (shard.get("metadata") or {}).get("name")
     provider = (spec.get("producer") or {}).get("provider")
-    for spec_item in spec.get("items") or []:
+    declared = spec.get("items") or []
+    declared_ids = {i.get("id") for i in declared}
+    discovered = [
+        {"id": r.get("id"), "rowId": r.get("rowId")} for r in found if r.get("id") not in declared_ids
+    ]
+    for spec_item in [*declared, *discovered]:
         result = results.get(spec_item.get("id"))
         if result is not None and result.get("supersededBy"):
             continue

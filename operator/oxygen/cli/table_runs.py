@@ -7,7 +7,7 @@ import sys
 
 from oxygen.api.run import ITEM_STATUSES
 from oxygen.cli import control, create
-from oxygen.cli.command import Session, cluster_command
+from oxygen.cli.command import Session, cluster_command, positive
 from oxygen.cli.errors import EXIT_OK
 from oxygen.cli.items import ITEMS_PER_PAGE, item_pages
 from oxygen.cli.output import JsonArrayWriter, StreamingTable, print_json, render_table, truncate
@@ -16,13 +16,6 @@ from oxygen.cli.shapes import provider_rows, run_shape
 
 ITEM_COLUMNS = ("ID", "ROW", "STATUS", "ATTEMPTS", "CREDITS", "ERROR")
 PROVIDER_COLUMNS = ("PROVIDER", "SUCCEEDED", "FAILED", "CREDITS", "ATTEMPTS", "MEAN LATENCY")
-
-
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def register(
@@ -66,17 +59,7 @@ def register(
     summary.add_argument("run")
     summary.set_defaults(handler=cluster_command(provider_summary_command))
 
-    for verb, helptext in (
-        ("pause", "suspend the run's Jobs (spec.paused: true)"),
-        ("resume", "resume a paused run (spec.paused: false)"),
-        ("cancel", "cancel the run (spec.cancel: true; unfinished items are skipped)"),
-        ("retry-failed", "re-run only the failed items (bumps spec.retryFailed)"),
-    ):
-        cmd = sub.add_parser(verb, parents=[common], help=helptext)
-        cmd.add_argument("run")
-        cmd.add_argument("--wait", action="store_true", help="block until the change took effect")
-        cmd.add_argument("--timeout", type=float, default=300.0, help="seconds --wait waits (default 300)")
-        cmd.set_defaults(handler=cluster_command(control_command), change=control.CHANGES[verb])
+    control.add_commands(sub, common, ("pause", "resume", "cancel", "retry-failed"))
 
 
 def create_command(args: argparse.Namespace, session: Session) -> int:
@@ -156,13 +139,4 @@ def provider_summary_command(args: argparse.Namespace, session: Session) -> int:
             ],
         )
     )
-    return EXIT_OK
-
-
-def control_command(args: argparse.Namespace, session: Session) -> int:
-    change: control.Change = args.change
-    run = control.apply(session.api, args.run, change)
-    if args.wait:
-        run = control.wait(session.api, run, change, args.timeout)
-    print_run(run, session.json)
     return EXIT_OK
