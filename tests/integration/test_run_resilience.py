@@ -100,7 +100,11 @@ def test_invalid_manifests_are_rejected_by_the_api_server(cluster: LocalCluster,
     two_producers = apply(manifest("", producer="producer: {provider: p, builtin: echo, command: [x]}"))
     assert "exactly one of http, builtin or command" in two_producers.stderr
     no_producer = apply(manifest("", producer="table: t"))
-    assert "spec.producer: Required value" in no_producer.stderr
+    assert "a column run needs a producer" in no_producer.stderr
+    no_workflow = apply(manifest("kind: workflow", items="table: t", producer="inputs: {a: 1}"))
+    assert "a workflow run needs workflowRef" in no_workflow.stderr
+    no_ingestion = apply(manifest("kind: ingestion", items="table: t", producer="inputs: {a: 1}"))
+    assert "an ingestion run needs ingestion" in no_ingestion.stderr
     bad_credits = apply(manifest("", producer="producer: {provider: p, builtin: echo, costPerItem: 'one'}"))
     assert "spec.producer.costPerItem" in bad_credits.stderr
     assert runs.custom.list_namespaced_custom_object("oxygen.dev", "v1alpha1", runs.ns, "runs")["items"] == []
