@@ -6,8 +6,8 @@ another ServiceAccount gets 403; no token (or a forged one) gets 401.
 
 from __future__ import annotations
 
-import re
 import os
+import re
 import subprocess
 import urllib.error
 import urllib.request
