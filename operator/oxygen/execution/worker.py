@@ -168,6 +168,7 @@ class ShardExecutor:
         worker_name: str | None = None,
         rng: random.Random | None = None,
         max_status_bytes: int = DEFAULT_MAX_STATUS_BYTES,
+        make_producer: Callable[[Producer], ItemProducer] | None = None,
         poll_interval: float = 0.02,
     ) -> None:
         self._spec = shard.spec
@@ -188,7 +189,8 @@ class ShardExecutor:
         self._items = initial_items(shard)
         self._work = work_items(shard)
         self._producers: dict[int, ItemProducer] = {}
-        self.make_producer: Callable[[Producer], ItemProducer] | None = None
+        # Workflow steps each name their own producer; they are built on first use.
+        self._make_producer = make_producer
         self._sizes = [json_bytes(item.wire()) for item in self._items]
         self._status_bytes = STATUS_OVERHEAD_BYTES + sum(self._sizes)
         self._started_at = shard.status.started_at
@@ -333,10 +335,10 @@ class ShardExecutor:
 
     def _producer_for(self, index: int) -> ItemProducer:
         own = self._work[index].producer
-        if own is None or self.make_producer is None:
+        if own is None or self._make_producer is None:
             return self._producer
         if index not in self._producers:
-            self._producers[index] = self.make_producer(own)
+            self._producers[index] = self._make_producer(own)
         return self._producers[index]
 
     def _execute(self, index: int) -> None:
@@ -633,9 +635,8 @@ def _run(
             stop_grace_seconds=stop_grace_seconds,
             flush_interval=flush_interval,
             worker_name=env.get("HOSTNAME"),
+            make_producer=lambda spec: make_producer(spec, env=env, cancel=abandon),
         )
-        # Workflow steps each name their own producer; they are built on first use.
-        executor.make_producer = lambda spec: make_producer(spec, env=env, cancel=abandon)
         todo = sum(1 for item in executor.snapshot().items if needs_execution(item))
         log.info("shard %s/%s: %d items, %d to execute", namespace, shard, len(resource.spec.items), todo)
         outcome = executor.run()

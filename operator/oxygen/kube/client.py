@@ -60,14 +60,16 @@ class Kube:
         items: list[dict[str, Any]] = result.get("items", [])
         return items
 
-    def create(self, plural: str, namespace: str, body: dict[str, Any]) -> bool:
-        """Create; False when it already exists (a deterministic name means it is ours)."""
+    def create_or_get(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create, or read what already exists under that name (a deterministic name means it is ours)."""
         try:
-            self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
-            return True
+            created: dict[str, Any] = self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, body
+            )
+            return created
         except ApiException as err:
             if err.status == 409:
-                return False
+                return self.get(plural, namespace, body["metadata"]["name"])
             raise
 
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:

@@ -345,8 +345,7 @@ class RunReconciler:
             for kind, manifest in worker_identity(run_body, sorted(names)):
                 self.kube.apply_owned(kind, ns, manifest)
         for shard_body in bodies:
-            self.kube.create("runshards", ns, shard_body)
-            created = self.kube.get("runshards", ns, shard_body["metadata"]["name"])
+            created = self.kube.create_or_get("runshards", ns, shard_body)
             spec = RunShard.model_validate(created).spec
             if not spec.execute and not (created.get("status") or {}).get("items"):
                 created = self.kube.patch_status(
