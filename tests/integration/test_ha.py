@@ -7,10 +7,6 @@ measured figure is printed (`pytest -s`) and recorded as the test's `takeover_se
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -42,45 +38,18 @@ def _paused(log: str) -> bool:
     return resumed == -1 or paused > resumed
 
 
-class Peer:
+class Peer(OperatorProcess):
     """One operator replica as a process, with its own kopf identity (POD_ID) and priority."""
 
-    def __init__(self, kubeconfig: Path, log: Path, peering: str, priority: int) -> None:
+    def __init__(self, kubeconfig: Path, log_dir: Path, peering: str, priority: int) -> None:
         self.identity = f"replica-{priority}"
-        self.argv = [
-            sys.executable,
-            "-m",
-            "oxygen",
-            "operator",
-            "--log-level=INFO",
-            f"--peering={peering}",
-            f"--priority={priority}",
-            f"--peering-lifetime={LIFETIME}",
-        ]
-        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig), "POD_ID": self.identity}
-        self.env["PYTHONUNBUFFERED"] = "1"
-        self.log = log
-        self.popen: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Peer:
-        with self.log.open("ab") as out:
-            self.popen = subprocess.Popen(
-                self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        return self
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.popen is not None and self.popen.poll() is None:
-            os.killpg(self.popen.pid, sig)
-            self.popen.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.popen is not None and self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        super().__init__(
+            kubeconfig,
+            log_dir,
+            extra_env={"POD_ID": self.identity},
+            extra_args=[f"--peering={peering}", f"--priority={priority}", f"--peering-lifetime={LIFETIME}"],
+            log_name=f"{self.identity}.log",
+        )
 
 
 def _peers(custom: client.CustomObjectsApi, name: str) -> dict[str, Any]:
@@ -116,8 +85,8 @@ def test_passive_replica_takes_over_when_the_active_one_is_killed(
         "-",
         input=f"apiVersion: kopf.dev/v1\nkind: ClusterKopfPeering\nmetadata: {{name: {peering}}}\n",
     )
-    active = Peer(cluster.kubeconfig, tmp_path / "active.log", peering, priority=200)
-    passive = Peer(cluster.kubeconfig, tmp_path / "passive.log", peering, priority=100)
+    active = Peer(cluster.kubeconfig, tmp_path, peering, priority=200)
+    passive = Peer(cluster.kubeconfig, tmp_path, peering, priority=100)
     try:
         active.start()
         passive.start()

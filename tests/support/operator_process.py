@@ -10,16 +10,25 @@ from pathlib import Path
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, log_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        log_dir: Path,
+        extra_env: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
+        log_name: str = "operator.log",
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.log_dir = log_dir
         self.extra_env = extra_env or {}
+        self.extra_args = extra_args or []
+        self.log_name = log_name
         self.popen: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
     @property
     def log(self) -> Path:
-        return self.log_dir / "operator.log"
+        return self.log_dir / self.log_name
 
     def start(self) -> OperatorProcess:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -27,7 +36,7 @@ class OperatorProcess:
         with self.log.open("ab") as out:
             out.write(f"\n===== operator start #{self.starts + 1} =====\n".encode())
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "oxygen", "operator", "--log-level", "INFO"],
+                [sys.executable, "-m", "oxygen", "operator", "--log-level", "INFO", *self.extra_args],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
