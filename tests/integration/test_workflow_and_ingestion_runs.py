@@ -15,6 +15,10 @@ pytestmark = pytest.mark.cluster
 
 
 def workflow(runs: Runs, name: str, url: str) -> None:
+    # The enrich step's own header Secret; the other steps must never send it.
+    runs.core.create_namespaced_secret(
+        runs.ns, {"metadata": {"name": f"{name}-account"}, "stringData": {"X-Enrich-Account": "acct-42"}}
+    )
     runs.custom.create_namespaced_custom_object(
         "oxygen.dev",
         "v1alpha1",
@@ -36,7 +40,10 @@ def workflow(runs: Runs, name: str, url: str) -> None:
                         "name": "enrich",
                         "producer": {
                             "provider": "clearbit",
-                            "http": {"url": f"{url}/enrich"},
+                            "http": {
+                                "url": f"{url}/enrich",
+                                "headersFrom": {"secretRef": {"name": f"{name}-account"}},
+                            },
                             "costPerItem": "2",
                         },
                         "inputs": {
@@ -102,6 +109,9 @@ def test_three_steps_run_in_order_and_pass_outputs_forward(runs: Runs) -> None:
     assert steps["score"]["outputs"] == {"summary": "acme.com has 42"}
     assert all(s["status"] == "succeeded" and s["attemptCount"] == 1 for s in steps.values())
     assert status["creditsUsed"] == "2"
+    by_step = {("company" in c.body["item"]["inputs"]): c.headers for c in calls}
+    assert by_step[False].get("X-Enrich-Account") == "acct-42", "the step's own header Secret reached it"
+    assert "X-Enrich-Account" not in by_step[True], "another step's header leaked"
     assert {p["provider"] for p in status["providers"]} >= {"echo"}
 
 

@@ -61,3 +61,12 @@ def test_ledger_stays_bounded_and_totals_survive_compaction() -> None:
         entries = ledger.reserve(entries, D(1), f"t{i}", i)
     assert len(entries) <= ledger.MAX_LEDGER_ENTRIES
     assert ledger.reserved_total(entries) == D(300)
+
+
+def test_settlement_never_records_a_negative_movement() -> None:
+    # 10 reserved, 5 captured, 5 released; a retry reserves 5 more and the provider charges 2 each.
+    entries = ledger.settle(ledger.reserve([], D(10), "t0", 0), D(5), D(5), "t1", 0)
+    entries = ledger.reserve(entries, D(5), "t2", 1)
+    final = ledger.settle(entries, D(15), ledger.released(entries, D(15), D(0)), "t3", 1)
+    assert all(e.amount > 0 for e in final)
+    assert [(e.type, e.amount) for e in final[-1:]] == [("captured", 10)]

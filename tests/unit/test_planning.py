@@ -73,3 +73,11 @@ def test_smoke_test_executes_the_sample_and_records_the_rest_skipped() -> None:
 def test_dry_run_executes_nothing() -> None:
     groups = initial_groups(spec(mode="dry_run"), items(3))
     assert [g.execute for g in groups] == [False]
+
+
+def test_round_is_read_from_the_end_of_a_shard_name() -> None:
+    from oxygen.planning.names import round_of
+
+    assert round_of("sync-r2-accounts-r1-0000") == 1
+    assert round_of(shard_name("sync-r2-accounts", 3, 12)) == 3
+    assert round_of("not-a-shard") is None

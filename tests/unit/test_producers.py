@@ -245,3 +245,16 @@ def test_make_producer_picks_the_declared_kind() -> None:
     assert made.timeout_seconds == 3
     with pytest.raises(ValueError):
         make_producer(Producer(provider="p"))
+
+
+def test_a_workflow_step_sees_only_its_own_header_secret() -> None:
+    from oxygen.execution.producers import step_env, step_header_prefix
+
+    env = {
+        "PATH": "/bin",
+        "OXYGEN_HEADER_Shard-Wide": "a",
+        step_header_prefix("1") + "X-Key": "one",
+        step_header_prefix("2") + "X-Key": "two",
+    }
+    assert step_env(env, "1") == {"PATH": "/bin", "OXYGEN_HEADER_X-Key": "one"}
+    assert step_env(env, "3") == {"PATH": "/bin"}

@@ -43,12 +43,17 @@ def released(ledger: Sequence[LedgerEntry], captured: Decimal, still_held: Decim
 def settle(
     ledger: list[LedgerEntry], captured: Decimal, released_now: Decimal, at: str, round_: int
 ) -> list[LedgerEntry]:
-    """Append what was captured and released since the last settlement (deltas, so nothing twice)."""
+    """Append what was captured and released since the last settlement (deltas, so nothing twice).
+
+    Movements only go forward: when a later round over-spends its reservation, what an earlier
+    settlement released is not taken back (the run's own figures stay exact; the ledger never
+    shows a negative movement).
+    """
     out = list(ledger)
     for kind, total in (("captured", captured), ("released", released_now)):
         recorded = sum((e.amount for e in out if e.type == kind), Decimal(0))
         delta = total - recorded
-        if delta != 0:
+        if delta > 0:
             out.append(LedgerEntry(type=kind, amount=delta, at=at, round=round_))
     return compact(out)
 

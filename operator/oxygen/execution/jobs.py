@@ -14,8 +14,7 @@ from typing import Any
 from oxygen.api.common import GROUP
 from oxygen.api.labels import LABEL_ROUND, LABEL_RUN, LABEL_RUN_UID, LABEL_SHARD, MANAGED_BY, owner_reference
 from oxygen.api.runshard import RunShard
-
-HEADER_ENV_PREFIX = "OXYGEN_HEADER_"
+from oxygen.execution.producers import HEADER_ENV_PREFIX, step_header_prefix
 
 
 @dataclass(frozen=True)
@@ -91,12 +90,24 @@ def shard_job(
     }
     if defaults.resources:
         container["resources"] = defaults.resources
+    # Header values reach the pod from their Secrets by reference; they are never copied.
+    env_from = []
     http = spec.producer.http
     if http is not None and http.headers_from is not None:
-        # Header values reach the pod from the Secret by reference; they are never copied.
-        container["envFrom"] = [
+        env_from.append(
             {"prefix": HEADER_ENV_PREFIX, "secretRef": {"name": http.headers_from.secret_ref.name}}
-        ]
+        )
+    for item in spec.items:
+        own = item.producer.http if item.producer is not None else None
+        if own is not None and own.headers_from is not None:
+            env_from.append(
+                {
+                    "prefix": step_header_prefix(item.id),
+                    "secretRef": {"name": own.headers_from.secret_ref.name},
+                }
+            )
+    if env_from:
+        container["envFrom"] = env_from
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "serviceAccountName": defaults.service_account or worker_account(spec.run_name),
@@ -123,6 +134,8 @@ def shard_job(
             "parallelism": 1,
             # Pod deaths (node loss, eviction, deletion) are retried; the worker resumes the shard.
             "backoffLimit": defaults.backoff_limit,
+            # A replacement pod starts only once the old one is gone: never two workers on a shard.
+            "podReplacementPolicy": "Failed",
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },
     }

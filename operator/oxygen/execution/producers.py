@@ -136,6 +136,24 @@ class EchoProducer:
         return ProducerResult(outputs=call.inputs)
 
 
+def step_header_prefix(item_id: str) -> str:
+    """Where a workflow step's own header Secret lands in the pod's environment (one per step, so
+    one provider's credentials never reach another's requests)."""
+    return f"OXYGEN_STEP{item_id}_HEADER_"
+
+
+def _is_header_variable(key: str) -> bool:
+    return key.startswith(HEADER_ENV_PREFIX) or (key.startswith("OXYGEN_STEP") and "_HEADER_" in key)
+
+
+def step_env(env: Mapping[str, str], item_id: str) -> dict[str, str]:
+    """The environment a step's producer sees: its own headers under the usual prefix, no others."""
+    prefix = step_header_prefix(item_id)
+    out = {k: v for k, v in env.items() if not _is_header_variable(k)}
+    out.update({HEADER_ENV_PREFIX + k[len(prefix) :]: v for k, v in env.items() if k.startswith(prefix)})
+    return out
+
+
 def headers_from_env(env: Mapping[str, str]) -> dict[str, str]:
     """Extra request headers from `OXYGEN_HEADER_<Header-Name>` variables.
 
@@ -380,4 +398,6 @@ __all__ = [
     "headers_from_env",
     "make_producer",
     "parse_retry_after",
+    "step_env",
+    "step_header_prefix",
 ]

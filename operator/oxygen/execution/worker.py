@@ -37,6 +37,7 @@ from oxygen.execution.producers import (
     ProducerResult,
     RetryableError,
     make_producer,
+    step_env,
     truncate,
 )
 from oxygen.execution.templates import TemplateError, render
@@ -168,7 +169,7 @@ class ShardExecutor:
         worker_name: str | None = None,
         rng: random.Random | None = None,
         max_status_bytes: int = DEFAULT_MAX_STATUS_BYTES,
-        make_producer: Callable[[Producer], ItemProducer] | None = None,
+        make_producer: Callable[[Producer, str], ItemProducer] | None = None,
         poll_interval: float = 0.02,
     ) -> None:
         self._spec = shard.spec
@@ -338,7 +339,7 @@ class ShardExecutor:
         if own is None or self._make_producer is None:
             return self._producer
         if index not in self._producers:
-            self._producers[index] = self._make_producer(own)
+            self._producers[index] = self._make_producer(own, self._work[index].id)
         return self._producers[index]
 
     def _execute(self, index: int) -> None:
@@ -635,7 +636,9 @@ def _run(
             stop_grace_seconds=stop_grace_seconds,
             flush_interval=flush_interval,
             worker_name=env.get("HOSTNAME"),
-            make_producer=lambda spec: make_producer(spec, env=env, cancel=abandon),
+            make_producer=lambda spec, item_id: make_producer(
+                spec, env=step_env(env, item_id), cancel=abandon
+            ),
         )
         todo = sum(1 for item in executor.snapshot().items if needs_execution(item))
         log.info("shard %s/%s: %d items, %d to execute", namespace, shard, len(resource.spec.items), todo)

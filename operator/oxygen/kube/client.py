@@ -30,6 +30,21 @@ def load_api_client(kubeconfig: Path | str | None = None, context: str | None = 
         return client.ApiClient()
 
 
+class OwnershipConflict(Exception):
+    """An object the operator would create exists and belongs to someone else."""
+
+    def __init__(self, kind: str, name: str, namesake: bool) -> None:
+        owner = (
+            "a deleted run of the same name (its garbage collection is pending)"
+            if namesake
+            else "nothing of this run"
+        )
+        super().__init__(f"{kind} {name!r} already exists and is owned by {owner}")
+        self.kind = kind
+        self.name = name
+        self.namesake = namesake
+
+
 def now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -115,20 +130,43 @@ class Kube:
         return data
 
     def apply_owned(self, kind: str, namespace: str, body: dict[str, Any]) -> None:
-        """Create-or-replace for the worker's ServiceAccount, Role and RoleBinding."""
+        """Create-or-update one of a run's own objects (its worker ServiceAccount, Role, RoleBinding).
+
+        An object of that name that the run does not own is never taken over: a Run must not borrow
+        a privileged account by choosing its name.
+        """
         name = body["metadata"]["name"]
-        create, replace = {
-            "ServiceAccount": (self.core.create_namespaced_service_account, None),
-            "Role": (self.rbac.create_namespaced_role, self.rbac.replace_namespaced_role),
-            "RoleBinding": (self.rbac.create_namespaced_role_binding, None),
+        owner = body["metadata"]["ownerReferences"][0]
+        create, read, replace = {
+            "ServiceAccount": (
+                self.core.create_namespaced_service_account,
+                self.core.read_namespaced_service_account,
+                None,
+            ),
+            "Role": (
+                self.rbac.create_namespaced_role,
+                self.rbac.read_namespaced_role,
+                self.rbac.replace_namespaced_role,
+            ),
+            "RoleBinding": (
+                self.rbac.create_namespaced_role_binding,
+                self.rbac.read_namespaced_role_binding,
+                None,
+            ),
         }[kind]
         try:
             create(namespace, body)
+            return
         except ApiException as err:
             if err.status != 409:
                 raise
-            if replace is not None:
-                replace(name, namespace, body)
+        existing = self.api_client.sanitize_for_serialization(read(name, namespace))
+        owners = existing.get("metadata", {}).get("ownerReferences") or []
+        if not any(o.get("uid") == owner["uid"] for o in owners):
+            namesake = any(o.get("kind") == owner["kind"] and o.get("name") == owner["name"] for o in owners)
+            raise OwnershipConflict(kind, name, namesake)
+        if replace is not None:
+            replace(name, namespace, body)
 
     def event(
         self,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import re
+
+_SHARD_SUFFIX = re.compile(r"-r(\d+)-\d{4,}$")
 
 # A Job's name is copied into its pods' `job-name` label, whose values are limited to 63 characters.
 MAX_NAME = 63
@@ -20,3 +23,9 @@ def shard_name(run_name: str, round_: int, index: int) -> str:
 def job_name(shard: str) -> str:
     """One Job per RunShard, named after it."""
     return shard
+
+
+def round_of(shard: str) -> int | None:
+    """The round a shard name belongs to, read from its end (the run's own name may hold `-r2-`)."""
+    match = _SHARD_SUFFIX.search(shard)
+    return int(match.group(1)) if match else None

@@ -24,8 +24,9 @@ from oxygen.api.workflow import Workflow
 from oxygen.credits import ledger
 from oxygen.credits.gate import CreditGate, Decision
 from oxygen.execution.jobs import WorkerDefaults, shard_job, worker_identity
-from oxygen.kube.client import Kube, now
+from oxygen.kube.client import Kube, OwnershipConflict, now
 from oxygen.planning.items import ItemsSourceError, PlannedItem, from_inline, parse_rows
+from oxygen.planning.names import round_of, shard_name
 from oxygen.planning.rounds import (
     SKIP_DRY_RUN,
     SKIP_SMOKE,
@@ -46,6 +47,7 @@ IDLE_INTERVAL = 10.0
 # Status writes are rate-limited per run; phase changes are written at once.
 MIN_STATUS_INTERVAL = 1.0
 ROUND_WAIT = "a new round waits for credits"
+QUEUED_STATUS_INTERVAL = 10.0
 
 
 @dataclass
@@ -275,7 +277,7 @@ class RunReconciler:
                 self._wait_for_credits(body, run, status, state, decision)
                 return
             bodies = shard_bodies(body, run.spec, 0, groups, resolved.shape)
-            self._create_shards(body, bodies, state)
+            self._create_shards(body, status, bodies, state)
             status.rounds = [
                 Round(round=0, reason="initial", items=len(items), shards=len(bodies), started_at=now())
             ]
@@ -322,11 +324,15 @@ class RunReconciler:
         self, body: dict[str, Any], run: Run, status: RunStatus, state: RunState, decision: Decision
     ) -> None:
         """Stay queued; the Event is posted once per wait, the status says why."""
-        first = state.status.message != decision.message
+        first = not any(
+            c.type == "InsufficientCredits" and c.status == "True" for c in state.status.conditions
+        )
         status.phase = "queued"
         status.message = decision.message
         self._stamp(run, status)
-        if _comparable(status) != _comparable(state.status):
+        # The available figure moves with every other run: rewrite it now and then, not on each move.
+        stale = time.monotonic() - state.last_write > QUEUED_STATUS_INTERVAL
+        if first or (stale and _comparable(status) != _comparable(state.status)):
             self._save(run, status, state)
         if first:
             self.kube.event(
@@ -336,14 +342,23 @@ class RunReconciler:
                 type_="Warning",
             )
 
-    def _create_shards(self, run_body: dict[str, Any], bodies: list[dict[str, Any]], state: RunState) -> None:
+    def _create_shards(
+        self, run_body: dict[str, Any], status: RunStatus, bodies: list[dict[str, Any]], state: RunState
+    ) -> None:
         """Grant the workers access to the shards first, then create them (409 means: already ours)."""
         ns = run_body["metadata"]["namespace"]
         if self.settings.worker.service_account is None:
             # The Role names every shard of the run, earlier rounds' too.
-            names = {b["metadata"]["name"] for b in bodies} | set(self._known_shard_names(run_body))
+            names = {b["metadata"]["name"] for b in bodies} | set(
+                self._recorded_shard_names(run_body, status)
+            )
             for kind, manifest in worker_identity(run_body, sorted(names)):
-                self.kube.apply_owned(kind, ns, manifest)
+                try:
+                    self.kube.apply_owned(kind, ns, manifest)
+                except OwnershipConflict as conflict:
+                    if conflict.namesake:
+                        raise  # the old run's objects are being collected: the next pass retries
+                    raise RunFailure("WorkerIdentityConflict", f"{conflict}; rename the Run") from None
         for shard_body in bodies:
             created = self.kube.create_or_get("runshards", ns, shard_body)
             spec = RunShard.model_validate(created).spec
@@ -353,12 +368,11 @@ class RunReconciler:
                 )
             self._remember_shard(state, created)
 
-    def _known_shard_names(self, run_body: dict[str, Any]) -> list[str]:
-        meta = run_body["metadata"]
-        return [
-            s["metadata"]["name"]
-            for s in self.kube.list("runshards", meta["namespace"], f"{LABEL_RUN_UID}={meta['uid']}")
-        ]
+    @staticmethod
+    def _recorded_shard_names(run_body: dict[str, Any], status: RunStatus) -> list[str]:
+        """Every shard of the rounds already recorded: names are derived, nothing is listed."""
+        name = run_body["metadata"]["name"]
+        return [shard_name(name, r.round, i) for r in status.rounds for i in range(r.shards)]
 
     def _commit_plan(self, body: dict[str, Any], run: Run, status: RunStatus, state: RunState) -> None:
         """Record a round in the Run's status at once: it is what makes the plan durable."""
@@ -395,7 +409,6 @@ class RunReconciler:
         """
         round_ = len(status.rounds)
         full = self._full_shards(run)
-        prefix_marker = f"-r{round_}-"
         moved: list[tuple[ItemResult, ShardItem]] = []
         for shard_body in full:
             shard = RunShard.model_validate(shard_body)
@@ -403,7 +416,7 @@ class RunReconciler:
                 continue
             declared = {i.id: i for i in shard.spec.items}
             for item in shard.status.items:
-                mine = item.superseded_by is not None and prefix_marker in item.superseded_by
+                mine = item.superseded_by is not None and round_of(item.superseded_by) == round_
                 if mine or (item.superseded_by is None and wanted(item, shard)):
                     # Pages found while running live only in the status, with their inputs.
                     spec_item = declared.get(item.id) or ShardItem(
@@ -433,7 +446,7 @@ class RunReconciler:
         attempts = {item.id: item.attempt_count for item, _ in moved}
         shape = self._later_shape(full)
         bodies = shard_bodies(body, run.spec, round_, [Group(planned, attempts=attempts)], shape)
-        self._create_shards(body, bodies, state)
+        self._create_shards(body, status, bodies, state)
         new_home = {
             item.id: b["metadata"]["name"] for b in bodies for item in RunShard.model_validate(b).spec.items
         }
@@ -542,7 +555,7 @@ class RunReconciler:
             "InsufficientCredits",
             True,
             "InsufficientCredits",
-            f"{what} waits for credits: {decision.message}",
+            f"{ROUND_WAIT} ({what}): {decision.message}",
             now(),
             run.metadata.generation,
         )
@@ -758,9 +771,12 @@ class RunReconciler:
         """Held, captured and released, derived from the items; settled into the ledger when done."""
         metered = bool(status.metered)
         status.credits_used = counts.credits_used
-        status.credits_reserved = ledger.held(
-            self._unit_cost(run, status), counts.unfinished, metered, terminal
-        )
+        unfinished = counts.unfinished
+        if run.spec.ingestion is not None:
+            # Pages not found yet may still come: hold for every page up to maxPages.
+            done = counts.succeeded + counts.failed + counts.skipped
+            unfinished = max(unfinished, run.spec.ingestion.max_pages - done)
+        status.credits_reserved = ledger.held(self._unit_cost(run, status), unfinished, metered, terminal)
         if not metered:
             status.credits_released = Decimal(0)
             return
