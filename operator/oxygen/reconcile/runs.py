@@ -662,7 +662,8 @@ class RunReconciler:
         ns = run.metadata.namespace
         if jobs:
             for job in jobs.values():
-                self.kube.delete_job(ns, job.name)
+                if not job.deleting:  # asked once; the Job goes when its pods are gone
+                    self.kube.delete_job(ns, job.name)
             return False
         # The index may lag behind a deletion: confirm with the API server before touching shards.
         remaining = self.kube.batch.list_namespaced_job(

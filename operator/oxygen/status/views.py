@@ -43,6 +43,7 @@ class JobView:
     complete: bool = False
     failed: bool = False
     failure_message: str = ""
+    deleting: bool = False
 
     @property
     def finished(self) -> bool:
@@ -95,4 +96,5 @@ def job_view(body: dict[str, Any]) -> JobView:
         complete="Complete" in conditions,
         failed=failed is not None,
         failure_message=f"{failed.get('reason', '')}: {failed.get('message', '')}" if failed else "",
+        deleting=bool(body["metadata"].get("deletionTimestamp")),
     )
