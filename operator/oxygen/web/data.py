@@ -44,6 +44,28 @@ def event_rows(events: list[Any]) -> list[EventRow]:
     return rows
 
 
+SHARDS_PER_REQUEST = 5
+_ITEM_FIELDS = ("id", "rowId", "status", "attemptCount", "error", "errorClass", "finishedAt", "supersededBy")
+
+
+def slim(shard: dict[str, Any]) -> dict[str, Any]:
+    """A shard without its items' inputs and outputs (the page never shows them)."""
+    spec = shard.get("spec") or {}
+    status = shard.get("status") or {}
+    return {
+        "metadata": {"name": shard["metadata"]["name"]},
+        "spec": {
+            "round": spec.get("round"),
+            "index": spec.get("index"),
+            "items": [{}] * len(spec.get("items") or []),
+        },
+        "status": {
+            **{k: v for k, v in status.items() if k != "items"},
+            "items": [{k: i[k] for k in _ITEM_FIELDS if k in i} for i in status.get("items") or []],
+        },
+    }
+
+
 def load_run_page(api_client: Any, namespace: str, name: str) -> RunPageData | None:
     """The Run, its shards and its Events; None when the Run does not exist."""
     custom = client.CustomObjectsApi(api_client)
@@ -54,9 +76,23 @@ def load_run_page(api_client: Any, namespace: str, name: str) -> RunPageData | N
             return None
         raise
     uid = run["metadata"]["uid"]
-    shards: list[dict[str, Any]] = custom.list_namespaced_custom_object(
-        GROUP, VERSION, namespace, "runshards", label_selector=f"{LABEL_RUN_UID}={uid}"
-    ).get("items", [])
+    shards: list[dict[str, Any]] = []
+    token: str | None = None
+    # Page through the shards and keep only what the page shows: never every input and output.
+    while True:
+        page = custom.list_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            "runshards",
+            label_selector=f"{LABEL_RUN_UID}={uid}",
+            limit=SHARDS_PER_REQUEST,
+            _continue=token,
+        )
+        shards += [slim(shard) for shard in page.get("items", [])]
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            break
     events = client.CoreV1Api(api_client).list_namespaced_event(
         namespace, field_selector=f"involvedObject.uid={uid}"
     )
