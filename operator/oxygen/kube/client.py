@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,18 @@ class Kube:
         )
         items: list[dict[str, Any]] = result.get("items", [])
         return items
+
+    def pages(self, plural: str, namespace: str, label_selector: str, limit: int) -> Iterator[dict[str, Any]]:
+        """Every matching object, fetched `limit` at a time (list + continue)."""
+        token: str | None = None
+        while True:
+            page = self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, label_selector=label_selector, limit=limit, _continue=token
+            )
+            yield from page.get("items", [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
 
     def create_or_get(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         """Create, or read what already exists under that name (a deterministic name means it is ours)."""

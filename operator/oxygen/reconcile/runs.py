@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -19,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 
 from oxygen.api.labels import LABEL_RUN_UID
 from oxygen.api.run import TERMINAL_ITEM_STATUSES, TERMINAL_PHASES, Round, Run, RunStatus, effective_producer
-from oxygen.api.runshard import ItemResult, RunShard, RunShardStatus, ShardItem
+from oxygen.api.runshard import ItemResult, RunShard, RunShardSpec, RunShardStatus, ShardItem
 from oxygen.api.workflow import Workflow
 from oxygen.credits import ledger
 from oxygen.credits.gate import CreditGate, Decision
@@ -48,6 +48,8 @@ IDLE_INTERVAL = 10.0
 MIN_STATUS_INTERVAL = 1.0
 ROUND_WAIT = "a new round waits for credits"
 QUEUED_STATUS_INTERVAL = 10.0
+# Shards read per request when a new round is planned (each can hold ~1 MiB of results).
+SHARDS_PER_REQUEST = 5
 
 
 @dataclass
@@ -388,9 +390,11 @@ class RunReconciler:
 
     # -- later rounds ------------------------------------------------------------------------------
 
-    def _full_shards(self, run: Run) -> list[dict[str, Any]]:
-        items = self.kube.list("runshards", run.metadata.namespace, f"{LABEL_RUN_UID}={run.metadata.uid}")
-        return sorted(items, key=lambda b: (b["spec"]["round"], b["spec"]["index"]))
+    def _shards(self, run: Run) -> Iterator[RunShard]:
+        """The run's shards, a few per request: a round never holds every shard's body at once."""
+        selector = f"{LABEL_RUN_UID}={run.metadata.uid}"
+        for body in self.kube.pages("runshards", run.metadata.namespace, selector, limit=SHARDS_PER_REQUEST):
+            yield RunShard.model_validate(body)
 
     def _start_round(
         self,
@@ -408,10 +412,15 @@ class RunReconciler:
         record the round. An item superseded into this round still belongs to it when recomputed.
         """
         round_ = len(status.rounds)
-        full = self._full_shards(run)
         moved: list[tuple[ItemResult, ShardItem]] = []
-        for shard_body in full:
-            shard = RunShard.model_validate(shard_body)
+        holders: set[str] = set()
+        first: RunShardSpec | None = None
+        steps: dict[str, Any] = {}  # a workflow's succeeded steps, for the new round's templates
+        for shard in self._shards(run):
+            first = first or shard.spec
+            for item in shard.status.items:
+                if item.step and item.status == "succeeded" and item.superseded_by is None:
+                    steps[item.step] = {"outputs": item.outputs}
             if shard.spec.round >= round_:
                 continue
             declared = {i.id: i for i in shard.spec.items}
@@ -425,7 +434,8 @@ class RunReconciler:
                         inputs=item.inputs if isinstance(item.inputs, dict) else {},
                     )
                     moved.append((item, spec_item))
-        if not moved:
+                    holders.add(shard.metadata.name)
+        if not moved or first is None:
             return 0, None
         amount = self._unit_cost(run, status) * len(moved)
         decision = self.gate.decide(run, amount) if status.metered else None
@@ -444,14 +454,15 @@ class RunReconciler:
             for item, spec_item in moved
         ]
         attempts = {item.id: item.attempt_count for item, _ in moved}
-        shape = self._later_shape(full)
+        shape = self._later_shape(first, steps)
         bodies = shard_bodies(body, run.spec, round_, [Group(planned, attempts=attempts)], shape)
         self._create_shards(body, status, bodies, state)
         new_home = {
             item.id: b["metadata"]["name"] for b in bodies for item in RunShard.model_validate(b).spec.items
         }
-        for shard_body in full:
-            self._supersede(run, RunShard.model_validate(shard_body), new_home, round_, state)
+        for name in sorted(holders):
+            shard = RunShard.model_validate(self.kube.get("runshards", run.metadata.namespace, name))
+            self._supersede(run, shard, new_home, round_, state)
         status.rounds.append(
             Round(round=round_, reason=reason, items=len(moved), shards=len(bodies), started_at=now())
         )
@@ -463,18 +474,12 @@ class RunReconciler:
         return len(moved), decision
 
     @staticmethod
-    def _later_shape(full: list[dict[str, Any]]) -> Shape:
+    def _later_shape(first: RunShardSpec, steps: dict[str, Any]) -> Shape:
         """A later round executes like the first; a workflow's also knows the steps that succeeded."""
-        first = RunShard.model_validate(full[0]).spec if full else None
-        if first is None or first.sequence == "independent":
+        if first.sequence == "independent":
             return Shape()
         context: dict[str, Any] | None = None
         if first.sequence == "steps":
-            steps: dict[str, Any] = {}
-            for shard_body in full:
-                for item in RunShard.model_validate(shard_body).status.items:
-                    if item.step and item.status == "succeeded" and item.superseded_by is None:
-                        steps[item.step] = {"outputs": item.outputs}
             context = {"inputs": (first.context or {}).get("inputs", {}), "steps": steps}
         return Shape(
             sequence=first.sequence, context=context, max_pages=first.max_pages, producer=first.producer
