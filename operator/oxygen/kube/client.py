@@ -46,6 +46,26 @@ class OwnershipConflict(Exception):
         self.namesake = namesake
 
 
+# (connect, read) seconds: a hung API call must not hold a reconcile pass forever.
+DEFAULT_TIMEOUT = (10.0, 60.0)
+
+
+def _default_timeout(api_client: Any, timeout: tuple[float, float]) -> None:
+    """Give every request of this client a timeout unless the call sets its own."""
+    rest = api_client.rest_client
+    if getattr(rest, "_oxygen_default_timeout", None) is not None:
+        return
+    request = rest.request
+
+    def with_timeout(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("_request_timeout") is None:
+            kwargs["_request_timeout"] = timeout
+        return request(*args, **kwargs)
+
+    rest.request = with_timeout
+    rest._oxygen_default_timeout = timeout
+
+
 def now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -53,8 +73,9 @@ def now() -> str:
 class Kube:
     """Thread-safe: the generated client pools connections; one instance per process is enough."""
 
-    def __init__(self, api_client: Any) -> None:
+    def __init__(self, api_client: Any, timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> None:
         self.api_client = api_client
+        _default_timeout(api_client, timeout)
         self.core = client.CoreV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
         self.rbac = client.RbacAuthorizationV1Api(api_client)
