@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "operator"))
 
 from oxygen.devcluster import LocalCluster  # noqa: E402
+from oxygen.devcluster.processes import die_with_parent  # noqa: E402
 from oxygen.devcluster.wait import wait_for  # noqa: E402
 
 NS = "bench"
@@ -221,6 +222,7 @@ def main() -> int:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         api = config.new_client_from_config(config_file=str(kc))
         custom, batch_api = client.CustomObjectsApi(api), client.BatchV1Api(api)

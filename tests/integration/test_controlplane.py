@@ -210,3 +210,32 @@ def test_stopping_leaves_no_process_behind(tmp_path: Path) -> None:
     while time.monotonic() < deadline and any(alive(p) for p in pids.values()):
         time.sleep(0.1)
     assert {name: pid for name, pid in pids.items() if alive(pid)} == {}
+
+
+def test_a_killed_harness_leaves_no_process_behind(tmp_path: Path) -> None:
+    """Even SIGKILL of the process that started the cluster (no clean-up runs) ends every child."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys, time\n"
+        "from pathlib import Path\n"
+        "from oxygen.devcluster import LocalCluster\n"
+        f"c = LocalCluster(workdir=Path({str(tmp_path / 'c')!r})).start()\n"
+        "print(json.dumps(c.controlplane.pids), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    harness = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert harness.stdout is not None
+    pids = json.loads(harness.stdout.readline())
+    assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager"} and all(
+        map(alive, pids.values())
+    )
+    harness.send_signal(signal.SIGKILL)
+    harness.wait(timeout=30)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(alive(p) for p in pids.values()):
+        time.sleep(0.1)
+    assert {name: pid for name, pid in pids.items() if alive(pid)} == {}

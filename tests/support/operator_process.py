@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from oxygen.devcluster.processes import die_with_parent
+
 
 class OperatorProcess:
     def __init__(
@@ -41,6 +43,7 @@ class OperatorProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         self.starts += 1
         return self

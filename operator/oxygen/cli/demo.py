@@ -12,6 +12,7 @@ from pathlib import Path
 
 from oxygen.devcluster import LocalCluster
 from oxygen.devcluster.binaries import REPO_ROOT
+from oxygen.devcluster.processes import die_with_parent
 from oxygen.devcluster.wait import wait_for
 
 SAMPLE = REPO_ROOT / "samples" / "enrich-leads.yaml"
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         try:
             return _execute(cluster, args)

@@ -26,6 +26,7 @@ import yaml
 
 from oxygen.devcluster import certs
 from oxygen.devcluster.binaries import controlplane_bin_dir
+from oxygen.devcluster.processes import die_with_parent
 
 # Controllers a Run needs: Jobs and their pods, garbage collection through owner references,
 # namespace deletion, TTL clean-up, and service accounts (+ tokens) for shard pods.
@@ -134,7 +135,9 @@ class ControlPlane:
         log = self.workdir / f"{name}.log"
         with log.open("ab") as out:
             # A new session per binary, so stop() can signal the whole process group.
-            popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            popen = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent
+            )
         proc = _Process(name, popen, log)
         self._procs.append(proc)
         return proc

@@ -30,6 +30,8 @@ import yaml
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
+from oxygen.devcluster.processes import die_with_parent
+
 log = logging.getLogger("oxygen.nodeagent")
 
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
@@ -380,6 +382,7 @@ class NodeAgent:
                     stdin=subprocess.DEVNULL,
                     cwd=container.get("workingDir") or str(run.directory),
                     start_new_session=True,
+                    preexec_fn=die_with_parent,
                 )
             if run.stopping.is_set():  # deleted while starting: the killer may have missed it
                 with contextlib.suppress(ProcessLookupError):
