@@ -22,6 +22,7 @@ from kubernetes import client
 
 from oxygen.api.common import GROUP, VERSION
 from oxygen.devcluster import LocalCluster
+from tests.support.contract import ITEM_CONTRACT, RUN_CONTRACT
 from tests.support.provider import Provider, Reply, bad_request, echo, with_latency
 from tests.support.runs import Runs
 
@@ -30,23 +31,6 @@ pytestmark = pytest.mark.cluster
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
-RUN_CONTRACT = (
-    "id",
-    "kind",
-    "status",
-    "mode",
-    "trigger",
-    "items_total",
-    "items_succeeded",
-    "items_failed",
-    "items_pending",
-    "credits_used",
-    "credits_reserved",
-    "started_at",
-    "finished_at",
-    "web_url",
-)
-ITEM_CONTRACT = ("id", "row_id", "status", "attempt_count", "inputs", "outputs", "error", "credits_used")
 
 # Runs the CLI in a child and reports its peak RSS on stderr, for the report's figures. VmHWM is the
 # high-water mark of this process image (ru_maxrss would include the forking parent's pages).
@@ -458,19 +442,7 @@ def test_pause_resume_and_cancel_through_the_spec(cli: Cli, runs: Runs) -> None:
 
 
 def test_items_page_through_ten_thousand(cli: Cli, runs: Runs, api: client.ApiClient) -> None:
-    rows = "\n".join(json.dumps({"rowId": f"row-{i}", "inputs": {"i": i}}) for i in range(10_000))
-    client.CoreV1Api(api).create_namespaced_config_map(
-        runs.ns, {"metadata": {"name": "rows"}, "data": {"rows.jsonl": rows}}
-    )
-    runs.create(
-        "big",
-        {
-            "itemsFrom": {"configMapKeyRef": {"name": "rows", "key": "rows.jsonl"}},
-            "producer": {"provider": "echo", "builtin": "echo"},
-            "batchSize": 1000,
-            "parallelism": 4,
-        },
-    )
+    runs.create_from_rows("big", 10_000, batchSize=1000, parallelism=4)
     assert runs.wait_phase("big", timeout=300)["phase"] == "succeeded"
 
     figures: dict[str, str] = {}

@@ -10,8 +10,9 @@ import pytest
 
 from oxygen.devcluster import LocalCluster
 from oxygen.devcluster.wait import wait_for
-from tests.integration.test_cli import ITEM_CONTRACT, Cli, assert_run_shape, stored_items
+from tests.integration.test_cli import Cli, assert_run_shape, stored_items
 from tests.integration.test_workflow_and_ingestion_runs import Steps, workflow
+from tests.support.contract import ITEM_CONTRACT
 from tests.support.provider import Provider, Reply, with_latency
 from tests.support.runs import Runs
 

@@ -47,19 +47,7 @@ def test_worker_pod_killed_mid_shard_is_replaced_and_resumes(runs: Runs) -> None
 
 
 def test_ten_thousand_items_keep_the_run_small(runs: Runs, api: client.ApiClient) -> None:
-    rows = "\n".join(json.dumps({"rowId": f"row-{i}", "inputs": {"i": i}}) for i in range(10_000))
-    client.CoreV1Api(api).create_namespaced_config_map(
-        runs.ns, {"metadata": {"name": "rows"}, "data": {"rows.jsonl": rows}}
-    )
-    runs.create(
-        "big",
-        {
-            "itemsFrom": {"configMapKeyRef": {"name": "rows", "key": "rows.jsonl"}},
-            "producer": {"provider": "echo", "builtin": "echo"},
-            "batchSize": 1000,
-            "parallelism": 4,
-        },
-    )
+    runs.create_from_rows("big", 10_000, batchSize=1000, parallelism=4)
     status = runs.wait_phase("big", timeout=300)
     assert status["phase"] == "succeeded" and status["itemsSucceeded"] == 10_000
     size = len(json.dumps(runs.get("big")))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from kubernetes import client
@@ -31,6 +32,16 @@ class Runs:
             GROUP, VERSION, self.ns, "runs", body
         )
         return result
+
+    def create_from_rows(self, name: str, rows: int, **spec: Any) -> dict[str, Any]:
+        """A run of `rows` echo items read from a ConfigMap (JSONL) of the same name."""
+        text = "\n".join(json.dumps({"rowId": f"row-{i}", "inputs": {"i": i}}) for i in range(rows))
+        self.core.create_namespaced_config_map(
+            self.ns, {"metadata": {"name": name}, "data": {"rows.jsonl": text}}
+        )
+        items_from = {"configMapKeyRef": {"name": name, "key": "rows.jsonl"}}
+        producer = {"provider": "echo", "builtin": "echo"}
+        return self.create(name, {"itemsFrom": items_from, "producer": producer, **spec})
 
     def get(self, name: str) -> dict[str, Any]:
         result: dict[str, Any] = self.custom.get_namespaced_custom_object(

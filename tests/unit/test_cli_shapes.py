@@ -31,6 +31,7 @@ from oxygen.cli.shapes import (
     sort_ledger,
     superseded_results,
 )
+from tests.support.contract import RUN_CONTRACT
 
 RUN: dict[str, Any] = {
     "apiVersion": "oxygen.dev/v1alpha1",
@@ -94,23 +95,8 @@ def shard(
 
 def test_run_shape_has_the_contract_fields_first_with_exact_values() -> None:
     shape = run_shape(RUN)
-    assert list(shape)[:14] == [
-        "id",
-        "kind",
-        "status",
-        "mode",
-        "trigger",
-        "items_total",
-        "items_succeeded",
-        "items_failed",
-        "items_pending",
-        "credits_used",
-        "credits_reserved",
-        "started_at",
-        "finished_at",
-        "web_url",
-    ]
-    assert {k: shape[k] for k in list(shape)[:14]} == {
+    assert list(shape)[: len(RUN_CONTRACT)] == list(RUN_CONTRACT)
+    assert {k: shape[k] for k in RUN_CONTRACT} == {
         "id": "0b5f-uid",
         "kind": "column",
         "status": "completed",

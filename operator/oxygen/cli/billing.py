@@ -7,12 +7,11 @@ Credits arrive with the CreditAccount resource; until the cluster serves it the 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from oxygen.cli.command import Session, cluster_command
 from oxygen.cli.errors import EXIT_OK
-from oxygen.cli.output import print_json, render_table
+from oxygen.cli.output import print_listing
 from oxygen.cli.shapes import grant_rows, run_ledger_rows, sort_ledger
 
 LEDGER_COLUMNS = ("AT", "ACCOUNT", "TYPE", "AMOUNT", "RUN", "REASON")
@@ -48,16 +47,11 @@ def ledger_rows(session: Session, account: str | None) -> list[dict[str, Any]]:
 
 def ledger_command(args: argparse.Namespace, session: Session) -> int:
     rows = ledger_rows(session, args.account)
-    if session.json:
-        print_json(rows)
-        return EXIT_OK
-    if not rows:
-        print("No ledger entries found.", file=sys.stderr)
-        return EXIT_OK
-    sys.stdout.write(
-        render_table(
-            LEDGER_COLUMNS,
-            [(r["at"], r["account"], r["type"], r["amount"], r["run"], r["reason"]) for r in rows],
-        )
+    print_listing(
+        rows,
+        session.json,
+        "ledger entries",
+        LEDGER_COLUMNS,
+        lambda rs: [(r["at"], r["account"], r["type"], r["amount"], r["run"], r["reason"]) for r in rs],
     )
     return EXIT_OK

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from oxygen.api.common import GROUP
 from oxygen.cli.command import Session, cluster_command
 from oxygen.cli.errors import EXIT_OK
-from oxygen.cli.output import age, print_json, render_table
+from oxygen.cli.output import age, print_listing
 from oxygen.cli.shapes import event_shape
 
 EVENT_COLUMNS = ("LAST SEEN", "TYPE", "REASON", "RUN", "COUNT", "MESSAGE")
@@ -40,19 +39,13 @@ def events_command(args: argparse.Namespace, session: Session) -> int:
         if str((e.get("involvedObject") or {}).get("apiVersion", "")).startswith(f"{GROUP}/")
     ]
     shapes.sort(key=lambda e: (e["last_seen"] or "", e["first_seen"] or ""))
-    if session.json:
-        print_json(shapes)
-        return EXIT_OK
-    if not shapes:
-        print("No events found.", file=sys.stderr)
-        return EXIT_OK
-    sys.stdout.write(
-        render_table(
-            EVENT_COLUMNS,
-            [
-                (age(e["last_seen"]), e["type"], e["reason"], e["run"], e["count"], e["message"])
-                for e in shapes
-            ],
-        )
+    print_listing(
+        shapes,
+        session.json,
+        "events",
+        EVENT_COLUMNS,
+        lambda es: [
+            (age(e["last_seen"]), e["type"], e["reason"], e["run"], e["count"], e["message"]) for e in es
+        ],
     )
     return EXIT_OK

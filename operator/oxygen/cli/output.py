@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, TextIO
 
@@ -15,6 +15,22 @@ Row = Sequence[Any]
 def print_json(value: Any, out: TextIO | None = None) -> None:
     stream = out or sys.stdout
     stream.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def print_listing(
+    records: Sequence[Any],
+    as_json: bool,
+    what: str,
+    headers: Sequence[str],
+    rows: Callable[[Sequence[Any]], Iterable[Row]],
+) -> None:
+    """A list command's output: the records as JSON, or a table, or a line saying there are none."""
+    if as_json:
+        print_json(list(records))
+    elif not records:
+        print(f"No {what} found.", file=sys.stderr)
+    else:
+        sys.stdout.write(render_table(headers, rows(records)))
 
 
 def cell(value: Any) -> str:

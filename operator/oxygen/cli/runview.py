@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from oxygen.cli.output import age, print_json, render_table
+from oxygen.cli.output import age, print_json, print_listing, render_table
 from oxygen.cli.shapes import run_shape
 
 RUN_COLUMNS = ("NAME", "PHASE", "MODE", "TOTAL", "SUCCEEDED", "FAILED", "CREDITS", "AGE")
@@ -33,15 +33,14 @@ def print_runs(
     runs: Iterable[dict[str, Any]], as_json: bool, with_namespace: bool, shape: Shape = run_shape
 ) -> None:
     """`shape`: run_shape, or one that adds extras after its fields."""
-    shapes = [shape(r) for r in runs]
-    if as_json:
-        print_json(shapes)
-        return
-    if not shapes:
-        print("No runs found.", file=sys.stderr)
-        return
     headers = ("NAMESPACE", *RUN_COLUMNS) if with_namespace else RUN_COLUMNS
-    sys.stdout.write(render_table(headers, [run_row(s, with_namespace) for s in shapes]))
+    print_listing(
+        [shape(r) for r in runs],
+        as_json,
+        "runs",
+        headers,
+        lambda shapes: [run_row(s, with_namespace) for s in shapes],
+    )
 
 
 def print_run(run: dict[str, Any], as_json: bool, shape: Shape = run_shape) -> None:

@@ -19,7 +19,7 @@ from oxygen.cli.command import Session, cluster_command
 from oxygen.cli.create import create_resource
 from oxygen.cli.errors import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError, NotFound
 from oxygen.cli.items import item_pages
-from oxygen.cli.output import print_json, render_table, truncate
+from oxygen.cli.output import print_json, print_listing, render_table, truncate
 from oxygen.cli.resources import Resources
 from oxygen.cli.runview import print_run, print_runs
 from oxygen.cli.shapes import run_shape
@@ -198,17 +198,16 @@ def failures_command(args: argparse.Namespace, session: Session) -> int:
         if is_workflow_run(run, args.workflow) and run_shape(run)["status"] in FAILED_PHASES
     ]
     found.sort(key=lambda f: (f["created_at"] or "", f["name"]))
-    if session.json:
-        print_json(found)
-        return EXIT_OK
-    if not found:
-        print("No failed workflow runs found.", file=sys.stderr)
-        return EXIT_OK
+    print_listing(found, session.json, "failed workflow runs", FAILURE_COLUMNS, failure_rows)
+    return EXIT_OK
+
+
+def failure_rows(found: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """One row per failed step (or one for the run when no step failed)."""
     rows: list[tuple[Any, ...]] = []
     for f in found:
         base = (f["name"], f["workflow"], f["status"])
         if not f["failed_steps"]:
             rows.append((*base, None, None, truncate(f["message"])))
         rows.extend((*base, s["step"], s["attempt_count"], truncate(s["error"])) for s in f["failed_steps"])
-    sys.stdout.write(render_table(FAILURE_COLUMNS, rows))
-    return EXIT_OK
+    return rows
