@@ -39,10 +39,12 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check operator tests bench
 	$(BIN)/mypy
 
-# The CRDs from the pydantic models, and the chart's copies of them and of the observability files.
+# The CRDs from the pydantic models and the admission policies (oxygen/api/admission.py), the chart's
+# copies of them and of the observability files.
 crds: $(VENV)/.installed
 	$(BIN)/python -m oxygen.api.crdgen crds
-	cp crds/*.yaml charts/oxygen-operator/crds/
+	cp crds/oxygen.dev_*.yaml charts/oxygen-operator/crds/
+	$(BIN)/python -m oxygen.api.admission charts/oxygen-operator/templates
 	cp observability/prometheus/oxygen-rules.yaml observability/grafana/oxygen-dashboard.json \
 		charts/oxygen-operator/files/
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from oxygen.api import admission
+
 REPO = Path(__file__).resolve().parents[2]
 GENERATED = REPO / "crds"
 CHART_CRDS = REPO / "charts" / "oxygen-operator" / "crds"
@@ -14,17 +16,17 @@ KOPF_PEERINGS = "kopf.dev_peerings.yaml"
 
 
 def test_chart_crds_are_the_generated_crds() -> None:
-    generated = sorted(p.name for p in GENERATED.glob("*.yaml"))
+    generated = sorted(p.name for p in GENERATED.glob("*.yaml") if p.name != admission.FILE_NAME)
     assert generated, f"no CRDs in {GENERATED}"
     shipped = sorted(p.name for p in CHART_CRDS.glob("*.yaml") if p.name != KOPF_PEERINGS)
     assert shipped == generated, (
         f"charts/oxygen-operator/crds has {shipped}, crds/ has {generated}: "
-        "run `cp crds/*.yaml charts/oxygen-operator/crds/`"
+        "run `cp crds/oxygen.dev_*.yaml charts/oxygen-operator/crds/`"
     )
     for name in generated:
         assert (CHART_CRDS / name).read_bytes() == (GENERATED / name).read_bytes(), (
             f"charts/oxygen-operator/crds/{name} differs from crds/{name}: "
-            "run `cp crds/*.yaml charts/oxygen-operator/crds/`"
+            "run `cp crds/oxygen.dev_*.yaml charts/oxygen-operator/crds/`"
         )
     assert not [p.name for p in CHART_CRDS.iterdir() if p.suffix != ".yaml"], (
         "only CRD YAML files belong there"
@@ -43,6 +45,15 @@ def test_kopf_peering_crds_are_the_two_kopf_expects() -> None:
         assert version["name"] == "v1" and "subresources" not in version
         status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
         assert status["x-kubernetes-preserve-unknown-fields"] is True
+
+
+def test_chart_ships_the_generated_admission_policies_behind_its_toggle() -> None:
+    template = REPO / "charts" / "oxygen-operator" / "templates" / admission.FILE_NAME
+    assert template.exists() and template.read_text() == admission.render_chart_template(), (
+        f"{template.relative_to(REPO)} differs from oxygen/api/admission.py: run `make crds`"
+    )
+    values = yaml.safe_load((REPO / "charts" / "oxygen-operator" / "values.yaml").read_text())
+    assert values["admissionPolicies"] == {"enabled": True}
 
 
 # The chart's observability files are copies of the observability work's sources (Helm reads only

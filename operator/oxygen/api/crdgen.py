@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from oxygen.api import admission
 from oxygen.api.common import GROUP, VERSION
 from oxygen.api.creditaccount import CreditAccountSpec, CreditAccountStatus
 from oxygen.api.run import RunSpec, RunStatus
@@ -225,6 +226,11 @@ def write_all(directory: Path) -> list[Path]:
         path = directory / f"{GROUP}_{resource.plural}.yaml"
         path.write_text(render(resource))
         written.append(path)
+    # The admission policies that keep a Run or Workflow within its writer's permissions, next to
+    # the CRDs so that `kubectl apply -f crds/` installs both.
+    policies = directory / admission.FILE_NAME
+    policies.write_text(admission.render())
+    written.append(policies)
     return written
 
 

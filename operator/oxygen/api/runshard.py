@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from oxygen.api.common import Credits, Json, JsonObject, Model, ObjectMeta
 from oxygen.api.run import ItemStatus, Producer, Retry
@@ -34,6 +34,16 @@ class ShardItem(Model):
 
 
 class RunShardSpec(Model):
+    # Immutable: a shard's Job (its pod's ServiceAccount, image, command) is derived from its Run, and the
+    # worker, which may patch its shards' status, must not be able to point a shard elsewhere.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self == oldSelf", "message": "a RunShard's spec is immutable"},
+            ]
+        }
+    )
+
     run_name: str
     run_uid: str
     round: int = Field(ge=0)
