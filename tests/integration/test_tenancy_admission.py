@@ -1,11 +1,12 @@
 """Tenancy, written as the attacks: a Run or Workflow can do no more than the user who writes it.
 
-`alice` (impersonated by the admin kubeconfig) may create, get, list and patch Runs and Workflows in
-her namespace, and nothing else: not get its Secrets, ConfigMaps or Workflows, not create pods. Each
-attack has the operator read or use one of those for her; the API server refuses it at admission
-(crds/admission-policies.yaml, applied with the CRDs by the `crds` fixture) with a message naming the
-object and the permission she lacks. The benign counterpart (alice *with* `get` on the Secret) runs.
-A RunShard's spec cannot be rewritten by anyone (finding 2): its Job is derived from it.
+`alice` (impersonated by the admin kubeconfig) may create, get, list and patch Runs and create and
+patch Workflows in her namespace, and nothing else: not get its Secrets, ConfigMaps or Workflows, not
+create pods. Each attack has the operator read or use one of those for her; the API server refuses it
+at admission (crds/admission-policies.yaml, applied with the CRDs by the `crds` fixture) with a
+message naming the object and the permission she lacks. The benign counterpart (alice *with* `get` on
+the Secret) runs. A RunShard's spec cannot be rewritten by anyone (finding 2): its Job is derived
+from it.
 """
 
 from __future__ import annotations
@@ -90,18 +91,20 @@ class Tenant:
         self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.ns, plural, name, body, **kwargs)
 
     def readable(self) -> str:
-        """Everything alice can read here (Runs with their status, Workflows) and the namespace's Events."""
+        """Everything alice can read here (Runs with their status) and the namespace's Events."""
         runs = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, "runs")
-        workflows = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, "workflows")
         events = self.core.list_namespaced_event(self.ns).items
-        return json.dumps([runs, workflows]) + str(events)
+        return json.dumps(runs) + str(events)
 
 
 @pytest.fixture
 def tenant(cluster: LocalCluster, api: client.ApiClient, crds: None, namespace: str) -> Iterator[Tenant]:
     tenant = Tenant(cluster, api, namespace)
-    oxygen = {"apiGroups": [GROUP], "verbs": ["create", "get", "list", "patch"]}
-    grant(api, namespace, "alice-runs", ALICE, [{**oxygen, "resources": ["runs", "workflows"]}])
+    rules = [
+        {"apiGroups": [GROUP], "resources": ["runs"], "verbs": ["create", "get", "list", "patch"]},
+        {"apiGroups": [GROUP], "resources": ["workflows"], "verbs": ["create", "patch"]},
+    ]
+    grant(api, namespace, "alice", ALICE, rules)
     value = base64.b64encode(tenant.secret_value.encode()).decode()
     tenant.core.create_namespaced_secret(
         namespace, {"metadata": {"name": SECRET}, "data": {"X-Api-Key": value}}
