@@ -25,6 +25,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from oxygen.api import admission
 from oxygen.devcluster import LocalCluster
 from oxygen.devcluster.wait import wait_for
 from tests.support.operator_process import OperatorProcess
@@ -201,6 +202,7 @@ def test_helm_lint_and_template(helm: Path, tmp_path: Path, values: dict[str, An
         "Service",
         "Service",
         "ServiceAccount",
+        *ADMISSION_KINDS,
     ]
     if values.get("watchNamespaces"):
         expected = [*base, "ConfigMap", "KopfPeering", "KopfPeering", "PrometheusRule"]
@@ -211,11 +213,26 @@ def test_helm_lint_and_template(helm: Path, tmp_path: Path, values: dict[str, An
         expected = [*base, "ClusterRoleBinding"]
     assert kinds == sorted(expected)
     # Every object has a name and, unless cluster-scoped, the namespace it belongs in.
-    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
+    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering", *ADMISSION_KINDS}
     for doc in docs:
         assert doc["metadata"]["name"]
         if doc["kind"] not in cluster_scoped:
             assert doc["metadata"]["namespace"] in ("oxygen-system", "team-a", "team-b"), doc["metadata"]
+
+
+# The admission policies (oxygen/api/admission.py): two policies and their bindings.
+ADMISSION_KINDS = ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * 2
+
+
+def test_admission_policies_are_the_generated_ones_behind_their_toggle(helm: Path, tmp_path: Path) -> None:
+    def key(doc: dict[str, Any]) -> tuple[str, str]:
+        return doc["kind"], doc["metadata"]["name"]
+
+    docs = render(helm, tmp_path, "oxy", "oxygen-system", {})
+    shipped = sorted((d for d in docs if d["kind"] in ADMISSION_KINDS), key=key)
+    assert shipped == sorted(admission.documents(), key=key)
+    docs = render(helm, tmp_path, "oxy", "oxygen-system", {"admissionPolicies": {"enabled": False}})
+    assert not [d for d in docs if d["kind"] in ADMISSION_KINDS]
 
 
 def test_values_reach_the_operator_and_its_workers(helm: Path, tmp_path: Path) -> None:
