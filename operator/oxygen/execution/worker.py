@@ -37,9 +37,12 @@ from oxygen.execution.producers import (
     ProducerResult,
     RetryableError,
     make_producer,
+    run_env,
+    secret_values,
     step_env,
     truncate,
 )
+from oxygen.execution.redaction import Redactor
 from oxygen.execution.templates import TemplateError, render
 from oxygen.status.shard import shard_phase, summarize
 
@@ -171,6 +174,7 @@ class ShardExecutor:
         max_status_bytes: int = DEFAULT_MAX_STATUS_BYTES,
         make_producer: Callable[[Producer, str], ItemProducer] | None = None,
         poll_interval: float = 0.02,
+        redactor: Redactor | None = None,
     ) -> None:
         self._spec = shard.spec
         self._producer = producer
@@ -187,6 +191,8 @@ class ShardExecutor:
         self._rng = rng if rng is not None else random.Random()
         self._max_status_bytes = max_status_bytes
         self._poll_interval = poll_interval
+        # The secret values this pod holds: none of them is ever written to status (outputs, errors).
+        self._redactor = redactor if redactor is not None else Redactor()
         self._items = initial_items(shard)
         self._work = work_items(shard)
         self._producers: dict[int, ItemProducer] = {}
@@ -428,7 +434,7 @@ class ShardExecutor:
     def _retrying(self, index: int, error: ProducerError, latency: float) -> None:
         update = {
             "status": "retrying",
-            "error": truncate(error.message, ERROR_LIMIT),
+            "error": self._redactor.clip(error.message, ERROR_LIMIT),
             "error_class": error.error_class,
             "latency_seconds": latency,
         }
@@ -437,7 +443,8 @@ class ShardExecutor:
     def _succeed(self, index: int, result: ProducerResult, latency: float) -> None:
         spec = self._work[index].producer or self._spec.producer
         cap = spec.max_output_bytes
-        size = json_bytes(result.outputs)
+        outputs = self._redactor.json(result.outputs)
+        size = json_bytes(outputs)
         if size > cap:
             message = (
                 f"output is {size} bytes of JSON, over producer.maxOutputBytes ({cap} bytes); "
@@ -449,7 +456,7 @@ class ShardExecutor:
         candidate = self._items[index].model_copy(
             update={
                 "status": "succeeded",
-                "outputs": result.outputs,
+                "outputs": outputs,
                 "error": None,
                 "error_class": None,
                 "credits_used": cost,
@@ -472,7 +479,7 @@ class ShardExecutor:
         update = {
             "status": "failed",
             "outputs": None,
-            "error": truncate(message, ERROR_LIMIT),
+            "error": self._redactor.clip(message, ERROR_LIMIT),
             "error_class": error_class,
             "credits_used": Decimal(0),
             "finished_at": self._now(),
@@ -626,7 +633,8 @@ def _run(
         client = ShardClient(api if api is not None else _custom_objects_api(env), namespace, shard)
         resource = client.get()
         abandon = threading.Event()
-        producer = make_producer(resource.spec.producer, env=env, cancel=abandon)
+        # Each producer sees only its own header variables; the pod's envFrom carries every step's.
+        producer = make_producer(resource.spec.producer, env=run_env(env), cancel=abandon)
         executor = ShardExecutor(
             resource,
             producer,
@@ -639,6 +647,7 @@ def _run(
             make_producer=lambda spec, item_id: make_producer(
                 spec, env=step_env(env, item_id), cancel=abandon
             ),
+            redactor=Redactor(secret_values(env)),
         )
         todo = sum(1 for item in executor.snapshot().items if needs_execution(item))
         log.info("shard %s/%s: %d items, %d to execute", namespace, shard, len(resource.spec.items), todo)
