@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final, TypeVar
 
-from oxygen.api.common import GROUP, VERSION
 from oxygen.api.run import TERMINAL_ITEM_STATUSES, Producer
 from oxygen.api.runshard import ItemResult, RunShard, RunShardStatus, ShardItem
 from oxygen.execution.producers import (
@@ -40,10 +39,10 @@ from oxygen.execution.producers import (
     run_env,
     secret_values,
     step_env,
-    truncate,
 )
 from oxygen.execution.redaction import Redactor
 from oxygen.execution.templates import TemplateError, render
+from oxygen.kube.client import ConfigError, Kube, client_for_process, describe_error, is_transient
 from oxygen.status.shard import shard_phase, summarize
 
 log = logging.getLogger("oxygen.worker")
@@ -496,28 +495,8 @@ class ShardApiError(Exception):
 
 
 T = TypeVar("T")
-_TRANSIENT_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
-
-
-def is_transient(exc: BaseException) -> bool:
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError
-
-    if isinstance(exc, ApiException):
-        return not exc.status or exc.status in _TRANSIENT_STATUSES
-    return isinstance(exc, HTTPError | OSError)
-
-
-def describe_api_error(exc: BaseException) -> str:
-    from kubernetes.client.exceptions import ApiException
-
-    if isinstance(exc, ApiException):
-        try:
-            detail = json.loads(exc.body or "{}").get("message", "")
-        except (ValueError, AttributeError):
-            detail = ""
-        return f"HTTP {exc.status} {exc.reason or ''}".strip() + (f": {truncate(detail)}" if detail else "")
-    return f"{exc.__class__.__name__}: {truncate(str(exc))}"
+# (connect, read) seconds per request: a worker must notice a vanished API server well within its pod's life.
+WORKER_TIMEOUT: Final = (5.0, 30.0)
 
 
 class ShardClient:
@@ -525,30 +504,23 @@ class ShardClient:
 
     def __init__(
         self,
-        api: Any,
+        kube: Kube,
         namespace: str,
         name: str,
         *,
         attempts: int = 5,
         backoff_seconds: float = 0.5,
         sleep: Sleep = time.sleep,
-        request_timeout: tuple[float, float] = (5.0, 30.0),
     ) -> None:
-        self._api = api
+        self._kube = kube
         self.namespace = namespace
         self.name = name
         self._attempts = attempts
         self._backoff = backoff_seconds
         self._sleep = sleep
-        self._timeout = request_timeout
 
     def get(self) -> RunShard:
-        raw = self._retry(
-            "read",
-            lambda: self._api.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, self.name, _request_timeout=self._timeout
-            ),
-        )
+        raw = self._retry("read", lambda: self._kube.get(PLURAL, self.namespace, self.name))
         return RunShard.model_validate(raw)
 
     def patch_status(self, status: RunShardStatus) -> None:
@@ -557,16 +529,7 @@ class ShardClient:
         for key in ("message", "finishedAt"):
             body.setdefault(key, None)
         self._retry(
-            "patch the status of",
-            lambda: self._api.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
-                self.name,
-                body={"status": body},
-                _request_timeout=self._timeout,
-            ),
+            "patch the status of", lambda: self._kube.patch_status(PLURAL, self.namespace, self.name, body)
         )
 
     def _retry(self, what: str, call: Callable[[], T]) -> T:
@@ -574,7 +537,7 @@ class ShardClient:
             try:
                 return call()
             except Exception as exc:
-                text = f"cannot {what} RunShard {self.namespace}/{self.name}: {describe_api_error(exc)}"
+                text = f"cannot {what} RunShard {self.namespace}/{self.name}: {describe_error(exc)}"
                 if attempt == self._attempts or not is_transient(exc):
                     raise ShardApiError(text) from exc
                 log.warning("%s (attempt %d of %d, retrying)", text, attempt, self._attempts)
@@ -609,14 +572,14 @@ def run_worker(
     flush_interval: float = DEFAULT_FLUSH_INTERVAL,
     stop_grace_seconds: float = DEFAULT_STOP_GRACE_SECONDS,
     env: Mapping[str, str] | None = None,
-    api: Any = None,
+    kube: Kube | None = None,
     stop: threading.Event | None = None,
 ) -> int:
     """Execute one RunShard; the process exit code (0 done, 143 stopped by SIGTERM, 1 API error)."""
     env = os.environ if env is None else env
     stop = stop if stop is not None else threading.Event()
     with stop_on_signals(stop) as received:
-        return _run(namespace, shard, flush_interval, stop_grace_seconds, env, api, stop, received)
+        return _run(namespace, shard, flush_interval, stop_grace_seconds, env, kube, stop, received)
 
 
 def _run(
@@ -625,12 +588,12 @@ def _run(
     flush_interval: float,
     stop_grace_seconds: float,
     env: Mapping[str, str],
-    api: Any,
+    kube: Kube | None,
     stop: threading.Event,
     received: list[int],
 ) -> int:
     try:
-        client = ShardClient(api if api is not None else _custom_objects_api(env), namespace, shard)
+        client = ShardClient(kube if kube is not None else _kube(env), namespace, shard)
         resource = client.get()
         abandon = threading.Event()
         # Each producer sees only its own header variables; the pod's envFrom carries every step's.
@@ -675,18 +638,8 @@ def _run(
     return EXIT_OK
 
 
-def _custom_objects_api(env: Mapping[str, str]) -> Any:
-    from kubernetes import client, config
-
-    # Like config.load_config(), but reads KUBECONFIG now rather than at import time, and never
-    # prints its fallback notice to stdout.
+def _kube(env: Mapping[str, str]) -> Kube:
     try:
-        if env.get("KUBECONFIG"):
-            config.load_kube_config(config_file=env["KUBECONFIG"])
-        elif env.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config()
-        else:
-            config.load_kube_config()
-    except (config.ConfigException, OSError) as exc:
+        return Kube(client_for_process(env), timeout=WORKER_TIMEOUT)
+    except (ConfigError, OSError) as exc:
         raise ShardApiError(f"no Kubernetes configuration (KUBECONFIG or in-cluster): {exc}") from exc
-    return client.CustomObjectsApi()
