@@ -8,6 +8,7 @@ the file it is given, every time kopf (re)authenticates.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,11 @@ def connection_from_kubeconfig(path: Path | str, context: str | None = None) -> 
     )
 
 
-def register_login(path: Path | str, registry: Any = None) -> None:
+def register_login(path: Path | str, registry: Any = None) -> Callable[..., kopf.ConnectionInfo]:
     """Make kopf authenticate with `path` only (a login handler replaces kopf's default ones)."""
 
     def login_with_kubeconfig_flag(**_: Any) -> kopf.ConnectionInfo:
         return connection_from_kubeconfig(path)
 
     kopf.on.login(registry=registry)(login_with_kubeconfig_flag)
+    return login_with_kubeconfig_flag
