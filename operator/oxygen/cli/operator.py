@@ -27,7 +27,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     op.add_argument(
         "--web-base-url",
-        default=os.environ.get("OXYGEN_WEB_BASE_URL", "http://localhost:8080"),
+        default=os.environ.get("OXYGEN_WEB_BASE_URL", "http://localhost:8083"),
         help="external base URL of the run pages (status.webUrl)",
     )
     op.add_argument("--log-level", default=os.environ.get("OXYGEN_LOG_LEVEL", "INFO"))

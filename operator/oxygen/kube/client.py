@@ -280,3 +280,24 @@ def describe_error(exc: BaseException, limit: int = 500) -> str:
             detail = ""
         return f"HTTP {exc.status} {exc.reason or ''}".strip() + (f": {detail}" if detail else "")
     return f"{exc.__class__.__name__}: {str(exc)[:limit]}"
+
+
+def is_not_found(exc: BaseException) -> bool:
+    return isinstance(exc, ApiException) and exc.status == 404
+
+
+# -- who is asking: the run page's TokenReview and SubjectAccessReview ----------------------------
+
+
+def review_token(api_client: Any, token: str, audiences: list[str]) -> dict[str, Any]:
+    """The TokenReview status (`authenticated`, `user`, `audiences`) of `token` for `audiences`."""
+    spec: dict[str, Any] = {"token": token, "audiences": audiences}
+    review = client.AuthenticationV1Api(api_client).create_token_review({"spec": spec})
+    status: dict[str, Any] = api_client.sanitize_for_serialization(review.status) or {}
+    return status
+
+
+def review_access(api_client: Any, spec: dict[str, Any]) -> bool:
+    """Whether the SubjectAccessReview `spec` (user, groups, resource attributes) is allowed."""
+    review = client.AuthorizationV1Api(api_client).create_subject_access_review({"spec": spec})
+    return bool(review.status is not None and review.status.allowed)
