@@ -1,4 +1,4 @@
-"""ShardExecutor with an in-memory flush and a fake clock; ShardClient/run_worker with a fake API."""
+"""ShardExecutor with an in-memory flush and a fake clock; the pod shell (run_worker) with a fake API."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from kubernetes.client import ApiClient
 from oxygen.api.run import HttpProducer as HttpSpec
 from oxygen.api.run import Producer, Retry
 from oxygen.api.runshard import ItemResult, RunShard, RunShardSpec, RunShardStatus, ShardItem
+from oxygen.execution.pod import EXIT_ERROR, EXIT_OK, EXIT_SIGTERM, ShardApiError, ShardClient, run_worker
 from oxygen.execution.producers import (
     EchoProducer,
     HttpProducer,
@@ -23,16 +24,8 @@ from oxygen.execution.producers import (
     ProducerResult,
     RetryableError,
 )
-from oxygen.execution.worker import (
-    EXIT_ERROR,
-    EXIT_OK,
-    EXIT_SIGTERM,
-    ShardApiError,
-    ShardClient,
-    ShardExecutor,
-    backoff_delay,
-    run_worker,
-)
+from oxygen.execution.shard_items import backoff_delay
+from oxygen.execution.worker import ShardExecutor
 from oxygen.kube.client import Kube
 from tests.support.provider import Provider, rate_limited
 
