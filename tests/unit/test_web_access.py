@@ -70,6 +70,7 @@ def test_a_token_link_sets_a_cookie_only_once_the_token_may_see_the_run(
         async with TestClient(TestServer(app)) as http:
             forged = await http.get("/runs/ns/r?token=made-up", allow_redirects=False)
             assert forged.status == 401 and "Set-Cookie" not in forged.headers
+            assert f"--audience {DEFAULT_AUDIENCE}" in await forged.text()
             other = await http.get("/runs/ns/r?token=weak", allow_redirects=False)
             assert other.status == 403 and "Set-Cookie" not in other.headers
             moved = await http.get("/runs/ns/r?token=good", allow_redirects=False)

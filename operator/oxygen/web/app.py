@@ -91,8 +91,14 @@ async def healthz(_: web.Request) -> web.Response:
     return web.Response(text="ok\n", content_type="text/plain")
 
 
-def _unauthorized(message: str) -> web.Response:
-    return _text(401, f"401 Unauthorized: {message}", **{"WWW-Authenticate": "Bearer"})
+def _unauthorized(request: web.Request, message: str) -> web.Response:
+    audience = request.app[SETTINGS].token_audience
+    # The way in, since a link followed from another site arrives without the (SameSite=Strict) cookie.
+    how = (
+        f"get a token with `kubectl create token <serviceaccount> --audience {audience}` and open "
+        "this page once with ?token=<token>, or send it as `Authorization: Bearer <token>`"
+    )
+    return _text(401, f"401 Unauthorized: {message}; {how}", **{"WWW-Authenticate": "Bearer"})
 
 
 async def _admit(request: web.Request, token: str, namespace: str) -> web.Response | None:
@@ -102,7 +108,7 @@ async def _admit(request: web.Request, token: str, namespace: str) -> web.Respon
     try:
         caller: Caller | None = await asyncio.to_thread(authorizer.authenticate, token)
         if caller is None:
-            return _unauthorized("the token was not accepted (is it for the run page's audience?)")
+            return _unauthorized(request, "the token was not accepted for this page's audience")
         allowed = await asyncio.to_thread(authorizer.may_get_run, token, caller, namespace, name)
     except Exception as err:  # the API server is unreachable: fail closed
         log.warning("access review failed: %s", err.__class__.__name__)
@@ -135,7 +141,7 @@ async def run_page(request: web.Request) -> web.StreamResponse:
         raise response
     token = bearer_token(request.headers, request.cookies, {})
     if token is None:
-        return _unauthorized("a Kubernetes bearer token is required")
+        return _unauthorized(request, "a Kubernetes bearer token is required")
     refused = await _admit(request, token, namespace)
     if refused is not None:
         return refused
