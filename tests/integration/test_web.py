@@ -19,6 +19,7 @@ import pytest
 from kubernetes import client
 
 from oxygen.api.common import GROUP
+from oxygen.web.auth import DEFAULT_AUDIENCE
 from tests.support.provider import Provider, Reply, bad_request, echo, with_credits, with_latency
 from tests.support.runs import Runs
 from tests.support.web_thread import WebThread
@@ -40,10 +41,16 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def service_account_token(api: client.ApiClient, ns: str, name: str) -> str:
+def service_account_token(
+    api: client.ApiClient, ns: str, name: str, *, audience: str | None = DEFAULT_AUDIENCE, create: bool = True
+) -> str:
+    """What `kubectl create token <name> --audience oxygen-run-page` gives (None: the API server's own
+    audience, what a plain `kubectl create token <name>` gives)."""
     core = client.CoreV1Api(api)
-    core.create_namespaced_service_account(ns, {"metadata": {"name": name}})
-    request = core.create_namespaced_service_account_token(name, ns, {"spec": {"expirationSeconds": 3600}})
+    if create:
+        core.create_namespaced_service_account(ns, {"metadata": {"name": name}})
+    spec: dict[str, Any] = {"expirationSeconds": 3600, **({"audiences": [audience]} if audience else {})}
+    request = core.create_namespaced_service_account_token(name, ns, {"spec": spec})
     token: str = request.status.token
     return token
 
@@ -147,6 +154,8 @@ def test_run_page_in_chromium_and_access_control(runs: Runs, api: client.ApiClie
     viewer = service_account_token(api, runs.ns, "viewer")
     stranger = service_account_token(api, runs.ns, "stranger")
     grant_get_runs(api, runs.ns, "viewer")
+    # The same viewer's token for the API server: valid, but not for the run page.
+    viewer_api_token = service_account_token(api, runs.ns, "viewer", audience=None, create=False)
 
     with WebThread(api) as web:
         page = f"{web.base_url}/runs/{runs.ns}/timeline"
@@ -154,6 +163,9 @@ def test_run_page_in_chromium_and_access_control(runs: Runs, api: client.ApiClie
         code, body = fetch(page)
         assert code == 401, body
         assert fetch(page, "not-a-real-token")[0] == 401
+        assert fetch(page, viewer_api_token)[0] == 401
+        assert fetch(f"{page}?token={viewer_api_token}")[0] == 401
+        assert fetch(f"{web.base_url}/metrics")[0] == 404  # metrics listen apart, not where people go
         code, body = fetch(page, stranger)
         assert code == 403, body
         assert "timeline" not in body.replace(f"runs in namespace {runs.ns}", "")

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from oxygen.web import start_web
+from oxygen.web.app import WebSettings, page_addresses, start_web
 
 
 class WebThread:
@@ -29,10 +29,11 @@ class WebThread:
     def __enter__(self) -> WebThread:
         self._thread.start()
         future = asyncio.run_coroutine_threadsafe(
-            start_web("127.0.0.1", 0, self.api_client, self.registry), self.loop
+            start_web("127.0.0.1", 0, self.api_client, self.registry, WebSettings(page_port=0)), self.loop
         )
         self.runner = future.result(timeout=30)
-        self.port = int(self.runner.addresses[0][1])
+        # The run pages' listener (metrics listen apart, on runner.addresses).
+        self.port = int(page_addresses(self.runner)[0][1])
         return self
 
     def __exit__(

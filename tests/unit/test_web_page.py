@@ -119,7 +119,8 @@ def test_access_gate(monkeypatch: Any) -> None:
 
 def test_start_web_serves_metrics() -> None:
     async def scenario() -> None:
-        runner = await web_app.start_web("127.0.0.1", 0, object(), CollectorRegistry())
+        settings = web_app.WebSettings(page_port=0)  # not the default 8083: tests run side by side
+        runner = await web_app.start_web("127.0.0.1", 0, object(), CollectorRegistry(), settings)
         try:
             assert isinstance(runner, web.AppRunner) and runner.addresses
         finally:

@@ -1,4 +1,4 @@
-"""ShardExecutor with an in-memory flush and a fake clock; ShardClient/run_worker with a fake API."""
+"""ShardExecutor with an in-memory flush and a fake clock; the pod shell (run_worker) with a fake API."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from kubernetes.client import ApiClient
 
 from oxygen.api.run import HttpProducer as HttpSpec
 from oxygen.api.run import Producer, Retry
 from oxygen.api.runshard import ItemResult, RunShard, RunShardSpec, RunShardStatus, ShardItem
+from oxygen.execution.pod import EXIT_ERROR, EXIT_OK, EXIT_SIGTERM, ShardApiError, ShardClient, run_worker
 from oxygen.execution.producers import (
     EchoProducer,
     HttpProducer,
@@ -22,16 +24,9 @@ from oxygen.execution.producers import (
     ProducerResult,
     RetryableError,
 )
-from oxygen.execution.worker import (
-    EXIT_ERROR,
-    EXIT_OK,
-    EXIT_SIGTERM,
-    ShardApiError,
-    ShardClient,
-    ShardExecutor,
-    backoff_delay,
-    run_worker,
-)
+from oxygen.execution.shard_items import backoff_delay
+from oxygen.execution.worker import ShardExecutor
+from oxygen.kube.client import Kube
 from tests.support.provider import Provider, rate_limited
 
 START = 1_700_000_000.0
@@ -480,6 +475,13 @@ class FakeApi:
         return self.object
 
 
+def kube_over(api: FakeApi) -> Kube:
+    """Our real access layer (`Kube`) with the generated CustomObjectsApi swapped for the fake."""
+    kube = Kube(ApiClient())
+    kube.custom = api
+    return kube
+
+
 def api_error(status: int) -> Exception:
     from kubernetes.client.exceptions import ApiException
 
@@ -489,7 +491,7 @@ def api_error(status: int) -> Exception:
 
 def test_client_retries_transient_errors_and_sends_a_merge_patch() -> None:
     api = FakeApi(make_shard(1), [api_error(503), ConnectionResetError()])
-    client = ShardClient(api, "ns", "s", sleep=lambda s: None)
+    client = ShardClient(kube_over(api), "ns", "s", sleep=lambda s: None)
     assert client.get().spec.run_name == "run-a"
     client.patch_status(RunShardStatus())
     (body,) = api.patches
@@ -500,22 +502,24 @@ def test_client_retries_transient_errors_and_sends_a_merge_patch() -> None:
 def test_client_gives_up_on_a_forbidden_call_at_once() -> None:
     api = FakeApi(make_shard(1), [api_error(403), api_error(403)])
     with pytest.raises(ShardApiError, match="cannot read RunShard ns/s: HTTP 403 Boom"):
-        ShardClient(api, "ns", "s", sleep=lambda s: None).get()
+        ShardClient(kube_over(api), "ns", "s", sleep=lambda s: None).get()
     assert len(api.failures) == 1
 
 
 def test_run_worker_exit_codes() -> None:
     api = FakeApi(make_shard(4))
-    assert run_worker("ns", "s", api=api, env={"HOSTNAME": "pod-x"}) == EXIT_OK
+    assert run_worker("ns", "s", kube=kube_over(api), env={"HOSTNAME": "pod-x"}) == EXIT_OK
     final = api.patches[-1]["status"]
     assert final["worker"] == "pod-x"
     assert final["summary"]["succeeded"] == 4
 
     stop = threading.Event()
     stop.set()
-    assert run_worker("ns", "s", api=FakeApi(make_shard(2)), env={}, stop=stop) == EXIT_SIGTERM
+    assert run_worker("ns", "s", kube=kube_over(FakeApi(make_shard(2))), env={}, stop=stop) == EXIT_SIGTERM
 
-    assert run_worker("ns", "s", api=FakeApi(make_shard(1), [api_error(404)]), env={}) == EXIT_ERROR
+    assert (
+        run_worker("ns", "s", kube=kube_over(FakeApi(make_shard(1), [api_error(404)])), env={}) == EXIT_ERROR
+    )
 
 
 def test_sigterm_abandons_the_call_and_exits_143() -> None:
@@ -527,9 +531,61 @@ def test_sigterm_abandons_the_call_and_exits_143() -> None:
     api = FakeApi(make_shard(2, producer=spec))
     threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
     began = time.monotonic()
-    assert run_worker("ns", "s", api=api, env={}, stop_grace_seconds=0.1) == EXIT_SIGTERM
+    assert run_worker("ns", "s", kube=kube_over(api), env={}, stop_grace_seconds=0.1) == EXIT_SIGTERM
     assert time.monotonic() - began < 5
     final = api.patches[-1]["status"]
     assert [(i["status"], i["attemptCount"]) for i in final["items"]] == [("pending", 0), ("pending", 0)]
     # The handler is removed again: the test process keeps its own SIGTERM behaviour.
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_run_worker_keeps_each_steps_secret_to_itself_and_out_of_status() -> None:
+    import json
+    import sys
+
+    from oxygen.execution.headers import step_header_prefix
+    from tests.support.header_echo import HeaderEcho
+
+    secret, other = "step0-key-1b7e55d0", "step2-key-90ac3f1e"
+    print_env = "import json,os,sys; sys.stdin.read(); print(json.dumps(dict(os.environ)))"
+    fail_env = "import os,sys; sys.stdin.read(); sys.stderr.write(repr(dict(os.environ))); sys.exit(1)"
+    env = {
+        "HOSTNAME": "pod-x",
+        "PATH": "/usr/bin:/bin",
+        step_header_prefix("0") + "X-Api-Key": secret,
+        step_header_prefix("2") + "X-Other": other,
+    }
+    with HeaderEcho() as echo:
+        steps = [
+            Producer(provider="echoing", http=HttpSpec(url=echo.url("ok"))),
+            Producer(provider="printer", command=[sys.executable, "-c", print_env]),
+            Producer(provider="echoing", http=HttpSpec(url=echo.url("bad"))),
+        ]
+        shard = make_shard(0, max_attempts=1)
+        shard.spec.sequence = "steps"
+        shard.spec.context = {"inputs": {}, "steps": {}}
+        shard.spec.items = [ShardItem(id=str(k), step=f"s{k}", producer=p) for k, p in enumerate(steps)]
+        api = FakeApi(shard)
+        assert run_worker("ns", "s", kube=kube_over(api), env=env) == EXIT_OK
+        assert echo.seen("X-Api-Key") == {secret} and echo.seen("X-Other") == {other}
+    final = api.patches[-1]["status"]
+    assert [i["status"] for i in final["items"]] == ["succeeded", "succeeded", "failed"]
+    printed = final["items"][1]["outputs"]
+    assert not [key for key in printed if "HEADER" in key], "the command step saw another step's Secret"
+    for body in api.patches:
+        text = json.dumps(body)
+        assert secret not in text and other not in text
+
+    # A failing command that dumps its environment to stderr leaks nothing either.
+    shard.spec.items = [
+        ShardItem(
+            id="1",
+            step="s1",
+            producer=steps[1].model_copy(update={"command": [sys.executable, "-c", fail_env]}),
+        )
+    ]
+    api = FakeApi(shard)
+    assert run_worker("ns", "s", kube=kube_over(api), env=env) == EXIT_OK
+    (item,) = api.patches[-1]["status"]["items"]
+    assert item["status"] == "failed" and "PATH" in item["error"]
+    assert "HEADER" not in item["error"] and secret not in json.dumps(api.patches)

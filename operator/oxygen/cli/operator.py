@@ -18,10 +18,16 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     scope.add_argument(
         "-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)"
     )
-    op.add_argument("--kubeconfig", type=Path, help="kubeconfig (default $KUBECONFIG, then in-cluster)")
+    # SUPPRESS: `oxygen --kubeconfig X operator` (the global flag) must not be reset by this one.
+    op.add_argument(
+        "--kubeconfig",
+        default=argparse.SUPPRESS,
+        help="kubeconfig; wins over $KUBECONFIG and in-cluster credentials "
+        "(default $KUBECONFIG, then in-cluster)",
+    )
     op.add_argument(
         "--web-base-url",
-        default=os.environ.get("OXYGEN_WEB_BASE_URL", "http://localhost:8080"),
+        default=os.environ.get("OXYGEN_WEB_BASE_URL", "http://localhost:8083"),
         help="external base URL of the run pages (status.webUrl)",
     )
     op.add_argument("--log-level", default=os.environ.get("OXYGEN_LOG_LEVEL", "INFO"))
@@ -50,8 +56,10 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.kubeconfig:
-        os.environ["KUBECONFIG"] = str(args.kubeconfig)
+    kubeconfig = getattr(args, "kubeconfig", None)
+    if kubeconfig:
+        # Both clients must use it: ours reads $KUBECONFIG when it is built, kopf logs in with it.
+        os.environ["KUBECONFIG"] = str(kubeconfig)
     os.environ["OXYGEN_WEB_BASE_URL"] = args.web_base_url
     os.environ["OXYGEN_PEERING_LIFETIME"] = str(args.peering_lifetime)
     logging.basicConfig(
@@ -61,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("kopf").setLevel(max(logging.WARNING, logging.getLevelName(args.log_level.upper())))
     import kopf
 
+    if kubeconfig:
+        from oxygen.kube.login import register_login
+
+        register_login(Path(kubeconfig))
     import oxygen.reconcile.handlers
     import oxygen.triggers.handlers  # noqa: F401  (workflow triggers: daemon per Workflow, webhook server)
 

@@ -7,12 +7,8 @@ import logging
 import os
 import sys
 
-from oxygen.execution.worker import (
-    DEFAULT_FLUSH_INTERVAL,
-    DEFAULT_STOP_GRACE_SECONDS,
-    EXIT_ERROR,
-    run_worker,
-)
+from oxygen.execution.pod import EXIT_ERROR, run_worker
+from oxygen.execution.worker import DEFAULT_FLUSH_INTERVAL, DEFAULT_STOP_GRACE_SECONDS
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

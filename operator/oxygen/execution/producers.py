@@ -9,6 +9,7 @@ HTTP contract (documented for provider authors):
   `Content-Type: application/json` and `Idempotency-Key: <runUid>/<itemId>` (the same for every
   attempt of an item within a run, so at-least-once delivery is safe for the provider to dedupe);
 - headers from the Secret named in `headersFrom` arrive as env vars `OXYGEN_HEADER_<Header-Name>`;
+  their values never reach status: where a reply echoes them they read `[redacted]`;
 - a 2xx reply's body must be JSON; any JSON value is accepted as the outputs (an object is the
   convention). `X-Credits-Used: <decimal>` is that item's cost;
 - 408, 429 and 5xx are retried (honouring `Retry-After`), as are timeouts and connection errors;
@@ -35,8 +36,16 @@ from urllib.parse import urlsplit
 
 from oxygen.api.common import CREDITS_PATTERN, JsonObject
 from oxygen.api.run import Producer
+from oxygen.execution.headers import (
+    HEADER_ENV_PREFIX,
+    headers_from_env,
+    run_env,
+    secret_values,
+    step_env,
+    step_header_prefix,
+)
+from oxygen.execution.redaction import Redactor
 
-HEADER_ENV_PREFIX: Final = "OXYGEN_HEADER_"
 CREDITS_HEADER: Final = "X-Credits-Used"
 MESSAGE_LIMIT: Final = 500
 EX_TEMPFAIL: Final = 75
@@ -44,6 +53,9 @@ DEFAULT_COMMAND_TIMEOUT: Final = 300.0
 # Read no more than this from a provider: the per-item output cap is enforced later on the
 # parsed JSON, this only keeps a misbehaving provider from exhausting the pod's memory.
 DEFAULT_MAX_RESPONSE_BYTES: Final = 8 * 1024 * 1024
+# Error text is redacted over this much of a reply before it is cut to MESSAGE_LIMIT, so a secret
+# straddling the cut is still found whole.
+REDACT_WINDOW_BYTES: Final = 64 * 1024
 
 ERROR_CLASSES: Final = frozenset(
     {
@@ -61,9 +73,6 @@ ERROR_CLASSES: Final = frozenset(
         "shard_too_large",
     }
 )
-
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-_RESERVED_HEADERS = frozenset({"content-type", "content-length", "idempotency-key", "host"})
 
 
 class ProducerError(Exception):
@@ -136,45 +145,6 @@ class EchoProducer:
         return ProducerResult(outputs=call.inputs)
 
 
-def step_header_prefix(item_id: str) -> str:
-    """Where a workflow step's own header Secret lands in the pod's environment (one per step, so
-    one provider's credentials never reach another's requests)."""
-    return f"OXYGEN_STEP{item_id}_HEADER_"
-
-
-def _is_header_variable(key: str) -> bool:
-    return key.startswith(HEADER_ENV_PREFIX) or (key.startswith("OXYGEN_STEP") and "_HEADER_" in key)
-
-
-def step_env(env: Mapping[str, str], item_id: str) -> dict[str, str]:
-    """The environment a step's producer sees: its own headers under the usual prefix, no others."""
-    prefix = step_header_prefix(item_id)
-    out = {k: v for k, v in env.items() if not _is_header_variable(k)}
-    out.update({HEADER_ENV_PREFIX + k[len(prefix) :]: v for k, v in env.items() if k.startswith(prefix)})
-    return out
-
-
-def headers_from_env(env: Mapping[str, str]) -> dict[str, str]:
-    """Extra request headers from `OXYGEN_HEADER_<Header-Name>` variables.
-
-    Values are secrets: nothing here logs them. Invalid names, and values that would break the
-    header framing, are rejected by name only.
-    """
-    headers: dict[str, str] = {}
-    for key, raw in env.items():
-        if not key.startswith(HEADER_ENV_PREFIX):
-            continue
-        name = key[len(HEADER_ENV_PREFIX) :]
-        # Secret values from files usually end with a newline the header must not carry.
-        value = raw.strip()
-        if not _TOKEN.match(name) or name.lower() in _RESERVED_HEADERS:
-            raise ValueError(f"env {key}: {name!r} is not a header name the worker may set")
-        if "\r" in value or "\n" in value:
-            raise ValueError(f"env {key}: the value contains a line break")
-        headers[name] = value
-    return headers
-
-
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None if unusable."""
     if not value:
@@ -210,11 +180,13 @@ def parse_credits(value: str) -> Decimal:
         raise PermanentError(f"invalid {CREDITS_HEADER} header", "malformed_response") from exc
 
 
-def parse_json_output(body: bytes, source: str) -> Any:
+def parse_json_output(body: bytes, source: str, redactor: Redactor | None = None) -> Any:
     try:
         return json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        snippet = truncate(body[:MESSAGE_LIMIT].decode("utf-8", "replace"))
+        snippet = (redactor or Redactor()).clip(
+            body[:REDACT_WINDOW_BYTES].decode("utf-8", "replace"), MESSAGE_LIMIT
+        )
         raise PermanentError(
             f"{source} is not JSON ({exc.__class__.__name__}): {snippet or '<empty>'}",
             "malformed_response",
@@ -238,6 +210,9 @@ class HttpProducer:
         self._host = parts.hostname
         self._port = parts.port
         self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        # What it sends it never repeats: error text is cleaned of its own header values before
+        # it is cut (the worker redacts outputs and messages again, with every secret it holds).
+        self._redactor = Redactor(self.headers.values())
 
     def call(self, call: ItemCall) -> ProducerResult:
         body = json.dumps(call.payload(), separators=(",", ":")).encode("utf-8")
@@ -272,7 +247,7 @@ class HttpProducer:
 
     def _interpret(self, status: int, headers: http.client.HTTPMessage, data: bytes) -> ProducerResult:
         retry_after = parse_retry_after(headers.get("Retry-After"))
-        text = truncate(data[: MESSAGE_LIMIT * 4].decode("utf-8", "replace"))
+        text = self._redactor.clip(data[:REDACT_WINDOW_BYTES].decode("utf-8", "replace"), MESSAGE_LIMIT)
         if status == 429:
             raise RetryableError(f"HTTP 429 (rate limited): {text}", "http_429", retry_after)
         if status >= 500:
@@ -288,7 +263,7 @@ class HttpProducer:
                 f"reply body is over {self.max_response_bytes} bytes; nothing was kept",
                 "output_too_large",
             )
-        outputs = parse_json_output(data, "reply body")
+        outputs = parse_json_output(data, "reply body", self._redactor)
         cost_header = headers.get(CREDITS_HEADER)
         cost = parse_credits(cost_header) if cost_header is not None else None
         return ProducerResult(outputs=outputs, cost=cost)
@@ -300,6 +275,8 @@ class CommandProducer:
 
     Exit 75 (EX_TEMPFAIL) asks for a retry; any other non-zero exit fails the item with the tail
     of stderr. `cancel` lets the worker end the process group when it abandons a call on SIGTERM.
+    `env` is the process's whole environment (None: the worker's own); `make_producer` passes one
+    without other steps' header variables.
     """
 
     argv: list[str]
@@ -307,6 +284,7 @@ class CommandProducer:
     cancel: threading.Event | None = None
     poll_seconds: float = 0.1
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    env: Mapping[str, str] | None = None
 
     def call(self, call: ItemCall) -> ProducerResult:
         stdin = json.dumps(call.payload(), separators=(",", ":")).encode("utf-8")
@@ -318,6 +296,7 @@ class CommandProducer:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
+                env=None if self.env is None else dict(self.env),
             )
         except OSError as exc:
             raise PermanentError(
@@ -351,7 +330,9 @@ class CommandProducer:
         proc.communicate()
 
     def _interpret(self, code: int, stdout: bytes, stderr: bytes) -> ProducerResult:
-        tail = truncate(stderr[-MESSAGE_LIMIT * 4 :].decode("utf-8", "replace")[-MESSAGE_LIMIT:])
+        redactor = Redactor(secret_values(os.environ if self.env is None else self.env))
+        tail = stderr[-REDACT_WINDOW_BYTES:].decode("utf-8", "replace")
+        tail = truncate(redactor.text(tail)[-MESSAGE_LIMIT:])
         if code == EX_TEMPFAIL:
             raise RetryableError(f"command asked for a retry (exit 75): {tail}", "command_tempfail")
         if code != 0:
@@ -361,7 +342,7 @@ class CommandProducer:
             raise PermanentError(
                 f"command wrote over {self.max_response_bytes} bytes to stdout", "output_too_large"
             )
-        return ProducerResult(outputs=parse_json_output(stdout, "command stdout"))
+        return ProducerResult(outputs=parse_json_output(stdout, "command stdout", redactor))
 
 
 def make_producer(
@@ -370,14 +351,19 @@ def make_producer(
     env: Mapping[str, str] | None = None,
     cancel: threading.Event | None = None,
 ) -> ItemProducer:
-    """The producer a shard's spec names; header secrets come from `env` (default os.environ)."""
+    """The producer a shard's spec names; header secrets come from `env` (default os.environ).
+
+    `env` is already this producer's own (`run_env` or `step_env`): a command gets exactly it as
+    its process environment.
+    """
+    source = os.environ if env is None else env
     if spec.builtin == "echo":
         return EchoProducer()
     if spec.http is not None:
-        headers = headers_from_env(os.environ if env is None else env)
+        headers = headers_from_env(source)
         return HttpProducer(url=spec.http.url, timeout_seconds=spec.http.timeout_seconds, headers=headers)
     if spec.command:
-        return CommandProducer(argv=list(spec.command), cancel=cancel)
+        return CommandProducer(argv=list(spec.command), cancel=cancel, env=dict(source))
     raise ValueError("producer needs exactly one of http, builtin or command")
 
 
@@ -398,6 +384,8 @@ __all__ = [
     "headers_from_env",
     "make_producer",
     "parse_retry_after",
+    "run_env",
+    "secret_values",
     "step_env",
     "step_header_prefix",
 ]

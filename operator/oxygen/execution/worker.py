@@ -1,8 +1,8 @@
 """The worker inside a shard's Job pod: calls the producer per item and writes results back.
 
 `ShardExecutor` is the core and does no Kubernetes I/O: it gets the RunShard, a producer, a clock,
-a sleep and a `flush(status)` callback. `ShardClient` and `run_worker` are the thin shell around it
-(read the shard, patch its status subresource, signals, exit codes).
+a sleep and a `flush(status)` callback. `oxygen.execution.pod` is the thin shell around it (read the
+shard, patch its status subresource, signals, exit codes).
 
 Delivery is at-least-once: a pod killed mid-call leaves the item `running`, and the next pod calls
 it again; the producer's Idempotency-Key (run uid + item id) lets the provider deduplicate.
@@ -10,22 +10,16 @@ it again; the producer's Idempotency-Key (run uid + item id) lets the provider d
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import random
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
-from oxygen.api.common import GROUP, VERSION
 from oxygen.api.run import TERMINAL_ITEM_STATUSES, Producer
 from oxygen.api.runshard import ItemResult, RunShard, RunShardStatus, ShardItem
 from oxygen.execution.producers import (
@@ -36,16 +30,21 @@ from oxygen.execution.producers import (
     ProducerError,
     ProducerResult,
     RetryableError,
-    make_producer,
-    step_env,
-    truncate,
+)
+from oxygen.execution.redaction import Redactor
+from oxygen.execution.shard_items import (
+    backoff_delay,
+    initial_items,
+    json_bytes,
+    needs_execution,
+    rfc3339,
+    work_items,
 )
 from oxygen.execution.templates import TemplateError, render
 from oxygen.status.shard import shard_phase, summarize
 
 log = logging.getLogger("oxygen.worker")
 
-PLURAL: Final = "runshards"
 DEFAULT_FLUSH_INTERVAL: Final = 1.0
 # On SIGTERM the in-flight call may finish within this; well inside a pod's 30 s termination grace.
 DEFAULT_STOP_GRACE_SECONDS: Final = 5.0
@@ -53,85 +52,12 @@ DEFAULT_STOP_GRACE_SECONDS: Final = 5.0
 DEFAULT_MAX_STATUS_BYTES: Final = 900 * 1024
 # Room for phase, summary (bounded error classes), message and timestamps around the items.
 STATUS_OVERHEAD_BYTES: Final = 8 * 1024
-MAX_BACKOFF_SECONDS: Final = 60.0
-# Retry-After is honoured, but a provider asking for an hour must not park a pod for an hour.
-MAX_RETRY_AFTER_SECONDS: Final = 300.0
-JITTER: Final = 0.2
 ERROR_LIMIT: Final = 1000
 
-EXIT_OK: Final = 0
-EXIT_ERROR: Final = 1
-EXIT_SIGINT: Final = 130
-EXIT_SIGTERM: Final = 143
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
 Flush = Callable[[RunShardStatus], None]
-
-
-def rfc3339(epoch_seconds: float) -> str:
-    text = datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")
-
-
-def backoff_delay(
-    base_seconds: float,
-    retry_number: int,
-    rng: random.Random,
-    *,
-    retry_after: float | None = None,
-    cap: float = MAX_BACKOFF_SECONDS,
-    retry_after_cap: float = MAX_RETRY_AFTER_SECONDS,
-) -> float:
-    """Seconds before retry number `retry_number` (1 = the first retry).
-
-    Exponential with ±20 % jitter so a fleet of pods that failed together does not retry together.
-    """
-    delay = min(cap, base_seconds * 2.0 ** max(0, retry_number - 1))
-    delay = min(cap, delay * (1 + rng.uniform(-JITTER, JITTER)))
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, retry_after_cap))
-    return max(0.0, delay)
-
-
-def json_bytes(value: Any) -> int:
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
-
-
-def needs_execution(item: ItemResult) -> bool:
-    return item.superseded_by is None and item.status not in TERMINAL_ITEM_STATUSES
-
-
-def work_items(shard: RunShard) -> list[ShardItem]:
-    """The spec's items plus those found while running (ingestion pages) that an earlier pod recorded."""
-    work = list(shard.spec.items)
-    declared = {item.id for item in work}
-    for result in shard.status.items:
-        if result.id not in declared and isinstance(result.inputs, dict):
-            work.append(ShardItem(id=result.id, row_id=result.row_id, inputs=result.inputs))
-    return work
-
-
-def initial_items(shard: RunShard) -> list[ItemResult]:
-    """Spec items merged with what an earlier pod recorded, so a restarted pod resumes."""
-    known = {result.id: result for result in shard.status.items}
-    items: list[ItemResult] = []
-    for spec_item in shard.spec.items:
-        prior = known.get(spec_item.id)
-        if prior is None:
-            items.append(
-                ItemResult(id=spec_item.id, row_id=spec_item.row_id, attempt_count=spec_item.attempt_count)
-            )
-        elif prior.attempt_count < spec_item.attempt_count:
-            items.append(prior.model_copy(update={"attempt_count": spec_item.attempt_count}))
-        else:
-            items.append(prior)
-    declared = {spec_item.id for spec_item in shard.spec.items}
-    items += [result for result in shard.status.items if result.id not in declared]
-    for spec_item, item in zip(shard.spec.items, items, strict=False):
-        if spec_item.step and item.step is None:
-            item.step = spec_item.step
-    return items
 
 
 class _Abandoned:
@@ -171,6 +97,7 @@ class ShardExecutor:
         max_status_bytes: int = DEFAULT_MAX_STATUS_BYTES,
         make_producer: Callable[[Producer, str], ItemProducer] | None = None,
         poll_interval: float = 0.02,
+        redactor: Redactor | None = None,
     ) -> None:
         self._spec = shard.spec
         self._producer = producer
@@ -187,6 +114,8 @@ class ShardExecutor:
         self._rng = rng if rng is not None else random.Random()
         self._max_status_bytes = max_status_bytes
         self._poll_interval = poll_interval
+        # The secret values this pod holds: none of them is ever written to status (outputs, errors).
+        self._redactor = redactor if redactor is not None else Redactor()
         self._items = initial_items(shard)
         self._work = work_items(shard)
         self._producers: dict[int, ItemProducer] = {}
@@ -428,7 +357,7 @@ class ShardExecutor:
     def _retrying(self, index: int, error: ProducerError, latency: float) -> None:
         update = {
             "status": "retrying",
-            "error": truncate(error.message, ERROR_LIMIT),
+            "error": self._redactor.clip(error.message, ERROR_LIMIT),
             "error_class": error.error_class,
             "latency_seconds": latency,
         }
@@ -437,7 +366,8 @@ class ShardExecutor:
     def _succeed(self, index: int, result: ProducerResult, latency: float) -> None:
         spec = self._work[index].producer or self._spec.producer
         cap = spec.max_output_bytes
-        size = json_bytes(result.outputs)
+        outputs = self._redactor.json(result.outputs)
+        size = json_bytes(outputs)
         if size > cap:
             message = (
                 f"output is {size} bytes of JSON, over producer.maxOutputBytes ({cap} bytes); "
@@ -449,7 +379,7 @@ class ShardExecutor:
         candidate = self._items[index].model_copy(
             update={
                 "status": "succeeded",
-                "outputs": result.outputs,
+                "outputs": outputs,
                 "error": None,
                 "error_class": None,
                 "credits_used": cost,
@@ -472,212 +402,10 @@ class ShardExecutor:
         update = {
             "status": "failed",
             "outputs": None,
-            "error": truncate(message, ERROR_LIMIT),
+            "error": self._redactor.clip(message, ERROR_LIMIT),
             "error_class": error_class,
             "credits_used": Decimal(0),
             "finished_at": self._now(),
             "latency_seconds": latency,
         }
         self._set(index, self._items[index].model_copy(update=update))
-
-
-# -- Kubernetes shell -----------------------------------------------------------------------------
-
-
-class ShardApiError(Exception):
-    """The API server refused or stayed unreachable: the worker cannot do its job."""
-
-
-T = TypeVar("T")
-_TRANSIENT_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
-
-
-def is_transient(exc: BaseException) -> bool:
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError
-
-    if isinstance(exc, ApiException):
-        return not exc.status or exc.status in _TRANSIENT_STATUSES
-    return isinstance(exc, HTTPError | OSError)
-
-
-def describe_api_error(exc: BaseException) -> str:
-    from kubernetes.client.exceptions import ApiException
-
-    if isinstance(exc, ApiException):
-        try:
-            detail = json.loads(exc.body or "{}").get("message", "")
-        except (ValueError, AttributeError):
-            detail = ""
-        return f"HTTP {exc.status} {exc.reason or ''}".strip() + (f": {truncate(detail)}" if detail else "")
-    return f"{exc.__class__.__name__}: {truncate(str(exc))}"
-
-
-class ShardClient:
-    """The only API calls a worker makes: get its own RunShard, merge-patch its status."""
-
-    def __init__(
-        self,
-        api: Any,
-        namespace: str,
-        name: str,
-        *,
-        attempts: int = 5,
-        backoff_seconds: float = 0.5,
-        sleep: Sleep = time.sleep,
-        request_timeout: tuple[float, float] = (5.0, 30.0),
-    ) -> None:
-        self._api = api
-        self.namespace = namespace
-        self.name = name
-        self._attempts = attempts
-        self._backoff = backoff_seconds
-        self._sleep = sleep
-        self._timeout = request_timeout
-
-    def get(self) -> RunShard:
-        raw = self._retry(
-            "read",
-            lambda: self._api.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, self.name, _request_timeout=self._timeout
-            ),
-        )
-        return RunShard.model_validate(raw)
-
-    def patch_status(self, status: RunShardStatus) -> None:
-        body = status.wire()
-        # Merge patch keeps absent keys: null clears what an earlier pod left (its stop message).
-        for key in ("message", "finishedAt"):
-            body.setdefault(key, None)
-        self._retry(
-            "patch the status of",
-            lambda: self._api.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
-                self.name,
-                body={"status": body},
-                _request_timeout=self._timeout,
-            ),
-        )
-
-    def _retry(self, what: str, call: Callable[[], T]) -> T:
-        for attempt in range(1, self._attempts + 1):
-            try:
-                return call()
-            except Exception as exc:
-                text = f"cannot {what} RunShard {self.namespace}/{self.name}: {describe_api_error(exc)}"
-                if attempt == self._attempts or not is_transient(exc):
-                    raise ShardApiError(text) from exc
-                log.warning("%s (attempt %d of %d, retrying)", text, attempt, self._attempts)
-                self._sleep(self._backoff * 2.0 ** (attempt - 1))
-        raise AssertionError("unreachable")
-
-
-@contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
-    """SIGTERM (pod deletion, Job suspend) and SIGINT end the run gracefully; yields which came."""
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-
-    def handler(signum: int, _frame: object) -> None:
-        received.append(signum)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield received
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-def run_worker(
-    namespace: str,
-    shard: str,
-    *,
-    flush_interval: float = DEFAULT_FLUSH_INTERVAL,
-    stop_grace_seconds: float = DEFAULT_STOP_GRACE_SECONDS,
-    env: Mapping[str, str] | None = None,
-    api: Any = None,
-    stop: threading.Event | None = None,
-) -> int:
-    """Execute one RunShard; the process exit code (0 done, 143 stopped by SIGTERM, 1 API error)."""
-    env = os.environ if env is None else env
-    stop = stop if stop is not None else threading.Event()
-    with stop_on_signals(stop) as received:
-        return _run(namespace, shard, flush_interval, stop_grace_seconds, env, api, stop, received)
-
-
-def _run(
-    namespace: str,
-    shard: str,
-    flush_interval: float,
-    stop_grace_seconds: float,
-    env: Mapping[str, str],
-    api: Any,
-    stop: threading.Event,
-    received: list[int],
-) -> int:
-    try:
-        client = ShardClient(api if api is not None else _custom_objects_api(env), namespace, shard)
-        resource = client.get()
-        abandon = threading.Event()
-        producer = make_producer(resource.spec.producer, env=env, cancel=abandon)
-        executor = ShardExecutor(
-            resource,
-            producer,
-            client.patch_status,
-            stop=stop,
-            abandon=abandon,
-            stop_grace_seconds=stop_grace_seconds,
-            flush_interval=flush_interval,
-            worker_name=env.get("HOSTNAME"),
-            make_producer=lambda spec, item_id: make_producer(
-                spec, env=step_env(env, item_id), cancel=abandon
-            ),
-        )
-        todo = sum(1 for item in executor.snapshot().items if needs_execution(item))
-        log.info("shard %s/%s: %d items, %d to execute", namespace, shard, len(resource.spec.items), todo)
-        outcome = executor.run()
-    except ShardApiError as exc:
-        log.error("%s", exc)
-        return EXIT_ERROR
-    except ValueError as exc:
-        log.error("RunShard %s/%s cannot run: %s", namespace, shard, exc)
-        return EXIT_ERROR
-    summary = outcome.status.summary
-    log.info(
-        "shard %s/%s: %d calls, %d succeeded, %d failed, %d pending, %d status writes%s",
-        namespace,
-        shard,
-        outcome.calls,
-        summary.succeeded,
-        summary.failed,
-        summary.pending,
-        outcome.flushes,
-        " (stopped)" if outcome.stopped else "",
-    )
-    if outcome.stopped:
-        return EXIT_SIGINT if received[:1] == [signal.SIGINT] else EXIT_SIGTERM
-    return EXIT_OK
-
-
-def _custom_objects_api(env: Mapping[str, str]) -> Any:
-    from kubernetes import client, config
-
-    # Like config.load_config(), but reads KUBECONFIG now rather than at import time, and never
-    # prints its fallback notice to stdout.
-    try:
-        if env.get("KUBECONFIG"):
-            config.load_kube_config(config_file=env["KUBECONFIG"])
-        elif env.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config()
-        else:
-            config.load_kube_config()
-    except (config.ConfigException, OSError) as exc:
-        raise ShardApiError(f"no Kubernetes configuration (KUBECONFIG or in-cluster): {exc}") from exc
-    return client.CustomObjectsApi()

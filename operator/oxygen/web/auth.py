@@ -1,7 +1,10 @@
 """Who may see a run page: Kubernetes decides (TokenReview, then SubjectAccessReview).
 
 The caller's bearer token comes from the Authorization header, or — for a browser — a `token`
-cookie or query parameter. The token is reviewed by the API server; the user it names must be
+cookie or query parameter. The token is reviewed by the API server for the run page's own audience
+(`oxygen-run-page` by default, `OXYGEN_WEB_TOKEN_AUDIENCE`), so a token minted for something else
+(the API server, another service) is refused; a user gets one with
+`kubectl create token <serviceaccount> --audience oxygen-run-page`. The user it names must be
 allowed to `get` the Run (`oxygen.dev` runs, in that namespace, by name). Answers are cached for a
 short time by the token's hash (never the token itself), so an auto-refreshing page does not cost
 two API calls a refresh.
@@ -16,11 +19,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes import client
-
 from oxygen.api.common import GROUP
+from oxygen.kube.client import review_access, review_token
 
 TOKEN_COOKIE = "token"
+DEFAULT_AUDIENCE = "oxygen-run-page"
 CACHE_SECONDS = 30.0
 CACHE_LIMIT = 4096
 
@@ -59,9 +62,10 @@ class Authorizer:
         api_client: Any,
         ttl_seconds: float = CACHE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        audience: str = DEFAULT_AUDIENCE,
     ) -> None:
-        self._authn = client.AuthenticationV1Api(api_client)
-        self._authz = client.AuthorizationV1Api(api_client)
+        self._api_client = api_client
+        self._audience = audience
         self._ttl = ttl_seconds
         self._clock = clock
         self._lock = threading.Lock()
@@ -74,16 +78,16 @@ class Authorizer:
         if cached is not None:
             known: Caller | None = cached[0]
             return known
-        review = self._authn.create_token_review({"spec": {"token": token}})
-        status = review.status
+        status = review_token(self._api_client, token, [self._audience])
         caller: Caller | None = None
-        if status is not None and status.authenticated and status.user is not None:
-            user = status.user
+        user = status.get("user") or {}
+        # The API server names the audiences it checked; none of ours means "not for this page".
+        if status.get("authenticated") and self._audience in (status.get("audiences") or []):
             caller = Caller(
-                username=user.username or "",
-                uid=user.uid or "",
-                groups=tuple(user.groups or ()),
-                extra={k: tuple(v) for k, v in (user.extra or {}).items()},
+                username=user.get("username") or "",
+                uid=user.get("uid") or "",
+                groups=tuple(user.get("groups") or ()),
+                extra={k: tuple(v) for k, v in (user.get("extra") or {}).items()},
             )
         self._store(self._callers, key, caller)
         return caller
@@ -108,8 +112,7 @@ class Authorizer:
             spec["uid"] = caller.uid
         if caller.extra:
             spec["extra"] = {k: list(v) for k, v in caller.extra.items()}
-        review = self._authz.create_subject_access_review({"spec": spec})
-        allowed = bool(review.status is not None and review.status.allowed)
+        allowed = review_access(self._api_client, spec)
         self._store(self._decisions, key, allowed)
         return allowed
 

@@ -5,11 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
-from oxygen.api.common import GROUP, VERSION
 from oxygen.api.labels import LABEL_RUN_UID
+from oxygen.kube.client import Kube, is_not_found
 from oxygen.web.page import EventRow
 
 
@@ -68,32 +65,16 @@ def slim(shard: dict[str, Any]) -> dict[str, Any]:
 
 def load_run_page(api_client: Any, namespace: str, name: str) -> RunPageData | None:
     """The Run, its shards and its Events; None when the Run does not exist."""
-    custom = client.CustomObjectsApi(api_client)
+    kube = Kube(api_client)
     try:
-        run: dict[str, Any] = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "runs", name)
-    except ApiException as err:
-        if err.status == 404:
+        run: dict[str, Any] = kube.get("runs", namespace, name)
+    except Exception as err:
+        if is_not_found(err):
             return None
         raise
     uid = run["metadata"]["uid"]
-    shards: list[dict[str, Any]] = []
-    token: str | None = None
     # Page through the shards and keep only what the page shows: never every input and output.
-    while True:
-        page = custom.list_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            "runshards",
-            label_selector=f"{LABEL_RUN_UID}={uid}",
-            limit=SHARDS_PER_REQUEST,
-            _continue=token,
-        )
-        shards += [slim(shard) for shard in page.get("items", [])]
-        token = (page.get("metadata") or {}).get("continue")
-        if not token:
-            break
-    events = client.CoreV1Api(api_client).list_namespaced_event(
-        namespace, field_selector=f"involvedObject.uid={uid}"
-    )
+    selector = f"{LABEL_RUN_UID}={uid}"
+    shards = [slim(shard) for shard in kube.pages("runshards", namespace, selector, SHARDS_PER_REQUEST)]
+    events = kube.core.list_namespaced_event(namespace, field_selector=f"involvedObject.uid={uid}")
     return RunPageData(run=run, shards=shards, events=event_rows(list(events.items or [])))

@@ -1,0 +1,193 @@
+"""The worker pod's shell around `ShardExecutor`: read the RunShard, patch its status, signals, exit codes.
+
+Its only API calls are a `get` of its own RunShard and merge patches of that RunShard's status, through
+`oxygen.kube` (configuration from the pod's environment, per-request timeouts, retries of transient
+failures). Each producer gets only its own header variables, and every header value the pod holds is
+redacted from what is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Final, TypeVar
+
+from oxygen.api.runshard import RunShard, RunShardStatus
+from oxygen.execution.producers import make_producer, run_env, secret_values, step_env
+from oxygen.execution.redaction import Redactor
+from oxygen.execution.shard_items import needs_execution
+from oxygen.execution.worker import (
+    DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_STOP_GRACE_SECONDS,
+    ShardExecutor,
+    Sleep,
+)
+from oxygen.kube.client import ConfigError, Kube, client_for_process, describe_error, is_transient
+
+log = logging.getLogger("oxygen.worker")
+
+PLURAL: Final = "runshards"
+EXIT_OK: Final = 0
+EXIT_ERROR: Final = 1
+EXIT_SIGINT: Final = 130
+EXIT_SIGTERM: Final = 143
+
+
+class ShardApiError(Exception):
+    """The API server refused or stayed unreachable: the worker cannot do its job."""
+
+
+T = TypeVar("T")
+# (connect, read) seconds per request: a worker must notice a vanished API server well within its pod's life.
+WORKER_TIMEOUT: Final = (5.0, 30.0)
+
+
+class ShardClient:
+    """The only API calls a worker makes: get its own RunShard, merge-patch its status."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        namespace: str,
+        name: str,
+        *,
+        attempts: int = 5,
+        backoff_seconds: float = 0.5,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        self._kube = kube
+        self.namespace = namespace
+        self.name = name
+        self._attempts = attempts
+        self._backoff = backoff_seconds
+        self._sleep = sleep
+
+    def get(self) -> RunShard:
+        raw = self._retry("read", lambda: self._kube.get(PLURAL, self.namespace, self.name))
+        return RunShard.model_validate(raw)
+
+    def patch_status(self, status: RunShardStatus) -> None:
+        body = status.wire()
+        # Merge patch keeps absent keys: null clears what an earlier pod left (its stop message).
+        for key in ("message", "finishedAt"):
+            body.setdefault(key, None)
+        self._retry(
+            "patch the status of", lambda: self._kube.patch_status(PLURAL, self.namespace, self.name, body)
+        )
+
+    def _retry(self, what: str, call: Callable[[], T]) -> T:
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return call()
+            except Exception as exc:
+                text = f"cannot {what} RunShard {self.namespace}/{self.name}: {describe_error(exc)}"
+                if attempt == self._attempts or not is_transient(exc):
+                    raise ShardApiError(text) from exc
+                log.warning("%s (attempt %d of %d, retrying)", text, attempt, self._attempts)
+                self._sleep(self._backoff * 2.0 ** (attempt - 1))
+        raise AssertionError("unreachable")
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
+    """SIGTERM (pod deletion, Job suspend) and SIGINT end the run gracefully; yields which came."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        received.append(signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_worker(
+    namespace: str,
+    shard: str,
+    *,
+    flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+    stop_grace_seconds: float = DEFAULT_STOP_GRACE_SECONDS,
+    env: Mapping[str, str] | None = None,
+    kube: Kube | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Execute one RunShard; the process exit code (0 done, 143 stopped by SIGTERM, 1 API error)."""
+    env = os.environ if env is None else env
+    stop = stop if stop is not None else threading.Event()
+    with stop_on_signals(stop) as received:
+        return _run(namespace, shard, flush_interval, stop_grace_seconds, env, kube, stop, received)
+
+
+def _run(
+    namespace: str,
+    shard: str,
+    flush_interval: float,
+    stop_grace_seconds: float,
+    env: Mapping[str, str],
+    kube: Kube | None,
+    stop: threading.Event,
+    received: list[int],
+) -> int:
+    try:
+        client = ShardClient(kube if kube is not None else _kube(env), namespace, shard)
+        resource = client.get()
+        abandon = threading.Event()
+        # Each producer sees only its own header variables; the pod's envFrom carries every step's.
+        producer = make_producer(resource.spec.producer, env=run_env(env), cancel=abandon)
+        executor = ShardExecutor(
+            resource,
+            producer,
+            client.patch_status,
+            stop=stop,
+            abandon=abandon,
+            stop_grace_seconds=stop_grace_seconds,
+            flush_interval=flush_interval,
+            worker_name=env.get("HOSTNAME"),
+            make_producer=lambda spec, item_id: make_producer(
+                spec, env=step_env(env, item_id), cancel=abandon
+            ),
+            redactor=Redactor(secret_values(env)),
+        )
+        todo = sum(1 for item in executor.snapshot().items if needs_execution(item))
+        log.info("shard %s/%s: %d items, %d to execute", namespace, shard, len(resource.spec.items), todo)
+        outcome = executor.run()
+    except ShardApiError as exc:
+        log.error("%s", exc)
+        return EXIT_ERROR
+    except ValueError as exc:
+        log.error("RunShard %s/%s cannot run: %s", namespace, shard, exc)
+        return EXIT_ERROR
+    summary = outcome.status.summary
+    log.info(
+        "shard %s/%s: %d calls, %d succeeded, %d failed, %d pending, %d status writes%s",
+        namespace,
+        shard,
+        outcome.calls,
+        summary.succeeded,
+        summary.failed,
+        summary.pending,
+        outcome.flushes,
+        " (stopped)" if outcome.stopped else "",
+    )
+    if outcome.stopped:
+        return EXIT_SIGINT if received[:1] == [signal.SIGINT] else EXIT_SIGTERM
+    return EXIT_OK
+
+
+def _kube(env: Mapping[str, str]) -> Kube:
+    try:
+        return Kube(client_for_process(env), timeout=WORKER_TIMEOUT)
+    except (ConfigError, OSError) as exc:
+        raise ShardApiError(f"no Kubernetes configuration (KUBECONFIG or in-cluster): {exc}") from exc
