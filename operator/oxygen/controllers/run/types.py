@@ -94,15 +94,3 @@ class Plan:
     create_jobs: list[dict[str, Any]] = field(default_factory=list)
     status: RunStatus | None = None  # None: no status write
     events: list[Event] = field(default_factory=list)
-
-    def extend(self, other: Plan) -> Plan:
-        self.worker_identity += other.worker_identity
-        self.shards += other.shards
-        self.shard_status += other.shard_status
-        self.delete_jobs += other.delete_jobs
-        self.suspend_jobs += other.suspend_jobs
-        self.resume_jobs += other.resume_jobs
-        self.create_jobs += other.create_jobs
-        self.status = other.status if other.status is not None else self.status
-        self.events += other.events
-        return self

@@ -1,0 +1,117 @@
+"""apply.py's order of writes, over a stub that records the calls (the API's own behaviour is tested
+against the real control plane in tests/integration)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from oxygen.api.run import RunStatus
+from oxygen.controllers.run.apply import Applier
+from oxygen.controllers.run.types import Event, NewShard, Plan, RunFailure, RunState
+from oxygen.kube.client import OwnershipConflict
+from tests.support import builders as b
+
+
+class Recorder:
+    """The calls of oxygen.kube.client.Kube that apply.py makes, recorded in order."""
+
+    def __init__(self, fail: str = "", conflict: OwnershipConflict | None = None) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.fail = fail
+        self.conflict = conflict
+
+    def _call(self, what: str, name: str) -> None:
+        self.calls.append((what, name))
+        if what == self.fail:
+            raise RuntimeError(f"{what} refused")
+
+    def apply_owned(self, kind: str, namespace: str, body: dict[str, Any]) -> None:
+        self._call("identity", kind)
+        if self.conflict is not None:
+            raise self.conflict
+
+    def create_or_get(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        self._call("create", body["metadata"]["name"])
+        return {**body, "status": {}}
+
+    def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        self._call(f"status:{plural}", name)
+        return b.shard_body() if plural == "runshards" else {}
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        self._call("delete", name)
+
+    def set_job_suspended(self, namespace: str, name: str, suspend: bool) -> None:
+        self._call("suspend" if suspend else "resume", name)
+
+    def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
+        self._call("job", body["metadata"]["name"])
+        return True
+
+    def event(self, obj: dict[str, Any], reason: str, message: str, type_: str = "Normal") -> None:
+        self._call("event", reason)
+
+
+def _full_plan() -> Plan:
+    return Plan(
+        worker_identity=[("ServiceAccount", {}), ("Role", {}), ("RoleBinding", {})],
+        shards=[NewShard(b.shard_body(index=1), {"items": []}), NewShard(b.shard_body(index=2))],
+        shard_status=[("leads-r0-0000", {})],
+        delete_jobs=["d"],
+        suspend_jobs=[b.job_view("s", active=1, suspend=True)],
+        resume_jobs=["r"],
+        create_jobs=[{"metadata": {"name": "c"}}],
+        status=RunStatus(phase="running"),
+        events=[Event("Planned", "x")],
+    )
+
+
+def test_order_identity_shards_supersede_jobs_status_events() -> None:
+    kube = Recorder()
+    state = RunState(status=RunStatus())
+    Applier(kube).apply(_full_plan(), b.run_body(), state)  # type: ignore[arg-type]
+    assert kube.calls == [
+        ("identity", "ServiceAccount"),
+        ("identity", "Role"),
+        ("identity", "RoleBinding"),
+        ("create", "leads-r0-0001"),
+        ("status:runshards", "leads-r0-0001"),  # a shard that skips gets its status at once
+        ("create", "leads-r0-0002"),
+        ("status:runshards", "leads-r0-0000"),
+        ("delete", "d"),
+        ("suspend", "s"),
+        ("resume", "r"),
+        ("job", "c"),
+        ("status:runs", "leads"),
+        ("event", "Planned"),
+    ]
+    assert state.status.phase == "running"
+    assert state.status_writes == 1
+    assert state.fresh_jobs["s"].suspend
+    assert state.fresh_jobs["c"].active == 1
+    assert {"leads-r0-0000", "leads-r0-0002"} <= set(state.fresh_shards)
+
+
+def test_no_event_when_the_status_write_fails() -> None:
+    kube = Recorder(fail="status:runs")
+    state = RunState(status=RunStatus())
+    with pytest.raises(RuntimeError):
+        Applier(kube).apply(_full_plan(), b.run_body(), state)  # type: ignore[arg-type]
+    assert ("event", "Planned") not in kube.calls
+    assert state.status_writes == 0
+
+
+def test_no_shard_before_its_worker_identity() -> None:
+    kube = Recorder(fail="identity")
+    with pytest.raises(RuntimeError):
+        Applier(kube).apply(_full_plan(), b.run_body(), RunState(status=RunStatus()))  # type: ignore[arg-type]
+    assert [c for c in kube.calls if c[0] == "create"] == []
+
+
+@pytest.mark.parametrize(("namesake", "raised"), [(True, OwnershipConflict), (False, RunFailure)])
+def test_identity_conflicts(namesake: bool, raised: type[Exception]) -> None:
+    kube = Recorder(conflict=OwnershipConflict("ServiceAccount", "leads-worker", namesake))
+    with pytest.raises(raised):
+        Applier(kube).apply(_full_plan(), b.run_body(), RunState(status=RunStatus()))  # type: ignore[arg-type]
