@@ -22,6 +22,7 @@ from oxygen.controllers import runtime
 from oxygen.controllers.run.observe import job_run, resource_version, shard_run
 from oxygen.controllers.run.reconcile import IDLE_INTERVAL, RunController
 from oxygen.controllers.run.types import RunState
+from oxygen.settings import SettingsError
 from oxygen.status.views import job_view, shard_view
 
 # A Run's daemon sleeps between passes; a change to the Run wakes it at once.
@@ -32,7 +33,11 @@ _busy: set[str] = set()
 
 @kopf.on.startup()
 def start_run_controller(memo: kopf.Memo, **_: Any) -> None:
-    memo.run_controller = RunController(runtime.kube(memo), runtime.settings(memo))
+    try:
+        settings = runtime.settings(memo)
+    except SettingsError as err:  # a bad chart value: stop, saying which, rather than retry forever
+        raise kopf.PermanentError(str(err)) from None
+    memo.run_controller = RunController(runtime.kube(memo), settings)
 
 
 @kopf.on.event(GROUP, VERSION, "runshards")

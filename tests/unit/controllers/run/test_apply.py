@@ -3,8 +3,6 @@ against the real control plane in tests/integration)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from oxygen.api.run import RunStatus
@@ -12,46 +10,7 @@ from oxygen.controllers.run.apply import Applier
 from oxygen.controllers.run.types import Event, NewShard, Plan, RunFailure, RunState
 from oxygen.kube.client import OwnershipConflict
 from tests.support import builders as b
-
-
-class Recorder:
-    """The calls of oxygen.kube.client.Kube that apply.py makes, recorded in order."""
-
-    def __init__(self, fail: str = "", conflict: OwnershipConflict | None = None) -> None:
-        self.calls: list[tuple[str, str]] = []
-        self.fail = fail
-        self.conflict = conflict
-
-    def _call(self, what: str, name: str) -> None:
-        self.calls.append((what, name))
-        if what == self.fail:
-            raise RuntimeError(f"{what} refused")
-
-    def apply_owned(self, kind: str, namespace: str, body: dict[str, Any]) -> None:
-        self._call("identity", kind)
-        if self.conflict is not None:
-            raise self.conflict
-
-    def create_or_get(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        self._call("create", body["metadata"]["name"])
-        return {**body, "status": {}}
-
-    def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
-        self._call(f"status:{plural}", name)
-        return b.shard_body() if plural == "runshards" else {}
-
-    def delete_job(self, namespace: str, name: str) -> None:
-        self._call("delete", name)
-
-    def set_job_suspended(self, namespace: str, name: str, suspend: bool) -> None:
-        self._call("suspend" if suspend else "resume", name)
-
-    def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
-        self._call("job", body["metadata"]["name"])
-        return True
-
-    def event(self, obj: dict[str, Any], reason: str, message: str, type_: str = "Normal") -> None:
-        self._call("event", reason)
+from tests.support.recording_kube import RecordingKube
 
 
 def _full_plan() -> Plan:
@@ -69,7 +28,7 @@ def _full_plan() -> Plan:
 
 
 def test_order_identity_shards_supersede_jobs_status_events() -> None:
-    kube = Recorder()
+    kube = RecordingKube()
     state = RunState(status=RunStatus())
     Applier(kube).apply(_full_plan(), b.run_body(), state)  # type: ignore[arg-type]
     assert kube.calls == [
@@ -95,7 +54,7 @@ def test_order_identity_shards_supersede_jobs_status_events() -> None:
 
 
 def test_no_event_when_the_status_write_fails() -> None:
-    kube = Recorder(fail="status:runs")
+    kube = RecordingKube(fail="status:runs")
     state = RunState(status=RunStatus())
     with pytest.raises(RuntimeError):
         Applier(kube).apply(_full_plan(), b.run_body(), state)  # type: ignore[arg-type]
@@ -104,7 +63,7 @@ def test_no_event_when_the_status_write_fails() -> None:
 
 
 def test_no_shard_before_its_worker_identity() -> None:
-    kube = Recorder(fail="identity")
+    kube = RecordingKube(fail="identity")
     with pytest.raises(RuntimeError):
         Applier(kube).apply(_full_plan(), b.run_body(), RunState(status=RunStatus()))  # type: ignore[arg-type]
     assert [c for c in kube.calls if c[0] == "create"] == []
@@ -112,6 +71,6 @@ def test_no_shard_before_its_worker_identity() -> None:
 
 @pytest.mark.parametrize(("namesake", "raised"), [(True, OwnershipConflict), (False, RunFailure)])
 def test_identity_conflicts(namesake: bool, raised: type[Exception]) -> None:
-    kube = Recorder(conflict=OwnershipConflict("ServiceAccount", "leads-worker", namesake))
+    kube = RecordingKube(conflict=OwnershipConflict("ServiceAccount", "leads-worker", namesake))
     with pytest.raises(raised):
         Applier(kube).apply(_full_plan(), b.run_body(), RunState(status=RunStatus()))  # type: ignore[arg-type]
