@@ -1,52 +1,44 @@
 """Manifests of a shard's execution: its Job, and the worker's narrow identity per Run.
 
 Each Run gets its own ServiceAccount and a Role that names its RunShards one by one
-(`resourceNames`), so a shard's pod can read and write only its own run's shards and nothing else.
+(`resourceNames`): a shard's pod can read its own run's shards and write their status, nothing else
+(not their spec: what a Job runs as and runs must not be writable by the code the Job runs).
+Everything in a Job that grants or identifies comes from the owning Run, never from the shard.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from oxygen.api.common import GROUP
 from oxygen.api.labels import LABEL_ROUND, LABEL_RUN, LABEL_RUN_UID, LABEL_SHARD, MANAGED_BY, owner_reference
+from oxygen.api.run import Run
 from oxygen.api.runshard import RunShard
 from oxygen.execution.producers import HEADER_ENV_PREFIX, step_header_prefix
+
+# What a worker container asks for and may use unless the chart says otherwise (worker.resources).
+DEFAULT_WORKER_RESOURCES: dict[str, Any] = {
+    "requests": {"cpu": "50m", "memory": "64Mi"},
+    "limits": {"cpu": "1", "memory": "256Mi"},
+}
 
 
 @dataclass(frozen=True)
 class WorkerDefaults:
-    """Pod settings for shard workers (chart values end up here through the environment)."""
+    """Pod settings for shard workers (chart values reach them through oxygen.settings)."""
 
     image: str = "oxygen-operator:dev"
     image_pull_policy: str = "IfNotPresent"
-    resources: dict[str, Any] = field(default_factory=dict)
+    resources: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_WORKER_RESOURCES))
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: list[dict[str, Any]] = field(default_factory=list)
     # A fixed account for every shard pod (chart value); unset: one narrow account per Run.
     service_account: str | None = None
     backoff_limit: int = 6
     termination_grace_seconds: int = 30
-
-    @classmethod
-    def from_env(cls) -> WorkerDefaults:
-        """The chart's worker values, passed to the operator as environment variables (JSON)."""
-
-        def json_env(name: str, default: Any) -> Any:
-            raw = os.environ.get(name, "").strip()
-            return json.loads(raw) if raw else default
-
-        return cls(
-            image=os.environ.get("OXYGEN_WORKER_IMAGE", cls.image),
-            image_pull_policy=os.environ.get("OXYGEN_WORKER_IMAGE_PULL_POLICY", cls.image_pull_policy),
-            resources=json_env("OXYGEN_WORKER_RESOURCES", {}),
-            node_selector=json_env("OXYGEN_WORKER_NODE_SELECTOR", {}),
-            tolerations=json_env("OXYGEN_WORKER_TOLERATIONS", []),
-            service_account=os.environ.get("OXYGEN_WORKER_SERVICE_ACCOUNT") or None,
-        )
+    # A hung worker is stopped at last (the shard's unfinished items then fail as worker_failed).
+    active_deadline_seconds: int = 24 * 3600
 
 
 def worker_account(run_name: str) -> str:
@@ -65,12 +57,19 @@ def restricted_container_security() -> dict[str, Any]:
 
 
 def shard_job(
-    shard: RunShard, shard_body: dict[str, Any], suspend: bool, defaults: WorkerDefaults
+    run: Run, shard: RunShard, shard_body: dict[str, Any], suspend: bool, defaults: WorkerDefaults
 ) -> dict[str, Any]:
+    """The Job of one shard of `run` (the Run that controls the shard, found by its ownerReference).
+
+    The identity (service account) and the run labels come from `run`, never from the shard's spec.
+    No `ttlSecondsAfterFinished`: a finished Job is how the Run controller tells a shard whose worker
+    gave up (its items fail) from a shard that never started (it gets a Job); a Job deleted by a TTL
+    would be started again. Jobs go with their shard, and shards with their Run (ownerReferences).
+    """
     spec = shard.spec
     labels = {
-        LABEL_RUN: spec.run_name[:63],
-        LABEL_RUN_UID: spec.run_uid,
+        LABEL_RUN: run.metadata.name[:63],
+        LABEL_RUN_UID: run.metadata.uid,
         LABEL_SHARD: shard.metadata.name,
         LABEL_ROUND: str(spec.round),
         **MANAGED_BY,
@@ -110,7 +109,7 @@ def shard_job(
         container["envFrom"] = env_from
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
-        "serviceAccountName": defaults.service_account or worker_account(spec.run_name),
+        "serviceAccountName": defaults.service_account or worker_account(run.metadata.name),
         "terminationGracePeriodSeconds": defaults.termination_grace_seconds,
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [container],
@@ -124,7 +123,7 @@ def shard_job(
         "kind": "Job",
         "metadata": {
             "name": shard.metadata.name,
-            "namespace": shard.metadata.namespace,
+            "namespace": run.metadata.namespace,
             "labels": labels,
             "ownerReferences": [owner_reference(shard_body)],
         },
@@ -134,6 +133,7 @@ def shard_job(
             "parallelism": 1,
             # Pod deaths (node loss, eviction, deletion) are retried; the worker resumes the shard.
             "backoffLimit": defaults.backoff_limit,
+            "activeDeadlineSeconds": defaults.active_deadline_seconds,
             # A replacement pod starts only once the old one is gone: never two workers on a shard.
             "podReplacementPolicy": "Failed",
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
@@ -155,13 +155,20 @@ def worker_identity(run_body: dict[str, Any], shard_names: list[str]) -> list[tu
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
         "metadata": meta,
+        # Read the shard, write its status; never its spec (what the Job runs and runs as).
         "rules": [
             {
                 "apiGroups": [GROUP],
-                "resources": ["runshards", "runshards/status"],
+                "resources": ["runshards"],
                 "resourceNames": sorted(shard_names),
-                "verbs": ["get", "patch"],
-            }
+                "verbs": ["get"],
+            },
+            {
+                "apiGroups": [GROUP],
+                "resources": ["runshards/status"],
+                "resourceNames": sorted(shard_names),
+                "verbs": ["patch"],
+            },
         ],
     }
     binding = {

@@ -1,0 +1,1 @@
+"""One package per resource the operator controls: kopf glue, observe, pure decisions, apply."""

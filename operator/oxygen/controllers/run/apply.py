@@ -1,0 +1,67 @@
+"""Apply: the only caller of the Kubernetes API that changes anything for the Run controller.
+
+A Plan is written in an order that a crash at any point leaves recoverable:
+1. the worker identity (ServiceAccount, Role naming the shards, RoleBinding) before the shards, so a
+   shard never exists that its worker may not read;
+2. new shards (409: already ours, names are deterministic), then the status of those that skip;
+3. shard status patches (supersede, settle), after the shards that take their items over;
+4. Jobs: delete, suspend, resume, create;
+5. the Run's status (a merge patch of the status subresource), recorded in the daemon's memory;
+6. Events, only once the status write (if any) succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from oxygen.controllers.run.observe import remember_shard
+from oxygen.controllers.run.types import Plan, RunFailure, RunState
+from oxygen.kube.client import Kube, OwnershipConflict
+from oxygen.status.views import JobView
+
+log = logging.getLogger("oxygen.controllers.run")
+
+
+class Applier:
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+
+    def apply(self, plan: Plan, run_body: dict[str, object], state: RunState) -> None:
+        meta = run_body["metadata"]
+        assert isinstance(meta, dict)
+        ns, name = str(meta["namespace"]), str(meta["name"])
+        for kind, manifest in plan.worker_identity:
+            try:
+                self.kube.apply_owned(kind, ns, manifest)
+            except OwnershipConflict as conflict:
+                if conflict.namesake:
+                    raise  # the old run's objects are being collected: the next pass retries
+                raise RunFailure("WorkerIdentityConflict", f"{conflict}; rename the Run") from None
+        for shard in plan.shards:
+            created = self.kube.create_or_get("runshards", ns, shard.body)
+            if shard.initial_status is not None and not (created.get("status") or {}).get("items"):
+                created = self.kube.patch_status(
+                    "runshards", ns, created["metadata"]["name"], shard.initial_status
+                )
+            remember_shard(state, created)
+        for shard_name, status in plan.shard_status:
+            remember_shard(state, self.kube.patch_status("runshards", ns, shard_name, status))
+        for job in plan.delete_jobs:
+            self.kube.delete_job(ns, job)
+        for view in plan.suspend_jobs:
+            self.kube.set_job_suspended(ns, view.name, True)
+            state.fresh_jobs[view.name] = view
+        for job in plan.resume_jobs:
+            self.kube.set_job_suspended(ns, job, False)
+        for manifest in plan.create_jobs:
+            self.kube.create_job(ns, manifest)
+            job = manifest["metadata"]["name"]
+            state.fresh_jobs[job] = JobView(name=job, active=1)
+        if plan.status is not None:
+            self.kube.patch_status("runs", ns, name, plan.status.wire())
+            state.status = plan.status.model_copy(deep=True)
+            state.status_writes += 1
+            state.last_write = time.monotonic()
+        for event in plan.events:
+            self.kube.event(dict(run_body), event.reason, event.message, type_=event.type)

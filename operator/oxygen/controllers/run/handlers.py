@@ -1,0 +1,122 @@
+"""kopf glue of the Run controller: the indexes of a run's children, a daemon per Run, wakeups.
+
+Only stateless handler kinds are used (indexes and a daemon per Run): kopf writes no diff-base or
+progress annotations on Runs and none on their children. The indexes map (namespace, run uid) to
+compact views of a run's RunShards and Jobs, so a pass reads memory, not the API server. A child is
+indexed only under the Run that controls it (observe.shard_run, observe.job_run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+from typing import Any
+
+import kopf
+
+from oxygen import metrics
+from oxygen.api.common import GROUP, VERSION
+from oxygen.api.labels import LABEL_RUN_UID
+from oxygen.controllers import runtime
+from oxygen.controllers.run.observe import job_run, resource_version, shard_run
+from oxygen.controllers.run.reconcile import IDLE_INTERVAL, RunController
+from oxygen.controllers.run.types import RunState
+from oxygen.settings import SettingsError
+from oxygen.status.views import job_view, shard_view
+
+# A Run's daemon sleeps between passes; a change to the Run wakes it at once.
+_wakeups: dict[str, asyncio.Event] = {}
+# Runs whose daemon has work pending (not idle): the operator's queue depth.
+_busy: set[str] = set()
+
+
+@kopf.on.startup()
+def start_run_controller(memo: kopf.Memo, **_: Any) -> None:
+    try:
+        settings = runtime.settings(memo)
+    except SettingsError as err:  # a bad chart value: stop, saying which, rather than retry forever
+        raise kopf.PermanentError(str(err)) from None
+    memo.run_controller = RunController(runtime.kube(memo), settings)
+
+
+@kopf.on.event(GROUP, VERSION, "runshards")
+async def shard_event(event: kopf.RawEvent, body: kopf.Body, uid: str, **_: Any) -> None:
+    if event["type"] == "DELETED":
+        metrics.forget_shard(uid)
+    else:
+        metrics.observe_shard(dict(body))
+
+
+@kopf.index(GROUP, VERSION, "runshards")
+def shards_by_run(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
+    raw = dict(body)
+    run_uid = shard_run(raw)
+    if run_uid is None:
+        # No Run controls it (or its spec names another run): no run counts it. An empty mapping,
+        # not None, so an entry from before an edit is dropped too.
+        return {}
+    return {(namespace, run_uid): (resource_version(raw), shard_view(raw))}
+
+
+@kopf.index("batch", "v1", "jobs", labels={LABEL_RUN_UID: kopf.PRESENT})
+def jobs_by_run(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
+    raw = dict(body)
+    run_uid = job_run(raw)
+    return {} if run_uid is None else {(namespace, run_uid): job_view(raw)}
+
+
+@kopf.on.event(GROUP, VERSION, "runs")
+async def run_changed(
+    event: kopf.RawEvent, body: kopf.Body, uid: str, name: str, namespace: str | None, **_: Any
+) -> None:
+    if event["type"] == "DELETED":
+        metrics.forget_run(namespace or "", name, uid)
+    else:
+        metrics.observe_run(dict(body))
+    wake = _wakeups.get(uid)
+    if wake is not None:
+        wake.set()
+
+
+@kopf.daemon(GROUP, VERSION, "runs", cancellation_timeout=5.0)  # type: ignore[arg-type]
+async def run_daemon(
+    body: kopf.Body,
+    uid: str,
+    namespace: str,
+    stopped: kopf.DaemonStopped,
+    shards_by_run: kopf.Index[Any, Any],
+    jobs_by_run: kopf.Index[Any, Any],
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    controller: RunController = memo.run_controller
+    state = RunState.from_body(body)
+    wake = _wakeups.setdefault(uid, asyncio.Event())
+    key = (namespace, uid)
+    try:
+        while not stopped:
+            wake.clear()
+            snapshot = copy.deepcopy(dict(body))
+            if snapshot.get("metadata", {}).get("deletionTimestamp"):
+                return
+            shards = list(shards_by_run.get(key, []))
+            jobs = list(jobs_by_run.get(key, []))
+            try:
+                with metrics.reconcile_timer():
+                    interval = await asyncio.to_thread(controller.reconcile, snapshot, shards, jobs, state)
+            except Exception as err:  # one bad pass must not kill the run's daemon; retry shortly
+                logger.exception("reconcile failed: %s", err)
+                interval = 2.0
+            if interval < IDLE_INTERVAL:
+                _busy.add(uid)
+            else:
+                _busy.discard(uid)
+            metrics.set_queue_depth(len(_busy))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=interval)
+    finally:
+        _wakeups.pop(uid, None)
+        _busy.discard(uid)
+        metrics.set_queue_depth(len(_busy))

@@ -1,0 +1,184 @@
+"""Observe: what one pass of the Run controller knows, and the reads a pass may ask for.
+
+The indexes (handlers.py) hold compact views of a run's shards and Jobs; they lag behind what this
+daemon just wrote, so the views are merged with the children it remembers creating or changing. The
+few reads a decision needs (the items' source, a credit snapshot, shard bodies) go through `Reader`.
+
+A child belongs to a Run only through its controller ownerReference, in the Run's namespace: a
+shard's spec.runUid or a Job's labels alone never tie them to a Run (a worker could write them).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from oxygen.api.common import GROUP
+from oxygen.api.creditaccount import CreditAccount
+from oxygen.api.labels import LABEL_RUN_UID
+from oxygen.api.run import Run
+from oxygen.api.runshard import RunShard
+from oxygen.api.workflow import Workflow
+from oxygen.controllers.run.plan import Sources
+from oxygen.controllers.run.types import Observed, RunState
+from oxygen.credits.gate import CreditSnapshot, account_of, share_of
+from oxygen.kube.client import Kube
+from oxygen.status.views import JobView, ShardView, shard_view
+
+# Shards read per request when a new round is planned (each can hold ~1 MiB of results).
+SHARDS_PER_REQUEST = 5
+
+
+def resource_version(body: Mapping[str, Any]) -> int:
+    try:
+        return int(body["metadata"].get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+def controller_of(body: Mapping[str, Any], kind: str) -> str | None:
+    """The uid of the object's controller, if that controller is an oxygen.dev `kind`."""
+    for ref in (body.get("metadata") or {}).get("ownerReferences") or []:
+        if (
+            ref.get("controller")
+            and ref.get("kind") == kind
+            and str(ref.get("apiVersion", "")).startswith(f"{GROUP}/")
+        ):
+            return str(ref.get("uid") or "") or None
+    return None
+
+
+def shard_run(body: Mapping[str, Any]) -> str | None:
+    """The uid of the Run that controls this shard; None when its spec.runUid disagrees (or no Run does)."""
+    owner = controller_of(body, "Run")
+    if owner is None or (body.get("spec") or {}).get("runUid") != owner:
+        return None
+    return owner
+
+
+def job_run(body: Mapping[str, Any]) -> str | None:
+    """The run uid of a Job a RunShard controls (the operator's shard Jobs); None for any other Job."""
+    meta = body.get("metadata") or {}
+    refs = meta.get("ownerReferences") or []
+    if not any(r.get("controller") and r.get("kind") == "RunShard" for r in refs):
+        return None
+    uid = (meta.get("labels") or {}).get(LABEL_RUN_UID)
+    return str(uid) if uid else None
+
+
+def merge_shards(indexed: list[tuple[int, ShardView]], state: RunState) -> dict[str, ShardView]:
+    merged = {view.name: (rv, view) for rv, view in indexed}
+    for name, (rv, view) in list(state.fresh_shards.items()):
+        seen = merged.get(name)
+        if seen is not None and seen[0] >= rv:
+            del state.fresh_shards[name]  # the index caught up
+        else:
+            merged[name] = (rv, view)
+    return {name: view for name, (_, view) in merged.items()}
+
+
+def merge_jobs(indexed: list[JobView], state: RunState) -> dict[str, JobView]:
+    merged = {job.name: job for job in indexed}
+    for name, job in list(state.fresh_jobs.items()):
+        if name in merged:
+            del state.fresh_jobs[name]
+        else:
+            merged[name] = job
+    return merged
+
+
+def remember_shard(state: RunState, body: dict[str, Any]) -> None:
+    state.fresh_shards[body["metadata"]["name"]] = (resource_version(body), shard_view(body))
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def observe(
+    body: dict[str, Any],
+    indexed_shards: list[tuple[int, ShardView]],
+    indexed_jobs: list[JobView],
+    state: RunState,
+) -> Observed:
+    return Observed(
+        body=body,
+        run=Run.model_validate(body),
+        shards=merge_shards(indexed_shards, state),
+        jobs=merge_jobs(indexed_jobs, state),
+        written=state.status,
+        now=now(),
+        clock=time.monotonic(),
+        last_write=state.last_write,
+    )
+
+
+class ShardNotOwned(Exception):
+    """A shard read by name is not controlled by the run being reconciled: it is left alone."""
+
+
+class Reader:
+    """The reads a pass asks for beyond the indexes."""
+
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+
+    def sources(self, run: Run) -> Sources:
+        ns, spec = run.metadata.namespace, run.spec
+        if spec.kind == "workflow" and spec.workflow_ref is not None:
+            found = self._get("workflows", ns, spec.workflow_ref.name)
+            return Sources(workflow=Workflow.model_validate(found) if found is not None else None)
+        if spec.items is None and spec.items_from is not None:
+            try:
+                data = self.kube.read_config_map(ns, spec.items_from.config_map_key_ref.name)
+            except ApiException as err:
+                if err.status != 404:
+                    raise
+                return Sources()
+            return Sources(config_map=data)
+        return Sources()
+
+    def credits(self, run: Run) -> CreditSnapshot:
+        """The account and its runs' shares: read under the account's lock, right before deciding."""
+        ns, name = run.metadata.namespace, run.spec.credit_account
+        found = self._get("creditaccounts", ns, name)
+        if found is None:
+            return CreditSnapshot(ns, name, None, any_account=bool(self.kube.list("creditaccounts", ns)))
+        shares = [share_of(body) for body in self.kube.list("runs", ns) if account_of(body) == name]
+        return CreditSnapshot(ns, name, CreditAccount.model_validate(found), any_account=True, shares=shares)
+
+    def shards(self, run: Run) -> Iterator[RunShard]:
+        """The run's shards, a few per request: a round never holds every shard's body at once."""
+        selector = f"{LABEL_RUN_UID}={run.metadata.uid}"
+        for body in self.kube.pages("runshards", run.metadata.namespace, selector, limit=SHARDS_PER_REQUEST):
+            if shard_run(body) == run.metadata.uid:
+                yield RunShard.model_validate(body)
+
+    def shard(self, run: Run, name: str) -> tuple[RunShard, dict[str, Any]]:
+        body = self.kube.get("runshards", run.metadata.namespace, name)
+        if shard_run(body) != run.metadata.uid:
+            raise ShardNotOwned(f"RunShard {name!r} is not controlled by Run {run.metadata.name!r}")
+        return RunShard.model_validate(body), body
+
+    def jobs_left(self, run: Run) -> list[str]:
+        """The run's Jobs as the API server has them now (the index may lag behind a deletion)."""
+        found = self.kube.batch.list_namespaced_job(
+            run.metadata.namespace, label_selector=f"{LABEL_RUN_UID}={run.metadata.uid}"
+        ).items
+        return [
+            job.metadata.name
+            for job in found
+            if any(r.controller and r.kind == "RunShard" for r in job.metadata.owner_references or [])
+        ]
+
+    def _get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.kube.get(plural, namespace, name)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise

@@ -1,0 +1,181 @@
+"""The initial round: resolve the run's items, group them, estimate their cost, plan round 0.
+
+Pure. The sources (a ConfigMap's data, the Workflow) are read by observe.Reader; the credit
+decision is taken under the account's lock by reconcile.py and handed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from oxygen.api.run import Round, Run, RunStatus
+from oxygen.api.runshard import RunShardSpec
+from oxygen.api.workflow import Workflow
+from oxygen.controllers.run import credits, jobs
+from oxygen.controllers.run import status as run_status
+from oxygen.controllers.run.types import Event, NewShard, Observed, Plan, Resolved, RunFailure
+from oxygen.credits import ledger
+from oxygen.credits.gate import Decision
+from oxygen.execution.jobs import worker_identity
+from oxygen.planning.items import ItemsSourceError, PlannedItem, from_inline, parse_rows
+from oxygen.planning.names import shard_name
+from oxygen.planning.rounds import Group, Shape, initial_groups, shard_bodies, skipped_status
+from oxygen.settings import OperatorSettings
+
+# While queued, the available figure moves with every other run: rewrite it now and then, not on each move.
+QUEUED_STATUS_INTERVAL = 10.0
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What a run's items are read from (None: not found; only the one the run names is read)."""
+
+    workflow: Workflow | None = None
+    config_map: dict[str, str] | None = None
+
+
+def resolve(run: Run, sources: Sources) -> Resolved:
+    """A run's items, how its shards execute, and what each item holds in credits."""
+    spec = run.spec
+    if spec.kind == "workflow":
+        return _resolve_workflow(run, sources.workflow)
+    if spec.kind == "ingestion":
+        assert spec.ingestion is not None
+        ing = spec.ingestion
+        first = PlannedItem(
+            "0", None, {"query": ing.query, "pageSize": ing.page_size, "cursor": None, "page": 0}
+        )
+        return Resolved(
+            [first], Shape(sequence="pages", max_pages=ing.max_pages), ing.cost_per_page, ing.max_pages
+        )
+    assert spec.producer is not None
+    items = _resolve_items(run, sources.config_map)
+    return Resolved(items, Shape(), spec.producer.cost_per_item, len(items))
+
+
+def _resolve_workflow(run: Run, workflow: Workflow | None) -> Resolved:
+    assert run.spec.workflow_ref is not None
+    if workflow is None:
+        raise RunFailure("WorkflowNotFound", f"Workflow {run.spec.workflow_ref.name!r} not found")
+    steps = workflow.spec.steps
+    items = [
+        PlannedItem(str(k), None, {}, step=s.name, producer=s.producer, inputs_template=s.inputs)
+        for k, s in enumerate(steps)
+    ]
+    context = {"inputs": {**workflow.spec.inputs, **(run.spec.inputs or {})}, "steps": {}}
+    # Steps differ in cost; each unfinished step holds the most expensive one's (never too little).
+    unit = max(s.producer.cost_per_item for s in steps)
+    return Resolved(items, Shape(sequence="steps", context=context), unit, len(items))
+
+
+def _resolve_items(run: Run, data: dict[str, str] | None) -> list[PlannedItem]:
+    spec = run.spec
+    if spec.items is not None:
+        return from_inline(spec.items)
+    assert spec.items_from is not None
+    ref = spec.items_from.config_map_key_ref
+    if data is None:
+        raise RunFailure("ItemsSourceNotFound", f"ConfigMap {ref.name!r} not found")
+    if ref.key not in data:
+        raise RunFailure("ItemsSourceNotFound", f"ConfigMap {ref.name!r} has no key {ref.key!r}")
+    try:
+        return parse_rows(data[ref.key], ref.key)
+    except ItemsSourceError as err:
+        raise RunFailure("ItemsSourceMalformed", f"ConfigMap {ref.name!r}: {err}") from None
+
+
+def scope(run: Run, resolved: Resolved) -> tuple[list[Group], Decimal]:
+    """Round 0's groups, and the estimate the account must cover."""
+    items = resolved.items
+    spec = run.spec
+    groups = (
+        initial_groups(spec, items) if spec.kind == "column" or spec.mode == "dry_run" else [Group(items)]
+    )
+    # A dry run estimates what the live run would cost; other modes what they will execute.
+    dry = spec.mode == "dry_run"
+    in_scope = (
+        resolved.in_scope if dry or spec.kind != "column" else sum(len(g.items) for g in groups if g.execute)
+    )
+    return groups, resolved.unit_cost * in_scope
+
+
+def initial(
+    obs: Observed,
+    status: RunStatus,
+    resolved: Resolved,
+    decision: Decision,
+    settings: OperatorSettings,
+) -> Plan:
+    """Round 0, held against the account; or wait `queued` (or fail, if the account says so).
+
+    A planned round is recorded in the status at once (the Plan's status): it makes the plan durable.
+    """
+    run = obs.run
+    groups, estimate = scope(run, resolved)
+    dry = run.spec.mode == "dry_run"
+    status.items_total = len(resolved.items)
+    status.credits_estimated = estimate
+    status.credits_per_item = resolved.unit_cost
+    credits.note(run, status, decision, obs.now)
+    if not decision.allowed and not dry:
+        if decision.on_insufficient == "fail" and decision.reason == "InsufficientCredits":
+            raise RunFailure("InsufficientCredits", decision.message)
+        return wait(obs, status, decision, settings.web_base_url)
+    bodies = shard_bodies(obs.body, run.spec, 0, groups, resolved.shape)
+    plan = new_round(obs.body, status, bodies, settings)
+    status.rounds = [
+        Round(round=0, reason="initial", items=len(resolved.items), shards=len(bodies), started_at=obs.now)
+    ]
+    status.started_at = status.started_at or obs.now
+    if decision.metered and not dry:
+        status.ledger = ledger.reserve(status.ledger, estimate, obs.now, 0)
+        status.credits_reserved = estimate
+    status.observed_generation = run.metadata.generation
+    plan.status = status
+    parallelism = jobs.parallelism(run, settings.max_parallelism)
+    plan.events.append(
+        Event(
+            "Planned",
+            f"{len(resolved.items)} items in {len(bodies)} shards (mode {run.spec.mode}, "
+            f"batchSize {run.spec.batch_size}, parallelism {parallelism}); {decision.message}",
+        )
+    )
+    if parallelism < run.spec.parallelism:
+        plan.events.append(Event("ParallelismCapped", jobs.capped_message(run, parallelism), "Warning"))
+    return plan
+
+
+def wait(obs: Observed, status: RunStatus, decision: Decision, web_base_url: str) -> Plan:
+    """Stay queued; the Event is posted once per wait, the status says why."""
+    first = not credits.waiting(obs.written)
+    status.phase = "queued"
+    status.message = decision.message
+    run_status.stamp(obs.run, status, web_base_url)
+    stale = obs.clock - obs.last_write > QUEUED_STATUS_INTERVAL
+    if not (first or (stale and run_status.comparable(status) != run_status.comparable(obs.written))):
+        return Plan()
+    events = [
+        Event(
+            decision.reason or "InsufficientCredits", f"run waits for credits: {decision.message}", "Warning"
+        )
+    ]
+    return Plan(status=status, events=events if first else [])
+
+
+def new_round(
+    run_body: dict[str, Any], status: RunStatus, bodies: list[dict[str, Any]], settings: OperatorSettings
+) -> Plan:
+    """A round's shards, and the worker identity that may read them (applied first: see apply.py)."""
+    identity: list[tuple[str, dict[str, Any]]] = []
+    if settings.worker.service_account is None:
+        # The Role names every shard of the run, earlier rounds' too: names are derived, not listed.
+        name = run_body["metadata"]["name"]
+        recorded = {shard_name(name, r.round, i) for r in status.rounds for i in range(r.shards)}
+        identity = worker_identity(run_body, sorted({b["metadata"]["name"] for b in bodies} | recorded))
+    shards = []
+    for body in bodies:
+        spec = RunShardSpec.model_validate(body["spec"])
+        shards.append(NewShard(body, None if spec.execute else skipped_status(spec).wire()))
+    return Plan(worker_identity=identity, shards=shards)

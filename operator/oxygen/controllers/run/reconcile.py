@@ -1,0 +1,221 @@
+"""The Run controller's pass, top-down: observe → decide (one policy module each) → apply.
+
+Called by the Run's kopf daemon about once a second. It plans rounds into RunShards, starts at most
+`parallelism` shard Jobs, suspends them for pause, removes them for cancel, starts retry and
+promotion rounds, and writes the Run's status only when it changed. All decisions come from what is
+stored in the API server, so a restarted operator picks up exactly where the last one stopped.
+
+Most passes write once (the status, at the end). Some must write earlier in the pass, because the
+later steps depend on it surviving a crash: a planned round is recorded in the status before its
+Jobs start (the plan is durable before anything executes), and a credit decision is recorded before
+the account's lock is released (the next decision must see it). Each step re-observes after writing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from oxygen.api.run import TERMINAL_PHASES, Run, RunStatus
+from oxygen.controllers.run import cancel, credits, jobs, plan, rounds
+from oxygen.controllers.run import status as run_status
+from oxygen.controllers.run.apply import Applier
+from oxygen.controllers.run.observe import Reader, ShardNotOwned, observe
+from oxygen.controllers.run.types import Event, Observed, Plan, RunFailure, RunState
+from oxygen.credits import gate
+from oxygen.credits.gate import AccountLocks, Decision
+from oxygen.kube.client import Kube
+from oxygen.settings import OperatorSettings
+from oxygen.status.views import JobView, ShardView
+
+log = logging.getLogger("oxygen.controllers.run")
+
+ACTIVE_INTERVAL = 1.0
+IDLE_INTERVAL = 10.0
+
+
+class RunController:
+    def __init__(self, kube: Kube, settings: OperatorSettings) -> None:
+        self.settings = settings
+        self.read = Reader(kube)
+        self.applier = Applier(kube)
+        self.locks = AccountLocks()
+
+    def reconcile(
+        self,
+        body: dict[str, Any],
+        indexed_shards: list[tuple[int, ShardView]],
+        indexed_jobs: list[JobView],
+        state: RunState,
+    ) -> float:
+        """One pass; returns how long to wait before the next one."""
+
+        def look() -> Observed:
+            return observe(body, indexed_shards, indexed_jobs, state)
+
+        obs = look()
+        run = obs.run
+        status = state.status.model_copy(deep=True)
+        if status.phase == "failed":
+            return IDLE_INTERVAL
+        # Canceled before it started: nothing to plan, nothing to clean up.
+        if not status.rounds and not run.spec.cancel:
+            try:
+                self._plan_initial(obs, status, state)
+            except RunFailure as failure:
+                self.applier.apply(
+                    run_status.failed(obs, status, failure, self.settings.web_base_url), body, state
+                )
+                return IDLE_INTERVAL
+            if not status.rounds:
+                return ACTIVE_INTERVAL  # waiting for credits
+            obs = look()
+
+        cleaned_up = True
+        round_waiting = False
+        pending: list[Event] = []  # said with the status write that records them
+        if run.spec.cancel and status.phase != "canceled":
+            cleaned_up = self._cancel(obs, state)
+            obs = look()
+        elif not run.spec.cancel and status.phase != "canceled":
+            if rounds.wants_retry(run, status):
+                round_waiting |= self._retry(obs, status, state, pending)
+                obs = look()
+            if run.spec.mode == "live" and any(
+                not s.execute and s.summary.skipped for s in obs.shards.values()
+            ):
+                round_waiting |= self._promote(obs, status, state, pending)
+                obs = look()
+            for name, reason in jobs.dead(obs.shards, obs.jobs):
+                self._settle(obs, state, name, "failed", reason, "worker_failed")
+            self._drive_jobs(look(), state)
+            obs = look()
+
+        final = run_status.observed(
+            obs, status, cleaned_up, round_waiting, self.settings.web_base_url, pending
+        )
+        self.applier.apply(final, body, state)
+        return IDLE_INTERVAL if state.status.phase in TERMINAL_PHASES else ACTIVE_INTERVAL
+
+    # -- the initial round ----------------------------------------------------------------------
+
+    def _plan_initial(self, obs: Observed, status: RunStatus, state: RunState) -> None:
+        """Resolve the items, hold their estimated cost against the account, then create round 0."""
+        run = obs.run
+        generation = run.metadata.generation
+        if state.items_cache is None or state.items_cache[0] != generation:
+            state.items_cache = (generation, plan.resolve(run, self.read.sources(run)))
+        resolved = state.items_cache[1]
+        _, estimate = plan.scope(run, resolved)
+        # The decision and the status recording it are one step under the account's lock.
+        with self.locks.hold(run.metadata.namespace, run.spec.credit_account):
+            decision = gate.decide(self.read.credits(run), run.metadata.uid, estimate)
+            self.applier.apply(plan.initial(obs, status, resolved, decision, self.settings), obs.body, state)
+        if status.rounds:
+            state.items_cache = None
+
+    # -- later rounds ---------------------------------------------------------------------------
+
+    def _admit(self, run: Run, status: RunStatus, found: rounds.Collected) -> Decision | None:
+        """Call under the account's lock: may the run hold what the new round's items cost?"""
+        if not found.moved or found.first is None or not status.metered:
+            return None
+        return gate.decide(self.read.credits(run), run.metadata.uid, rounds.cost(run, status, found))
+
+    def _start_round(
+        self,
+        obs: Observed,
+        status: RunStatus,
+        state: RunState,
+        found: rounds.Collected,
+        reason: rounds.Reason,
+    ) -> int:
+        """New shards, then the old items superseded (one holder at a time); the caller records the round."""
+        if not found.moved or found.first is None:
+            return 0
+        run = obs.run
+        new = rounds.start(obs.body, run, status, found, reason, self.settings, obs.now)
+        self.applier.apply(new.shards, obs.body, state)
+        for name in sorted(found.holders):
+            shard, _ = self.read.shard(run, name)
+            superseded = rounds.supersede(shard, new.new_home, found.round)
+            if superseded is not None:
+                self.applier.apply(Plan(shard_status=[(name, superseded.wire())]), obs.body, state)
+        return len(found.moved)
+
+    def _retry(self, obs: Observed, status: RunStatus, state: RunState, pending: list[Event]) -> bool:
+        """Retry the failed items in a new round; True when the round waits for credits."""
+        run = obs.run
+        with self.locks.hold(run.metadata.namespace, run.spec.credit_account):
+            found = rounds.collect(status, self.read.shards(run), rounds.retryable)
+            decision = self._admit(run, status, found)
+            refused = decision is not None and not decision.allowed
+            if refused and decision is not None and decision.on_insufficient == "queue":
+                pending += credits.refused(obs, status, decision, "retry")
+                return True
+            count = 0 if refused else self._start_round(obs, status, state, found, "retry")
+            status.observed_retry_failed = run.spec.retry_failed
+            status.observed_generation = run.metadata.generation
+            commit = Plan(status=status, events=rounds.retry_events(run, count, decision))
+            self.applier.apply(commit, obs.body, state)
+        return False
+
+    def _promote(self, obs: Observed, status: RunStatus, state: RunState, pending: list[Event]) -> bool:
+        """Execute what the smoke test or dry run skipped; True when the round waits for credits."""
+        run = obs.run
+        with self.locks.hold(run.metadata.namespace, run.spec.credit_account):
+            found = rounds.collect(status, self.read.shards(run), rounds.skipped_by_mode)
+            decision = self._admit(run, status, found)
+            if decision is not None and not decision.allowed:
+                pending += credits.refused(obs, status, decision, "promotion")
+                return True
+            count = self._start_round(obs, status, state, found, "promotion")
+            if count:
+                status.credits_estimated += credits.unit_cost(run, status) * count
+                status.observed_generation = run.metadata.generation
+                self.applier.apply(
+                    Plan(status=status, events=rounds.promotion_events(count)), obs.body, state
+                )
+        return False
+
+    # -- Jobs, dead shards, cancel ----------------------------------------------------------------
+
+    def _drive_jobs(self, obs: Observed, state: RunState) -> None:
+        run = obs.run
+        decision = jobs.drive(run, obs.shards, obs.jobs, self.settings.max_parallelism)
+        self.applier.apply(jobs.manifests(run, decision, [], self.settings.worker), obs.body, state)
+        # One shard body at a time: each can hold ~1 MiB of results.
+        for name in decision.start:
+            try:
+                shard = self.read.shard(run, name)
+            except ShardNotOwned as err:
+                log.warning("%s: no Job started", err)
+                continue
+            start = jobs.JobsDecision([], [], [name])
+            self.applier.apply(jobs.manifests(run, start, [shard], self.settings.worker), obs.body, state)
+
+    def _settle(
+        self, obs: Observed, state: RunState, name: str, to: str, error: str | None, error_class: str | None
+    ) -> None:
+        """A shard no worker runs for anymore: its unfinished items become `to`."""
+        try:
+            shard, _ = self.read.shard(obs.run, name)
+        except ShardNotOwned as err:
+            log.warning("%s: not settled", err)
+            return
+        settled = jobs.settle(shard, to, error, error_class, obs.now)
+        self.applier.apply(Plan(shard_status=[(name, settled.wire())]), obs.body, state)
+
+    def _cancel(self, obs: Observed, state: RunState) -> bool:
+        """Delete every Job; once they (and so their pods) are gone, the unfinished items are skipped."""
+        decision = cancel.cancel(obs.jobs)
+        if not decision.confirm:
+            self.applier.apply(Plan(delete_jobs=decision.delete_jobs), obs.body, state)
+            return False
+        left, settle = cancel.confirmed(self.read.jobs_left(obs.run), obs.shards)
+        if left:
+            self.applier.apply(Plan(delete_jobs=left), obs.body, state)
+            return False
+        for name in settle:
+            self._settle(obs, state, name, "skipped", cancel.CANCELED, None)
+        return True

@@ -1,0 +1,57 @@
+"""A recording stand-in for the few calls of oxygen.kube.client.Kube that the Run controller's apply
+step makes: it records their order and echoes bodies back. It is not an API server (no validation,
+no watches, no defaults); what the API server does is tested against the real one in tests/integration."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from oxygen.kube.client import OwnershipConflict
+
+
+class RecordingKube:
+    def __init__(self, fail: str = "", conflict: OwnershipConflict | None = None) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.fail = fail
+        self.conflict = conflict
+        self.shards: dict[str, dict[str, Any]] = {}
+
+    def _call(self, what: str, name: str) -> None:
+        self.calls.append((what, name))
+        if what == self.fail:
+            raise RuntimeError(f"{what} refused")
+
+    def apply_owned(self, kind: str, namespace: str, body: dict[str, Any]) -> None:
+        self._call("identity", kind)
+        if self.conflict is not None:
+            raise self.conflict
+
+    def create_or_get(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        self._call("create", name)
+        stored = self.shards.setdefault(name, {**copy.deepcopy(body), "status": {}})
+        stored["metadata"].update(resourceVersion="1", uid=f"uid-{name}")
+        return copy.deepcopy(stored)
+
+    def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        self._call(f"status:{plural}", name)
+        if plural != "runshards":
+            return {}
+        stored = self.shards.setdefault(name, {"metadata": {"name": name}, "spec": {}, "status": {}})
+        stored["status"] = copy.deepcopy(status)
+        stored["metadata"]["resourceVersion"] = str(int(stored["metadata"].get("resourceVersion") or 0) + 1)
+        return copy.deepcopy(stored)
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        self._call("delete", name)
+
+    def set_job_suspended(self, namespace: str, name: str, suspend: bool) -> None:
+        self._call("suspend" if suspend else "resume", name)
+
+    def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
+        self._call("job", body["metadata"]["name"])
+        return True
+
+    def event(self, obj: dict[str, Any], reason: str, message: str, type_: str = "Normal") -> None:
+        self._call("event", reason)

@@ -1,0 +1,230 @@
+"""reconcile.py's top-down pass: which policy runs when, and the order of the writes of a pass.
+
+The reads go to a stub Reader (the bodies come from tests/support/builders.py) and the writes to a
+recording stand-in of the kube interface; the real API server is the integration suite's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from oxygen.api.run import Round, Run, RunStatus
+from oxygen.api.runshard import RunShard
+from oxygen.controllers.run.apply import Applier
+from oxygen.controllers.run.observe import ShardNotOwned
+from oxygen.controllers.run.plan import Sources
+from oxygen.controllers.run.reconcile import ACTIVE_INTERVAL, IDLE_INTERVAL, RunController
+from oxygen.controllers.run.types import RunState
+from oxygen.credits.gate import CreditSnapshot
+from oxygen.status.views import JobView, ShardView, shard_view
+from tests.support import builders as b
+from tests.support.recording_kube import RecordingKube
+
+
+class StubReader:
+    def __init__(
+        self,
+        sources: Sources | None = None,
+        snapshot: CreditSnapshot | None = None,
+        bodies: list[dict[str, Any]] | None = None,
+        jobs_left: list[str] | None = None,
+    ) -> None:
+        self._sources = sources or Sources()
+        self.snapshot = snapshot or b.credit_snapshot(None, any_account=False)
+        self.bodies = {body["metadata"]["name"]: body for body in bodies or []}
+        self.left = jobs_left or []
+        self.read: list[str] = []
+
+    def sources(self, run: Run) -> Sources:
+        return self._sources
+
+    def credits(self, run: Run) -> CreditSnapshot:
+        return self.snapshot
+
+    def shards(self, run: Run) -> Iterator[RunShard]:
+        for body in self.bodies.values():
+            yield RunShard.model_validate(body)
+
+    def shard(self, run: Run, name: str) -> tuple[RunShard, dict[str, Any]]:
+        self.read.append(name)
+        if name not in self.bodies:
+            raise ShardNotOwned(name)
+        return RunShard.model_validate(self.bodies[name]), self.bodies[name]
+
+    def jobs_left(self, run: Run) -> list[str]:
+        return self.left
+
+
+def _controller(reader: StubReader, kube: RecordingKube, **settings: Any) -> RunController:
+    controller = RunController(kube, b.settings(**settings))  # type: ignore[arg-type]
+    controller.read = reader  # type: ignore[assignment]
+    controller.applier = Applier(kube)  # type: ignore[arg-type]
+    return controller
+
+
+def _pass(
+    controller: RunController,
+    body: dict[str, Any],
+    state: RunState,
+    shards: list[ShardView] | None = None,
+    jobs: list[JobView] | None = None,
+) -> float:
+    return controller.reconcile(body, [(1, s) for s in shards or []], jobs or [], state)
+
+
+def _planned(phase: str = "running", **fields: Any) -> RunStatus:
+    rounds = [Round(round=0, reason="initial", items=2, shards=1, started_at=b.NOW)]
+    return RunStatus(phase=phase, rounds=rounds, items_total=2, **fields)  # type: ignore[arg-type]
+
+
+def test_first_pass_plans_records_then_starts_jobs() -> None:
+    kube = RecordingKube()
+    body = b.run_body(batchSize=2, parallelism=1)
+    reader = StubReader()
+    controller = _controller(reader, kube)
+    state = RunState.from_body(body)
+    reader.bodies = kube.shards  # the shards it creates are what it reads back
+    assert _pass(controller, body, state) == ACTIVE_INTERVAL
+    assert kube.calls == [
+        ("identity", "ServiceAccount"),
+        ("identity", "Role"),
+        ("identity", "RoleBinding"),
+        ("create", "leads-r0-0000"),
+        ("create", "leads-r0-0001"),
+        ("status:runs", "leads"),  # the plan, recorded before anything executes
+        ("event", "Planned"),
+        ("job", "leads-r0-0000"),  # parallelism 1
+        ("status:runs", "leads"),
+        ("event", "Started"),
+    ]
+    assert state.status.phase == "running"
+    assert state.status_writes == 2
+    assert state.items_cache is None
+
+
+def test_a_run_whose_items_cannot_be_read_fails_once() -> None:
+    kube = RecordingKube()
+    body = b.run_body(itemsFrom={"configMapKeyRef": {"name": "rows", "key": "k"}})
+    state = RunState.from_body(body)
+    controller = _controller(StubReader(), kube)
+    assert _pass(controller, body, state) == IDLE_INTERVAL
+    assert kube.calls == [("status:runs", "leads"), ("event", "ItemsSourceNotFound")]
+    assert state.status.phase == "failed"
+    kube.calls.clear()
+    assert _pass(controller, body, state) == IDLE_INTERVAL
+    assert kube.calls == []
+
+
+def test_waiting_for_credits_keeps_the_resolved_items() -> None:
+    kube = RecordingKube()
+    body = b.run_body(producer={**b.ECHO, "costPerItem": "50"})
+    state = RunState.from_body(body)
+    controller = _controller(StubReader(snapshot=b.credit_snapshot("10")), kube)
+    assert _pass(controller, body, state) == ACTIVE_INTERVAL
+    assert kube.calls == [("status:runs", "leads"), ("event", "InsufficientCredits")]
+    assert state.status.phase == "queued"
+    assert state.items_cache is not None
+
+
+def test_cancel_deletes_jobs_then_confirms_before_settling() -> None:
+    kube = RecordingKube()
+    running = b.shard_body(items=["running", ""])
+    body = b.run_body(cancel=True, status=_planned())
+    reader = StubReader(bodies=[running], jobs_left=["leads-r0-0000"])
+    controller = _controller(reader, kube)
+    state = RunState.from_body(body)
+    view = shard_view(running)
+    # The index still shows the Job: delete it; the run is not canceled yet.
+    _pass(controller, body, state, [view], [b.job_view("leads-r0-0000", active=1)])
+    assert kube.calls[0] == ("delete", "leads-r0-0000")
+    assert state.status.phase == "running"
+    # The index shows none, but the API server still has it: delete again, settle nothing.
+    kube.calls.clear()
+    _pass(controller, body, state, [view])
+    assert kube.calls[0] == ("delete", "leads-r0-0000")
+    assert ("status:runshards", "leads-r0-0000") not in kube.calls
+    # Gone: the unfinished items are skipped, then the run says it is canceled.
+    reader.left = []
+    kube.calls.clear()
+    assert _pass(controller, body, state, [view]) == IDLE_INTERVAL
+    assert kube.calls == [
+        ("status:runshards", "leads-r0-0000"),
+        ("status:runs", "leads"),
+        ("event", "Canceled"),
+    ]
+    assert state.status.phase == "canceled"
+
+
+def test_retry_creates_then_supersedes_then_records() -> None:
+    kube = RecordingKube()
+    old = b.shard_body(items=["succeeded", "failed"])
+    body = b.run_body(retryFailed=1, status=_planned("completed"))
+    reader = StubReader(bodies=[old])
+    controller = _controller(reader, kube)
+    state = RunState.from_body(body)
+    _pass(controller, body, state, [shard_view(old)], [b.job_view("leads-r0-0000", complete=True)])
+    order = [c for c in kube.calls if c[0] != "identity"]
+    assert order[:4] == [
+        ("create", "leads-r1-0000"),
+        ("status:runshards", "leads-r0-0000"),  # the failed item now points at its new shard
+        ("status:runs", "leads"),  # the round recorded
+        ("event", "Retrying"),
+    ]
+    assert state.status.observed_retry_failed == 1
+    assert [r.reason for r in state.status.rounds] == ["initial", "retry"]
+
+
+def test_retry_waiting_for_credits_says_so_with_the_status() -> None:
+    kube = RecordingKube()
+    old = b.shard_body(items=["failed", "failed"])
+    status = _planned("completed", metered=True, credit_account="default")
+    body = b.run_body(retryFailed=1, status=status, producer={**b.ECHO, "costPerItem": "10"})
+    reader = StubReader(bodies=[old], snapshot=b.credit_snapshot("5"))
+    controller = _controller(reader, kube)
+    state = RunState.from_body(body)
+    view = shard_view(old)
+    _pass(controller, body, state, [view], [b.job_view("leads-r0-0000", complete=True)])
+    assert kube.calls == [("status:runs", "leads"), ("event", "InsufficientCredits")]
+    assert state.status.observed_retry_failed == 0
+
+
+def test_promotion_of_a_smoke_test() -> None:
+    kube = RecordingKube()
+    skipped = b.shard_body(
+        index=1, items=["skipped"], execute=False, skip_reason="outside the smoke test sample"
+    )
+    done = b.shard_body(items=["succeeded"], ids=["1"])
+    body = b.run_body(status=_planned("succeeded"))
+    reader = StubReader(bodies=[done, skipped])
+    controller = _controller(reader, kube)
+    state = RunState.from_body(body)
+    _pass(controller, body, state, [shard_view(done), shard_view(skipped)])
+    assert ("event", "Promoted") in kube.calls
+    assert kube.calls.index(("create", "leads-r1-0000")) < kube.calls.index(
+        ("status:runshards", "leads-r0-0001")
+    )
+
+
+def test_a_dead_shard_is_settled_and_a_missing_body_is_skipped() -> None:
+    kube = RecordingKube()
+    dead = b.shard_body(items=["running"])
+    body = b.run_body(status=_planned())
+    reader = StubReader(bodies=[dead])
+    controller = _controller(reader, kube)
+    state = RunState.from_body(body)
+    waiting = b.shard_view(1, pending=1)  # no body to read: no Job for it
+    failed = b.job_view("leads-r0-0000", failed=True, failure_message="BackoffLimitExceeded: x")
+    _pass(controller, body, state, [shard_view(dead), waiting], [failed])
+    assert ("status:runshards", "leads-r0-0000") in kube.calls
+    assert not any(c[0] == "job" for c in kube.calls)
+    assert reader.read == ["leads-r0-0000", "leads-r0-0001"]
+
+
+def test_pause_suspends_running_jobs() -> None:
+    kube = RecordingKube()
+    body = b.run_body(paused=True, status=_planned())
+    controller = _controller(StubReader(), kube)
+    state = RunState.from_body(body)
+    _pass(controller, body, state, [b.shard_view(running=2)], [b.job_view("leads-r0-0000", active=1)])
+    assert kube.calls[0] == ("suspend", "leads-r0-0000")
+    assert not any(c[0] in ("job", "event") for c in kube.calls)  # a pod still runs: not paused yet
