@@ -441,6 +441,7 @@ def test_pause_resume_and_cancel_through_the_spec(cli: Cli, runs: Runs) -> None:
         assert refused.stderr.startswith('error: run "slow" is canceled'), refused.stderr
 
 
+@pytest.mark.slow
 def test_items_page_through_ten_thousand(cli: Cli, runs: Runs, api: client.ApiClient) -> None:
     runs.create_from_rows("big", 10_000, batchSize=1000, parallelism=4)
     assert runs.wait_phase("big", timeout=300)["phase"] == "succeeded"

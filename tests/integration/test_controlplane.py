@@ -212,6 +212,7 @@ def test_stopping_leaves_no_process_behind(tmp_path: Path) -> None:
     assert {name: pid for name, pid in pids.items() if alive(pid)} == {}
 
 
+@pytest.mark.slow
 def test_a_killed_harness_leaves_no_process_behind(tmp_path: Path) -> None:
     """Even SIGKILL of the process that started the cluster (no clean-up runs) ends every child."""
     import json

@@ -173,6 +173,7 @@ def test_provider_reported_fractional_costs_are_exact(runs: Runs) -> None:
     settled(runs, {"captured": "100", "available": "900", "reserved": "0"})
 
 
+@pytest.mark.slow
 def test_concurrent_runs_with_operator_sigkill_keep_the_identity(
     runs: Runs, operator: OperatorProcess
 ) -> None:

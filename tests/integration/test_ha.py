@@ -28,7 +28,7 @@ PEERING_CRDS = REPO / "charts" / "oxygen-operator" / "crds" / "kopf.dev_peerings
 LIFETIME = 10  # seconds; the chart's default (values.yaml: peering.lifetime)
 
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 
 def _paused(log: str) -> bool:

@@ -141,6 +141,7 @@ def test_retry_failed_reexecutes_only_the_failed_items(runs: Runs, cluster: Loca
     assert runs.status("retry")["phase"] == "succeeded" and len(runs.shards("retry")) == 4
 
 
+@pytest.mark.slow
 def test_operator_sigkilled_three_times_loses_and_double_counts_nothing(
     runs: Runs, operator: OperatorProcess
 ) -> None:

@@ -16,6 +16,7 @@ from tests.support.runs import Runs
 pytestmark = pytest.mark.cluster
 
 
+@pytest.mark.slow
 def test_worker_pod_killed_mid_shard_is_replaced_and_resumes(runs: Runs) -> None:
     with Provider(with_latency(0.05, echo())) as provider:
         runs.create(
@@ -46,6 +47,7 @@ def test_worker_pod_killed_mid_shard_is_replaced_and_resumes(runs: Runs) -> None
     assert uids and killed_uid not in uids, "the Job replaced the deleted pod"
 
 
+@pytest.mark.slow
 def test_ten_thousand_items_keep_the_run_small(runs: Runs, api: client.ApiClient) -> None:
     runs.create_from_rows("big", 10_000, batchSize=1000, parallelism=4)
     status = runs.wait_phase("big", timeout=300)
