@@ -40,6 +40,12 @@ def job_condition(batch: client.BatchV1Api, ns: str, name: str, kind: str) -> bo
     return any(c.type == kind and c.status == "True" for c in (status.conditions or []))
 
 
+def pid_in(pidfile: Path) -> int | None:
+    """The pid a process wrote to `pidfile`, once it did."""
+    text = pidfile.read_text().strip() if pidfile.exists() else ""
+    return int(text) if text else None
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -102,7 +108,7 @@ def test_suspending_a_job_terminates_its_process(
     pidfile = tmp_path / "pid"
     batch.create_namespaced_job(namespace, job("sleeper", f"echo $$ > {pidfile}; exec sleep 300"))
     pid = wait_for(
-        lambda: pidfile.exists() and pidfile.read_text().strip() and int(pidfile.read_text()),
+        lambda: pid_in(pidfile),
         timeout=60,
         what="the sleeper's process to start",
     )
@@ -123,7 +129,7 @@ def test_deleting_a_job_in_background_removes_its_pods(
     pidfile = tmp_path / "pid"
     batch.create_namespaced_job(namespace, job("doomed", f"echo $$ > {pidfile}; exec sleep 300"))
     pid = wait_for(
-        lambda: pidfile.exists() and pidfile.read_text().strip() and int(pidfile.read_text()),
+        lambda: pid_in(pidfile),
         timeout=60,
         what="the doomed process to start",
     )
@@ -197,7 +203,7 @@ def test_stopping_leaves_no_process_behind(tmp_path: Path) -> None:
             "default", job("lingers", f"echo $$ > {pidfile}; exec sleep 300")
         )
         pod_pid = wait_for(
-            lambda: pidfile.exists() and pidfile.read_text().strip() and int(pidfile.read_text()),
+            lambda: pid_in(pidfile),
             timeout=60,
             what="the pod process to start",
         )

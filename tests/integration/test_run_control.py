@@ -3,6 +3,7 @@ re-applied manifests — and operator restarts that lose and double-count nothin
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import time
@@ -145,10 +146,17 @@ def test_retry_failed_reexecutes_only_the_failed_items(runs: Runs, cluster: Loca
 def test_operator_sigkilled_three_times_loses_and_double_counts_nothing(
     runs: Runs, operator: OperatorProcess
 ) -> None:
+    def reached(target: int) -> bool:
+        return succeeded(runs, "survivor") >= target
+
     with Provider(with_latency(0.01, echo())) as provider:
         runs.create("survivor", http_spec(provider.url, 2000, batchSize=100, parallelism=4))
         for target in (300, 900, 1500):
-            wait_for(lambda t=target: succeeded(runs, "survivor") >= t, timeout=180, what=f"{target} items")
+            wait_for(
+                functools.partial(reached, target),
+                timeout=180,
+                what=f"{target} items",
+            )
             operator.kill(signal.SIGKILL)
             time.sleep(1.0)
             operator.start()

@@ -31,6 +31,7 @@ from oxygen.cli.shapes import (
     sort_ledger,
     superseded_results,
 )
+from oxygen.kube.errors import api_error
 from tests.support.contract import RUN_CONTRACT
 
 RUN: dict[str, Any] = {
@@ -435,14 +436,16 @@ def test_missing_kubeconfig_is_one_line(capsys: pytest.CaptureFixture[str]) -> N
 def test_api_errors_map_to_one_line_and_exit_codes() -> None:
     not_found = ApiException(status=404, reason="Not Found")
     not_found.body = json.dumps({"kind": "Status", "message": 'runs.oxygen.dev "x" not found'})
-    mapped = describe_api_error(not_found)
+    mapped = describe_api_error(api_error(not_found))
     assert (mapped.message, mapped.code) == ('runs.oxygen.dev "x" not found', EXIT_NOT_FOUND)
     no_crd = ApiException(status=404, reason="Not Found")
     no_crd.body = json.dumps({"message": "the server could not find the requested resource"})
-    assert "CRDs installed" in describe_api_error(no_crd).message
+    assert "CRDs installed" in describe_api_error(api_error(no_crd)).message
     forbidden = ApiException(status=403, reason="Forbidden")
     forbidden.body = b'{"message": "runs.oxygen.dev is forbidden: User \\"u\\" cannot list"}'
-    assert describe_api_error(forbidden).message.startswith("forbidden: runs.oxygen.dev is forbidden")
+    assert describe_api_error(api_error(forbidden)).message.startswith(
+        "forbidden: runs.oxygen.dev is forbidden"
+    )
     refused = MaxRetryError(
         None,  # type: ignore[arg-type]
         "/apis",

@@ -16,7 +16,7 @@ SPEC = RunSpec.model_validate({"items": [], "producer": {"provider": "p", "built
 def view(name: str, **summary: int) -> ShardView:
     return ShardView(
         name=name, round=0, index=0, execute=True, item_count=0, provider="p", summary=ShardSummary(**summary)
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_summary_ignores_superseded_items_and_sums_credits_exactly() -> None:

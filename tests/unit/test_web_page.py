@@ -99,7 +99,7 @@ def test_access_gate(monkeypatch: Any) -> None:
 
     async def scenario() -> None:
         app = web_app.make_app(object(), CollectorRegistry())
-        app[web_app.AUTHORIZER] = FakeAuthorizer()  # type: ignore[assignment]
+        app[web_app.AUTHORIZER] = FakeAuthorizer()  # type: ignore[misc]
         async with TestClient(TestServer(app)) as http:
             assert (await http.get("/runs/ns/r")).status == 401
             assert (await http.get("/runs/ns/r", headers={"Authorization": "Bearer bad"})).status == 401
