@@ -97,7 +97,8 @@ def test_failing_job_reaches_failed_with_exit_code(api: client.ApiClient, namesp
         for cs in (p.status.container_statuses or [])
         if cs.state.terminated
     ]
-    assert codes and set(codes) == {3}
+    assert codes
+    assert set(codes) == {3}
     assert all(p.status.phase == "Failed" for p in pods)
 
 
@@ -186,9 +187,11 @@ def test_crd_rejects_invalid_manifest_with_apiserver_message(cluster: LocalClust
     wait_for(lambda: apply(3).returncode == 0, timeout=30, what="a valid Widget to be accepted")
     too_small = apply(0)
     assert too_small.returncode != 0
-    assert "spec.size" in too_small.stderr and "should be greater than or equal to 1" in too_small.stderr
+    assert "spec.size" in too_small.stderr
+    assert "should be greater than or equal to 1" in too_small.stderr
     too_big = apply(11)
-    assert too_big.returncode != 0 and "size must be at most 10" in too_big.stderr
+    assert too_big.returncode != 0
+    assert "size must be at most 10" in too_big.stderr
 
 
 def test_stopping_leaves_no_process_behind(tmp_path: Path) -> None:
@@ -237,9 +240,8 @@ def test_a_killed_harness_leaves_no_process_behind(tmp_path: Path) -> None:
     harness = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert harness.stdout is not None
     pids = json.loads(harness.stdout.readline())
-    assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager"} and all(
-        map(alive, pids.values())
-    )
+    assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager"}
+    assert all(map(alive, pids.values()))
     harness.send_signal(signal.SIGKILL)
     harness.wait(timeout=30)
     deadline = time.monotonic() + 15

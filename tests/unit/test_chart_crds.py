@@ -40,7 +40,8 @@ def test_kopf_peering_crds_are_the_two_kopf_expects() -> None:
     for spec in by_name.values():
         (version,) = spec["versions"]
         # kopf writes its peers' keep-alives under status, on the main resource (no subresource).
-        assert version["name"] == "v1" and "subresources" not in version
+        assert version["name"] == "v1"
+        assert "subresources" not in version
         status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
         assert status["x-kubernetes-preserve-unknown-fields"] is True
 
