@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from oxygen.api.common import credits_str
 from oxygen.api.creditaccount import CreditAccount
 from oxygen.api.run import Run
 from oxygen.credits import ledger
 from oxygen.kube.client import Kube
-from oxygen.kube.errors import ApiError, api_errors
 
 
 @dataclass(frozen=True)
@@ -88,9 +89,8 @@ class CreditGate:
 
     def _account(self, namespace: str, name: str) -> CreditAccount | None:
         try:
-            with api_errors():
-                return CreditAccount.model_validate(self.kube.get("creditaccounts", namespace, name))
-        except ApiError as err:
+            return CreditAccount.model_validate(self.kube.get("creditaccounts", namespace, name))
+        except ApiException as err:
             if err.status == 404:
                 return None
             raise
