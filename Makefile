@@ -44,9 +44,11 @@ FILES ?= tests/integration
 integration: setup
 	$(BIN)/pytest $(FILES) $(if $(K),-k "$(K)") $(if $(M),-m "$(M)") $(PYTEST_ARGS)
 
-# The unit tier's coverage of the controllers (the decisions are unit-tested; I/O is the cluster tier's).
+# The unit tier's coverage of the controllers (their decisions are unit-tested; I/O is the cluster
+# tier's). Another package: `make coverage COV=oxygen.planning`.
+COV ?= oxygen.controllers
 coverage: $(VENV)/.installed
-	$(BIN)/pytest tests/unit --cov=oxygen.controllers --cov-report=term-missing $(PYTEST_ARGS)
+	$(BIN)/pytest tests/unit --cov=$(COV) --cov-report=term-missing $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check operator tests bench
