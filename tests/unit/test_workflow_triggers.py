@@ -113,8 +113,7 @@ def test_schedule_run_manifest() -> None:
 def test_fire_inputs_overlay_the_workflow_defaults_and_user_runs_use_generate_name() -> None:
     body = run_manifest(workflow(), "webhook", {"limit": 3, "extra": {"a": 1}})
     assert body["spec"]["inputs"] == {"table": "leads", "limit": 3, "extra": {"a": 1}}
-    assert body["metadata"]["generateName"] == "nightly-"
-    assert "name" not in body["metadata"]
+    assert body["metadata"]["generateName"] == "nightly-" and "name" not in body["metadata"]
     assert body["metadata"]["labels"][LABEL_TRIGGER] == "webhook"
 
 
@@ -122,8 +121,7 @@ def test_names_are_deterministic_and_at_most_63_characters() -> None:
     long_name = "a" * 70 + ".b" * 60
     fire = t("2030-01-01T00:01:00Z")
     for name in (schedule_run_name(long_name, fire), event_run_name(long_name, "uid", 0)):
-        assert len(name) <= 63, name
-        assert DNS_NAME.match(name), name
+        assert len(name) <= 63 and DNS_NAME.match(name), name
     assert schedule_run_name(long_name, fire) == schedule_run_name(long_name, fire)
     assert schedule_run_name(long_name, fire) != schedule_run_name(long_name + "x", fire)
     assert event_run_name("wf", "uid-a", 0) == event_run_name("wf", "uid-a", 0)
@@ -144,8 +142,7 @@ def test_names_are_deterministic_and_at_most_63_characters() -> None:
 def test_first_fire_after_creation_then_nothing_until_the_next_minute() -> None:
     body = workflow(triggers=every_minute())
     plan = reconcile(body, [], t("2030-01-01T00:00:59Z"))
-    assert plan.create == []
-    assert "lastScheduleTime" not in plan.status
+    assert plan.create == [] and "lastScheduleTime" not in plan.status
     plan = reconcile(body, [], t("2030-01-01T00:01:05Z"))
     assert [m["metadata"]["name"] for m in plan.create] == [
         schedule_run_name("nightly", t("2030-01-01T00:01:00Z"))
@@ -158,16 +155,14 @@ def test_first_fire_after_creation_then_nothing_until_the_next_minute() -> None:
     }
     body["status"] = plan.status
     again = reconcile(body, [run(plan.create[0]["metadata"]["name"])], t("2030-01-01T00:01:30Z"))
-    assert again.create == []
-    assert not status_changed(body["status"], again.status)
+    assert again.create == [] and not status_changed(body["status"], again.status)
 
 
 def test_a_fire_whose_run_exists_is_not_repeated_even_when_the_status_lags() -> None:
     body = workflow(triggers=every_minute("Forbid"))
     name = schedule_run_name("nightly", t("2030-01-01T00:01:00Z"))
     plan = reconcile(body, [run(name)], t("2030-01-01T00:01:30Z"))
-    assert plan.create == []
-    assert plan.cancel == []
+    assert plan.create == [] and plan.cancel == []
     assert plan.status["lastScheduleTime"] == "2030-01-01T00:01:00Z"
     assert plan.notices == []
 
@@ -186,8 +181,7 @@ def test_a_fire_beyond_the_deadline_is_missed_and_reported_once() -> None:
     assert plan.create == []
     assert [n.reason for n in plan.notices] == ["MissedSchedule"]
     scheduled = next(c for c in plan.status["conditions"] if c["type"] == "Scheduled")
-    assert scheduled["status"] == "False"
-    assert scheduled["reason"] == "MissedSchedule"
+    assert scheduled["status"] == "False" and scheduled["reason"] == "MissedSchedule"
     body["status"] = plan.status
     assert reconcile(body, [], t("2030-01-01T01:06:00Z")).notices == []
 
@@ -200,12 +194,10 @@ def test_concurrency_policy_with_an_unfinished_run(policy: str) -> None:
     plan = reconcile(body, runs, t("2030-01-01T00:02:01Z"))
     fired = schedule_run_name("nightly", t("2030-01-01T00:02:00Z"))
     if policy == "Allow":
-        assert [m["metadata"]["name"] for m in plan.create] == [fired]
-        assert plan.cancel == []
+        assert [m["metadata"]["name"] for m in plan.create] == [fired] and plan.cancel == []
         assert plan.status["active"] == sorted(["nightly-busy", "nightly-new", fired])
     elif policy == "Forbid":
-        assert plan.create == []
-        assert plan.cancel == []
+        assert plan.create == [] and plan.cancel == []
         assert [n.reason for n in plan.notices] == ["SkippedConcurrent"]
         # The skipped fire counts as handled: it is not started late when the run finishes.
         assert plan.status["lastScheduleTime"] == "2030-01-01T00:02:00Z"
@@ -226,8 +218,7 @@ def test_replace_does_not_cancel_twice() -> None:
     canceling = run("nightly-a", "running")
     canceling["spec"] = {"cancel": True}
     plan = reconcile(body, [canceling], t("2030-01-01T00:02:00Z"))
-    assert plan.cancel == []
-    assert len(plan.create) == 1
+    assert plan.cancel == [] and len(plan.create) == 1
 
 
 def test_only_runs_the_workflow_controls_count() -> None:
@@ -238,18 +229,15 @@ def test_only_runs_the_workflow_controls_count() -> None:
         run("done", "succeeded", owner="other-uid"),
     ]
     plan = reconcile(body, strangers, t("2030-01-01T00:02:00Z"))
-    assert len(plan.create) == 1
-    assert plan.delete == []
+    assert len(plan.create) == 1 and plan.delete == []
 
 
 def test_invalid_schedule_sets_ready_false_and_fires_nothing() -> None:
     body = workflow(triggers={"schedule": {"cron": "61 * * * *"}})
     plan = reconcile(body, [], t("2030-01-01T00:05:00Z"))
     ready = next(c for c in plan.status["conditions"] if c["type"] == "Ready")
-    assert ready["status"] == "False"
-    assert ready["reason"] == "InvalidSchedule"
-    assert "minute: 61" in ready["message"]
-    assert plan.create == []
+    assert ready["status"] == "False" and ready["reason"] == "InvalidSchedule"
+    assert "minute: 61" in ready["message"] and plan.create == []
     zone = workflow(triggers={"schedule": {"cron": "* * * * *", "timeZone": "Nowhere/Land"}})
     assert "unknown time zone" in next(
         c["message"]
@@ -260,8 +248,7 @@ def test_invalid_schedule_sets_ready_false_and_fires_nothing() -> None:
 
 def test_a_workflow_without_schedule_still_gets_status() -> None:
     plan = reconcile(workflow(), [run("nightly-x", "queued")], t("2030-01-01T00:05:00Z"))
-    assert plan.create == []
-    assert plan.status["active"] == ["nightly-x"]
+    assert plan.create == [] and plan.status["active"] == ["nightly-x"]
     assert [c["type"] for c in plan.status["conditions"]] == ["Ready"]
 
 
@@ -368,8 +355,7 @@ def test_event_fires_skip_marked_sources_and_own_event_runs() -> None:
 def test_webhook_body_parsing() -> None:
     assert parse_inputs(b'{"a": 1}') == ({"a": 1}, "")
     assert parse_inputs(b"  ") == ({}, "")
-    assert parse_inputs(b"{nope")[0] is None
-    assert "not valid JSON" in parse_inputs(b"{nope")[1]
+    assert parse_inputs(b"{nope")[0] is None and "not valid JSON" in parse_inputs(b"{nope")[1]
     assert "must be a JSON object" in parse_inputs(b"[1, 2]")[1]
     assert "not UTF-8" in parse_inputs(b"\xff\xfe")[1]
 
