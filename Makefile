@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: setup controlplane tools demo test unit lint crds clean
+.PHONY: setup controlplane tools demo test unit integration coverage lint generate crds clean
 
 setup: $(VENV)/.installed controlplane
 
@@ -29,24 +29,44 @@ tools:
 demo: setup
 	$(BIN)/oxygen demo
 
+# Everything: unit, integration, and the slow chaos/HA/scale/packaging tests.
 test: setup tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# No cluster, seconds.
 unit: $(VENV)/.installed
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
+# The cluster tier, narrowed while iterating: `make integration FILES=tests/integration/test_cli.py`,
+# `make integration K=retry`, `make integration M="not slow"` (skips chaos/HA/scale). Each run starts a
+# control plane unless OXYGEN_TEST_KUBECONFIG names a running `oxygen dev up` cluster's kubeconfig.
+FILES ?= tests/integration
+integration: setup
+	$(BIN)/pytest $(FILES) $(if $(K),-k "$(K)") $(if $(M),-m "$(M)") $(PYTEST_ARGS)
+
+# The unit tier's coverage of the controllers (their decisions are unit-tested; I/O is the cluster
+# tier's). Another package: `make coverage COV=oxygen.planning`.
+COV ?= oxygen.controllers
+coverage: $(VENV)/.installed
+	$(BIN)/pytest tests/unit --cov=$(COV) --cov-report=term-missing $(PYTEST_ARGS)
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
-# The CRDs from the pydantic models and the admission policies (oxygen/api/admission.py), the chart's
-# copies of them and of the observability files.
-crds: $(VENV)/.installed
+# The CRDs from the pydantic models and the admission policies (oxygen/api/admission.py), then the
+# chart's copies of what Helm must find inside the chart: the CRDs, the policies and the observability
+# files its templates read. Unit tests fail when a copy drifts.
+generate: $(VENV)/.installed
 	$(BIN)/python -m oxygen.api.crdgen crds
 	cp crds/oxygen.dev_*.yaml charts/oxygen-operator/crds/
 	$(BIN)/python -m oxygen.api.admission charts/oxygen-operator/templates
-	cp observability/prometheus/oxygen-rules.yaml observability/grafana/oxygen-dashboard.json \
-		charts/oxygen-operator/files/
+	cp observability/prometheus/oxygen-rules.yaml charts/oxygen-operator/files/prometheus-rules.yaml
+	cp observability/grafana/oxygen-dashboard.json charts/oxygen-operator/files/grafana-dashboard.json
+
+crds: generate
 
 clean:
 	rm -rf $(VENV) .oxygen

@@ -259,13 +259,9 @@ def build() -> dict[str, Any]:
         )
         .with_panel(
             series(
-                "Watch restarts and memory",
+                "Operator memory",
                 "short",
-                query(
-                    f"sum by (resource, reason) (increase(oxygen_watch_restarts_total[{RATE}])) or vector(0)",
-                    "restarts {{resource}} {{reason}}",
-                ),
-                query(f"sum(process_resident_memory_bytes{{{OPERATOR}}}) / 2^20", "memory (MiB)", "B"),
+                query(f"sum(process_resident_memory_bytes{{{OPERATOR}}}) / 2^20", "memory (MiB)"),
             )
         )
     )

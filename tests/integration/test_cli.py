@@ -116,13 +116,15 @@ def assert_run_shape(shape: dict[str, Any], run: dict[str, Any]) -> None:
         assert shape[field] == status.get(key, 0), field
     assert shape["credits_used"] == status.get("creditsUsed", "0")
     assert shape["credits_reserved"] == status.get("creditsReserved", "0")
-    assert isinstance(shape["credits_used"], str) and isinstance(shape["credits_reserved"], str)
+    assert isinstance(shape["credits_used"], str)
+    assert isinstance(shape["credits_reserved"], str)
     assert shape["started_at"] == status.get("startedAt")
     assert shape["finished_at"] == status.get("finishedAt")
     assert shape["web_url"] == status.get("webUrl")
     assert shape["name"] == run["metadata"]["name"]
     assert shape["namespace"] == run["metadata"]["namespace"]
-    assert shape["table"] == spec.get("table") and shape["column"] == spec.get("column")
+    assert shape["table"] == spec.get("table")
+    assert shape["column"] == spec.get("column")
     assert shape["provider"] == (spec.get("producer") or {}).get("provider")
 
 
@@ -176,9 +178,9 @@ def test_debugging_a_failed_run_as_the_docs_tell(cli: Cli, runs: Runs, tmp_path:
             "--provider", "clearbit", "--url", provider.url, "--cost-per-item", "0.25",
             "--batch-size", "4", "--parallelism", "2", "--name", "leads-email",
         )  # fmt: skip
-        assert (
-            created["name"] == "leads-email" and created["table"] == "leads" and created["column"] == "email"
-        )
+        assert created["name"] == "leads-email"
+        assert created["table"] == "leads"
+        assert created["column"] == "email"
         stored = raw_run(runs, "leads-email")
         assert created["id"] == stored["metadata"]["uid"]
         assert stored["spec"]["itemsFrom"] == {
@@ -198,7 +200,8 @@ def test_debugging_a_failed_run_as_the_docs_tell(cli: Cli, runs: Runs, tmp_path:
         watched = cli("runs", "watch", "leads-email", "--json", "--interval", "0.3")
         assert watched.returncode == 1, watched.stderr
         lines = [json.loads(line) for line in watched.stdout.splitlines()]
-        assert lines[-1]["status"] == "completed" and len(lines) >= 2
+        assert lines[-1]["status"] == "completed"
+        assert len(lines) >= 2
         assert len({json.dumps(x, sort_keys=True) for x in lines}) == len(lines), "a line per change"
 
         # 1. runs get
@@ -217,7 +220,9 @@ def test_debugging_a_failed_run_as_the_docs_tell(cli: Cli, runs: Runs, tmp_path:
             0,
         )
         assert got["credits_used"] == "1.75"
-        assert got["started_at"] and got["finished_at"] and got["web_url"].endswith(f"/{runs.ns}/leads-email")
+        assert got["started_at"]
+        assert got["finished_at"]
+        assert got["web_url"].endswith(f"/{runs.ns}/leads-email")
         assert cli.json("table-runs", "get", got["id"]) == got, "the uid finds the same run"
 
         # 2. table-runs items --status failed
@@ -226,8 +231,11 @@ def test_debugging_a_failed_run_as_the_docs_tell(cli: Cli, runs: Runs, tmp_path:
         assert sorted(i["row_id"] for i in failed) == ["lead-2", "lead-5", "lead-7"]
         for item in failed:
             assert_item_shape(item, stored_now[item["id"]])
-            assert item["status"] == "failed" and item["attempt_count"] == 1 and item["outputs"] is None
-            assert "company is not a domain" in item["error"] and item["credits_used"] == "0"
+            assert item["status"] == "failed"
+            assert item["attempt_count"] == 1
+            assert item["outputs"] is None
+            assert "company is not a domain" in item["error"]
+            assert item["credits_used"] == "0"
             assert item["provider"] == "clearbit"
         everything = cli.json("table-runs", "items", "leads-email")
         assert [i["id"] for i in everything] == [str(i) for i in range(10)]
@@ -238,7 +246,8 @@ def test_debugging_a_failed_run_as_the_docs_tell(cli: Cli, runs: Runs, tmp_path:
         # 3. cells inspect one failed row
         cell = cli.json("cells", "inspect", "leads", "lead-5", "email")
         assert_item_shape(cell, stored_now["5"])
-        assert cell["row_id"] == "lead-5" and cell["status"] == "failed"
+        assert cell["row_id"] == "lead-5"
+        assert cell["status"] == "failed"
         assert cell["error"] == stored_now["5"][1]["error"], "the full error"
         assert (cell["provider"], cell["run"], cell["table"], cell["column"]) == (
             "clearbit",
@@ -246,12 +255,14 @@ def test_debugging_a_failed_run_as_the_docs_tell(cli: Cli, runs: Runs, tmp_path:
             "leads",
             "email",
         )
-        assert cell["inputs"] == {"company": "c5", "bad": True} and cell["history"] == []
+        assert cell["inputs"] == {"company": "c5", "bad": True}
+        assert cell["history"] == []
 
         # 4. fix the provider, 5. retry the failed items
         provider.behaviour = echo()
         retried = cli.json("table-runs", "retry-failed", "leads-email", "--wait")
-        assert retried["retry_failed"] == 1 and retried["id"] == got["id"]
+        assert retried["retry_failed"] == 1
+        assert retried["id"] == got["id"]
         assert raw_run(runs, "leads-email")["status"]["observedRetryFailed"] >= 1
         assert cli("runs", "watch", "leads-email", "--interval", "0.3").returncode == 0
 
@@ -261,20 +272,26 @@ def test_debugging_a_failed_run_as_the_docs_tell(cli: Cli, runs: Runs, tmp_path:
     assert final["credits_used"] == "2.5"
     assert cli.json("table-runs", "items", "leads-email", "--status", "failed") == []
     cell = cli.json("cells", "inspect", "leads", "lead-5", "email")
-    assert cell["status"] == "succeeded" and cell["attempt_count"] == 2 and cell["outputs"] == cell["inputs"]
+    assert cell["status"] == "succeeded"
+    assert cell["attempt_count"] == 2
+    assert cell["outputs"] == cell["inputs"]
     assert [(h["round"], h["status"]) for h in cell["history"]] == [(0, "failed")]
-    assert cell["shard"] == stored_items(runs, "leads-email")["5"][2] and "-r1-" in cell["shard"]
+    assert cell["shard"] == stored_items(runs, "leads-email")["5"][2]
+    assert "-r1-" in cell["shard"]
 
     summary = cli.json("table-runs", "provider-summary", "leads-email")
     providers = raw_run(runs, "leads-email")["status"]["providers"]
     assert [p["provider"] for p in summary] == [p["provider"] for p in providers] == ["clearbit"]
     for row, raw in zip(summary, providers, strict=True):
-        assert row["items_succeeded"] == raw["itemsSucceeded"] and row["items_failed"] == raw["itemsFailed"]
-        assert row["credits_used"] == raw["creditsUsed"] and row["attempts"] == raw["attempts"]
+        assert row["items_succeeded"] == raw["itemsSucceeded"]
+        assert row["items_failed"] == raw["itemsFailed"]
+        assert row["credits_used"] == raw["creditsUsed"]
+        assert row["attempts"] == raw["attempts"]
         assert row["mean_latency_seconds"] == pytest.approx(
             raw["latencySecondsSum"] / raw["attempts"], abs=1e-6
         )
-    assert summary[0]["items_succeeded"] == 10 and summary[0]["credits_used"] == "2.5"
+    assert summary[0]["items_succeeded"] == 10
+    assert summary[0]["credits_used"] == "2.5"
 
     events = cli.json("observability", "events", "leads-email")
     reasons = [e["reason"] for e in events]
@@ -284,8 +301,10 @@ def test_debugging_a_failed_run_as_the_docs_tell(cli: Cli, runs: Runs, tmp_path:
     assert len(events) == len(stored_events)
     for event in events:
         assert set(event) >= {"type", "reason", "message", "run", "first_seen", "last_seen", "count"}
-        assert event["run"] == "leads-email" and event["type"] in ("Normal", "Warning")
-        assert event["first_seen"] <= event["last_seen"] and event["count"] >= 1
+        assert event["run"] == "leads-email"
+        assert event["type"] in ("Normal", "Warning")
+        assert event["first_seen"] <= event["last_seen"]
+        assert event["count"] >= 1
     assert [e["last_seen"] for e in events] == sorted(e["last_seen"] for e in events)
     retrying = next(e for e in events if e["reason"] == "Retrying")
     assert "retrying 3 failed items" in retrying["message"]
@@ -351,13 +370,15 @@ def test_runs_list_get_and_table_runs_list(
     # By uid across namespaces, and flags before the command words.
     uid = nightly["id"]
     everywhere = cli.json("runs", "get", uid, "-A", namespaced=False)
-    assert everywhere["name"] == "nightly" and everywhere["namespace"] == runs.ns
+    assert everywhere["name"] == "nightly"
+    assert everywhere["namespace"] == runs.ns
     early = subprocess.run(
         [sys.executable, "-m", "oxygen", "--kubeconfig", str(cluster.kubeconfig), "-n", runs.ns, "--json",
          "runs", "get", "nightly"],
         capture_output=True, text=True, timeout=60, cwd=REPO,
     )  # fmt: skip
-    assert early.returncode == 0 and json.loads(early.stdout)["id"] == uid
+    assert early.returncode == 0
+    assert json.loads(early.stdout)["id"] == uid
 
     # The human table.
     table = cli("runs", "list")
@@ -368,12 +389,15 @@ def test_runs_list_get_and_table_runs_list(
         ["orders-total", "succeeded", "live", "3", "3", "0"],
     ]
     wide = cli("runs", "list", "-A", namespaced=False)
-    assert wide.stdout.splitlines()[0].split()[0] == "NAMESPACE" and runs.ns in wide.stdout
+    assert wide.stdout.splitlines()[0].split()[0] == "NAMESPACE"
+    assert runs.ns in wide.stdout
 
     # A finished run's watch prints one line (no TTY) and exits 0.
     watch = cli("runs", "watch", "orders-total")
-    assert watch.returncode == 0 and len(watch.stdout.splitlines()) == 1
-    assert "100.0% 3/3" in watch.stdout and "succeeded" in watch.stdout
+    assert watch.returncode == 0
+    assert len(watch.stdout.splitlines()) == 1
+    assert "100.0% 3/3" in watch.stdout
+    assert "succeeded" in watch.stdout
 
 
 def test_kubectl_plugin_lists_runs(cli: Cli, runs: Runs, cluster: LocalCluster) -> None:
@@ -402,7 +426,8 @@ def test_kubectl_plugin_lists_runs(cli: Cli, runs: Runs, cluster: LocalCluster) 
         "AGE",
     ]
     usage = subprocess.run([kubectl, "oxygen", "runs", "nope"], capture_output=True, text=True, env=env)
-    assert usage.returncode == 2 and "kubectl oxygen runs" in usage.stderr
+    assert usage.returncode == 2
+    assert "kubectl oxygen runs" in usage.stderr
 
 
 def test_pause_resume_and_cancel_through_the_spec(cli: Cli, runs: Runs) -> None:
@@ -419,28 +444,33 @@ def test_pause_resume_and_cancel_through_the_spec(cli: Cli, runs: Runs) -> None:
         runs.wait_phase("slow", "running", timeout=60)
 
         paused = cli.json("table-runs", "pause", "slow", "--wait")
-        assert paused["status"] == "paused" and paused["paused"] is True
+        assert paused["status"] == "paused"
+        assert paused["paused"] is True
         assert_run_shape(paused, raw_run(runs, "slow"))
         assert raw_run(runs, "slow")["spec"]["paused"] is True
         assert all(job.spec.suspend for job in runs.jobs("slow") if not job.status.succeeded)
 
         resumed = cli.json("table-runs", "resume", "slow", "--wait")
-        assert resumed["status"] in ("running", "completed", "succeeded") and resumed["paused"] is False
+        assert resumed["status"] in ("running", "completed", "succeeded")
+        assert resumed["paused"] is False
         assert raw_run(runs, "slow")["spec"]["paused"] is False
 
         canceled = cli.json("table-runs", "cancel", "slow", "--wait")
         assert canceled["status"] == "canceled"
         assert raw_run(runs, "slow")["spec"]["cancel"] is True
         assert_run_shape(canceled, raw_run(runs, "slow"))
-        assert canceled["items_skipped"] > 0 and canceled["finished_at"]
+        assert canceled["items_skipped"] > 0
+        assert canceled["finished_at"]
 
     # A canceled run cannot be paused, resumed or retried: one line, exit 1.
     for verb in ("pause", "resume", "retry-failed"):
         refused = cli("table-runs", verb, "slow")
-        assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+        assert refused.returncode == 1
+        assert refused.stderr.count("\n") == 1
         assert refused.stderr.startswith('error: run "slow" is canceled'), refused.stderr
 
 
+@pytest.mark.slow
 def test_items_page_through_ten_thousand(cli: Cli, runs: Runs, api: client.ApiClient) -> None:
     runs.create_from_rows("big", 10_000, batchSize=1000, parallelism=4)
     assert runs.wait_phase("big", timeout=300)["phase"] == "succeeded"
@@ -564,7 +594,8 @@ def test_billing_ledger(cli: Cli, runs: Runs, api: client.ApiClient) -> None:
     for row, entry in zip(run_rows, sorted(entries, key=lambda e: e["at"]), strict=True):
         assert set(row) >= {"account", "run", "type", "amount", "at", "reason"}
         assert (row["type"], row["amount"], row["at"]) == (entry["type"], entry["amount"], entry["at"])
-        assert row["account"] == "default" and row["type"] in ("reserved", "captured", "released")
+        assert row["account"] == "default"
+        assert row["type"] in ("reserved", "captured", "released")
     assert [r["at"] for r in ledger] == sorted(r["at"] for r in ledger)
     assert cli.json("billing", "ledger", "--account", "default") == ledger
     assert cli.json("billing", "ledger", "--account", "someone-else") == []
@@ -575,9 +606,8 @@ def test_errors_are_one_line_with_meaningful_exit_codes(
 ) -> None:
     missing = cli("runs", "get", "nope")
     assert missing.returncode == 3
-    assert (
-        missing.stderr == f'error: run "nope" not found in namespace "{runs.ns}"\n' and missing.stdout == ""
-    )
+    assert missing.stderr == f'error: run "nope" not found in namespace "{runs.ns}"\n'
+    assert missing.stdout == ""
     for args in (
         ("table-runs", "items", "nope"),
         ("table-runs", "pause", "nope"),
@@ -586,16 +616,18 @@ def test_errors_are_one_line_with_meaningful_exit_codes(
         ("table-runs", "provider-summary", "nope"),
     ):
         done = cli(*args)
-        assert done.returncode == 3 and done.stderr.count("\n") == 1, (args, done.stderr)
+        assert done.returncode == 3, (args, done.stderr)
+        assert done.stderr.count("\n") == 1, (args, done.stderr)
     everywhere = cli("runs", "get", "nope", "-A", namespaced=False)
-    assert (
-        everywhere.returncode == 3 and everywhere.stderr == 'error: run "nope" not found in any namespace\n'
-    )
+    assert everywhere.returncode == 3
+    assert everywhere.stderr == 'error: run "nope" not found in any namespace\n'
     no_cell = cli("cells", "inspect", "nothing", "r1", "c")
-    assert no_cell.returncode == 3 and "no run of table" in no_cell.stderr
+    assert no_cell.returncode == 3
+    assert "no run of table" in no_cell.stderr
 
     usage = cli("runs", "get")
-    assert usage.returncode == 2 and "usage:" in usage.stderr
+    assert usage.returncode == 2
+    assert "usage:" in usage.stderr
     assert cli("table-runs", "create", "--table", "t").returncode == 2
 
     # A kubeconfig whose server nobody listens on: one line naming the context and the server, fast.
@@ -609,7 +641,8 @@ def test_errors_are_one_line_with_meaningful_exit_codes(
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert time.monotonic() - started < 15
-    assert unreachable.returncode == 1 and unreachable.stdout == ""
+    assert unreachable.returncode == 1
+    assert unreachable.stdout == ""
     assert unreachable.stderr == (
         'error: cannot reach the cluster of context "oxygen-local" (https://127.0.0.1:1): '
         "connection refused\n"

@@ -56,11 +56,13 @@ def test_a_workflow_called_from_the_cli_runs_its_steps_in_order(cli: Cli, runs: 
             "workflows", "call", "enrich-company", "--input", "company=Acme", "--input", "size=3"
         )
         name = called["name"]
-        assert name.startswith("enrich-company-") and called["status"] == "queued"
+        assert name.startswith("enrich-company-")
+        assert called["status"] == "queued"
         stored = runs.get(name)
         # The shape of the Run as created: no status yet (the operator may have moved it on since).
         assert_workflow_run(called, {**stored, "status": {}})
-        assert called["kind"] == "workflow" and called["trigger"] == "user"
+        assert called["kind"] == "workflow"
+        assert called["trigger"] == "user"
         assert stored["spec"]["inputs"] == {"country": "us", "company": "Acme", "size": 3}
         assert stored["metadata"]["labels"]["oxygen.dev/workflow"] == "enrich-company"
         assert stored["metadata"]["ownerReferences"][0]["kind"] == "Workflow"
@@ -94,7 +96,8 @@ def test_a_workflow_called_from_the_cli_runs_its_steps_in_order(cli: Cli, runs: 
     assert steps[1]["credits_used"] == "2"
     assert steps[2]["outputs"] == {"summary": "acme.com has 42"}
     started = [s["started_at"] for s in steps]
-    assert started == sorted(started) and all(started)
+    assert started == sorted(started)
+    assert all(started)
 
     listed = cli.json("workflows", "runs", "--workflow", "enrich-company")
     assert [r["name"] for r in listed] == [name]
@@ -104,11 +107,11 @@ def test_a_workflow_called_from_the_cli_runs_its_steps_in_order(cli: Cli, runs: 
 
     # Not a workflow run, and not a workflow: exit 3 with one line.
     missing = cli("workflows", "call", "no-such-workflow", "--json")
-    assert missing.returncode == 3 and missing.stderr == (
-        f'error: workflow "no-such-workflow" not found in namespace "{runs.ns}"\n'
-    )
+    assert missing.returncode == 3
+    assert missing.stderr == (f'error: workflow "no-such-workflow" not found in namespace "{runs.ns}"\n')
     bad = cli("workflows", "call", "enrich-company", "--input", "novalue")
-    assert bad.returncode == 2 and "expected key=value" in bad.stderr
+    assert bad.returncode == 2
+    assert "expected key=value" in bad.stderr
 
 
 def test_a_failing_step_shows_in_failures(cli: Cli, runs: Runs) -> None:
@@ -118,7 +121,9 @@ def test_a_failing_step_shows_in_failures(cli: Cli, runs: Runs) -> None:
         workflow(runs, "flaky-wf", provider.url)
         called = cli.json("workflows", "call", "flaky-wf", "--input", "company=Globex", "--wait", code=1)
     name = called["name"]
-    assert called["status"] == "completed" and called["items_failed"] == 1 and called["items_skipped"] == 1
+    assert called["status"] == "completed"
+    assert called["items_failed"] == 1
+    assert called["items_skipped"] == 1
     assert_workflow_run(called, runs.get(name))
 
     failures = cli.json("workflows", "failures", "--workflow", "flaky-wf")
@@ -142,7 +147,9 @@ def test_a_failing_step_shows_in_failures(cli: Cli, runs: Runs) -> None:
     assert cli.json("workflows", "failures", "--workflow", "enrich-company") == []
 
     table = cli("workflows", "failures")
-    assert table.returncode == 0 and "enrich" in table.stdout and name in table.stdout
+    assert table.returncode == 0
+    assert "enrich" in table.stdout
+    assert name in table.stdout
 
     steps = cli.json("workflows", "run", name)["steps"]
     assert [s["status"] for s in steps] == ["succeeded", "failed", "skipped"]
@@ -167,7 +174,8 @@ def test_cancel_a_slow_workflow_run(cli: Cli, runs: Runs) -> None:
         name = cli.json("workflows", "call", "slow-wf")["name"]
         runs.wait_phase(name, "running", timeout=60)
         canceled = cli.json("workflows", "cancel", name, "--wait")
-        assert canceled["status"] == "canceled" and canceled["finished_at"]
+        assert canceled["status"] == "canceled"
+        assert canceled["finished_at"]
         assert runs.get(name)["spec"]["cancel"] is True
         assert_workflow_run(canceled, runs.get(name))
         assert canceled["items_succeeded"] < 3
@@ -175,9 +183,8 @@ def test_cancel_a_slow_workflow_run(cli: Cli, runs: Runs) -> None:
     # cancel is for workflow runs only.
     runs.create("col", {"items": [{"inputs": {}}], "producer": {"provider": "e", "builtin": "echo"}})
     other = cli("workflows", "cancel", "col")
-    assert (
-        other.returncode == 3 and other.stderr == 'error: workflow run "col" not found: it is a column run\n'
-    )
+    assert other.returncode == 3
+    assert other.stderr == 'error: workflow run "col" not found: it is a column run\n'
     assert runs.get("col")["spec"].get("cancel") in (None, False)
 
 
@@ -215,30 +222,34 @@ def test_ingest_three_pages_and_retry_a_failing_page(cli: Cli, runs: Runs) -> No
             "--name", "ingest3", "--wait",
         )  # fmt: skip
         cursors = [c.body["item"]["inputs"].get("cursor") for c in sorted(provider.calls, key=lambda c: c.at)]
-    assert (
-        created["name"] == "ingest3" and created["status"] == "succeeded" and created["kind"] == "ingestion"
-    )
+    assert created["name"] == "ingest3"
+    assert created["status"] == "succeeded"
+    assert created["kind"] == "ingestion"
     stored = runs.get("ingest3")
     assert_ingestion_run(created, stored)
     given = {"provider": "search", "url": provider.url, "query": "saas", "pageSize": 2, "maxPages": 3}
     assert {k: stored["spec"]["ingestion"][k] for k in given} == given
-    assert stored["spec"]["table"] == "companies" and stored["spec"]["trigger"] == "user"
+    assert stored["spec"]["table"] == "companies"
+    assert stored["spec"]["trigger"] == "user"
     assert (created["items_total"], created["items_succeeded"]) == (3, 3)
     assert cursors == [None, "c1", "c2"]
     pages = cli.json("table-runs", "items", "ingest3")
     assert [p["id"] for p in pages] == ["0", "1", "2"]
     # Pages after the first are found while running: only the shard's status holds them.
     shards = runs.shards("ingest3")
-    assert len(shards) == 1 and [i["id"] for i in shards[0]["spec"]["items"]] == ["0"]
+    assert len(shards) == 1
+    assert [i["id"] for i in shards[0]["spec"]["items"]] == ["0"]
     results = {r["id"]: r for r in shards[0]["status"]["items"]}
     for page in pages:
         result = results[page["id"]]
         assert list(page)[: len(ITEM_CONTRACT)] == list(ITEM_CONTRACT)
         assert page["status"] == result["status"] == "succeeded"
         assert page["attempt_count"] == result["attemptCount"] == 1
-        assert page["outputs"] == result["outputs"] and page["error"] is None
+        assert page["outputs"] == result["outputs"]
+        assert page["error"] is None
         assert page["credits_used"] == result.get("creditsUsed", "0")
-        assert page["shard"] == shards[0]["metadata"]["name"] and page["provider"] == "search"
+        assert page["shard"] == shards[0]["metadata"]["name"]
+        assert page["provider"] == "search"
     assert pages[0]["inputs"] == shards[0]["spec"]["items"][0]["inputs"]
     assert [p["inputs"] for p in pages[1:]] == [results["1"]["inputs"], results["2"]["inputs"]]
     assert [(p["inputs"]["page"], p["inputs"]["cursor"]) for p in pages[1:]] == [(1, "c1"), (2, "c2")]
@@ -259,7 +270,8 @@ def test_ingest_three_pages_and_retry_a_failing_page(cli: Cli, runs: Runs) -> No
             },
         )  # fmt: skip
         first = runs.wait_phase("ingest-flaky", timeout=120)
-        assert first["phase"] == "completed" and first["itemsFailed"] == 1, first
+        assert first["phase"] == "completed", first
+        assert first["itemsFailed"] == 1, first
         retried = cli.json("table-ingestions", "retry-failed", "ingest-flaky", "--wait")
         assert retried["retry_failed"] == 1
         assert_ingestion_run(retried, runs.get("ingest-flaky"))
@@ -268,9 +280,11 @@ def test_ingest_three_pages_and_retry_a_failing_page(cli: Cli, runs: Runs) -> No
     assert final["phase"] == "succeeded", final
     pages = {p["id"]: p for p in cli.json("table-runs", "items", "ingest-flaky")}
     assert sorted(pages) == ["0", "1", "2"]
-    assert pages["1"]["status"] == "succeeded" and pages["1"]["attempt_count"] == 2
+    assert pages["1"]["status"] == "succeeded"
+    assert pages["1"]["attempt_count"] == 2
     assert pages["0"]["attempt_count"] == 1
 
     # retry-failed is for ingestion runs only.
     wrong = cli("table-ingestions", "retry-failed", "ingest-missing")
-    assert wrong.returncode == 3 and wrong.stderr.startswith('error: run "ingest-missing" not found')
+    assert wrong.returncode == 3
+    assert wrong.stderr.startswith('error: run "ingest-missing" not found')

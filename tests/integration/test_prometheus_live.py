@@ -256,7 +256,7 @@ def test_live_prometheus_evaluates_every_query_during_a_run_with_failures(
             lambda: failed_delta() == FAILED,
             timeout=30,
             what=f"failed counter +{FAILED}",
-            describe=failed_delta,
+            describe=lambda: str(failed_delta()),
         )
         samples = scrape(port)
         assert (

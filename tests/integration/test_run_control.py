@@ -3,6 +3,7 @@ re-applied manifests — and operator restarts that lose and double-count nothin
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import time
@@ -54,17 +55,21 @@ def test_pause_and_resume_with_kubectl_patch(runs: Runs, cluster: LocalCluster) 
         time.sleep(3)
         assert len(provider.calls) == calls_at_pause, "the provider was called while paused"
         status = runs.status("pausable")
-        assert status["phase"] == "paused" and status["itemsSucceeded"] < 200
+        assert status["phase"] == "paused"
+        assert status["itemsSucceeded"] < 200
         assert all(j.spec.suspend for j in runs.jobs("pausable") if not _done(j))
         cluster.controlplane.kubectl(
             "patch", "run", "pausable", "-n", runs.ns, "--type=merge", "-p", '{"spec": {"paused": false}}'
         )
         final = runs.wait_phase("pausable", timeout=120)
         successes = Counter(c.item_id for c in provider.successful_calls())
-    assert final["phase"] == "succeeded" and final["itemsSucceeded"] == 200
-    assert len(successes) == 200 and max(successes.values()) == 1, "an item was executed twice"
+    assert final["phase"] == "succeeded"
+    assert final["itemsSucceeded"] == 200
+    assert len(successes) == 200, "an item was executed twice"
+    assert max(successes.values()) == 1, "an item was executed twice"
     reasons = [e.reason for e in runs.events("pausable")]
-    assert "Paused" in reasons and "Resumed" in reasons
+    assert "Paused" in reasons
+    assert "Resumed" in reasons
 
 
 def test_pause_resume_and_cancel_by_reapplying_the_manifest(runs: Runs, cluster: LocalCluster) -> None:
@@ -85,20 +90,21 @@ def test_pause_resume_and_cancel_by_reapplying_the_manifest(runs: Runs, cluster:
         calls_at_cancel = len(provider.calls)
         time.sleep(2)
         assert len(provider.calls) == calls_at_cancel, "the provider was called after cancel"
-    assert runs.jobs("gitops") == [] and runs.pods("gitops") == []
+    assert runs.jobs("gitops") == []
+    assert runs.pods("gitops") == []
     assert status["finishedAt"]
     assert status["itemsSucceeded"] + status["itemsFailed"] + status["itemsSkipped"] == 200
-    assert status["itemsSkipped"] > 0 and status["itemsPending"] == status["itemsRunning"] == 0
+    assert status["itemsSkipped"] > 0
+    assert status["itemsPending"] == status["itemsRunning"] == 0
     items = runs.items("gitops")
-    assert (
-        len(items) == 200
-        and Counter(i["status"] for i in items.values())["skipped"] == status["itemsSkipped"]
-    )
+    assert len(items) == 200
+    assert Counter(i["status"] for i in items.values())["skipped"] == status["itemsSkipped"]
     # Cancel is terminal: the API server refuses to undo it.
     undo = cluster.controlplane.kubectl(
         "apply", "-n", runs.ns, "-f", "-", check=False, input=manifest("gitops", {**spec, "cancel": False})
     )
-    assert undo.returncode != 0 and "cancel cannot be undone" in undo.stderr
+    assert undo.returncode != 0
+    assert "cancel cannot be undone" in undo.stderr
 
 
 def test_retry_failed_reexecutes_only_the_failed_items(runs: Runs, cluster: LocalCluster) -> None:
@@ -124,13 +130,17 @@ def test_retry_failed_reexecutes_only_the_failed_items(runs: Runs, cluster: Loca
         )
         final = runs.wait_phase("retry", "succeeded", "completed", timeout=120)
         again = provider.calls[before:]
-    assert final["phase"] == "succeeded" and final["itemsSucceeded"] == 30 and final["itemsFailed"] == 0
+    assert final["phase"] == "succeeded"
+    assert final["itemsSucceeded"] == 30
+    assert final["itemsFailed"] == 0
     assert sorted(c.item_id for c in again) == sorted(failing), "only the failed items were re-executed"
     items = runs.items("retry")
     for item_id in failing:
-        assert items[item_id]["attemptCount"] == 2 and items[item_id]["status"] == "succeeded"
+        assert items[item_id]["attemptCount"] == 2
+        assert items[item_id]["status"] == "succeeded"
     assert all(items[i]["attemptCount"] == 1 for i in items if i not in failing)
-    assert len(runs.shards("retry")) == 3 + 1 and len(runs.jobs("retry")) == 4
+    assert len(runs.shards("retry")) == 3 + 1
+    assert len(runs.jobs("retry")) == 4
     # A second bump with nothing failed is a no-op that says so.
     runs.patch("retry", {"retryFailed": 2})
     wait_for(
@@ -138,16 +148,25 @@ def test_retry_failed_reexecutes_only_the_failed_items(runs: Runs, cluster: Loca
         timeout=30,
         what="a NothingToRetry event",
     )
-    assert runs.status("retry")["phase"] == "succeeded" and len(runs.shards("retry")) == 4
+    assert runs.status("retry")["phase"] == "succeeded"
+    assert len(runs.shards("retry")) == 4
 
 
+@pytest.mark.slow
 def test_operator_sigkilled_three_times_loses_and_double_counts_nothing(
     runs: Runs, operator: OperatorProcess
 ) -> None:
+    def reached(target: int) -> bool:
+        return succeeded(runs, "survivor") >= target
+
     with Provider(with_latency(0.01, echo())) as provider:
         runs.create("survivor", http_spec(provider.url, 2000, batchSize=100, parallelism=4))
         for target in (300, 900, 1500):
-            wait_for(lambda t=target: succeeded(runs, "survivor") >= t, timeout=180, what=f"{target} items")
+            wait_for(
+                functools.partial(reached, target),
+                timeout=180,
+                what=f"{target} items",
+            )
             operator.kill(signal.SIGKILL)
             time.sleep(1.0)
             operator.start()
@@ -155,10 +174,12 @@ def test_operator_sigkilled_three_times_loses_and_double_counts_nothing(
         successes = Counter(c.item_id for c in provider.successful_calls())
     assert final["phase"] == "succeeded"
     assert (final["itemsTotal"], final["itemsSucceeded"], final["itemsFailed"]) == (2000, 2000, 0)
-    assert len(successes) == 2000 and max(successes.values()) == 1, "an item was executed twice"
+    assert len(successes) == 2000, "an item was executed twice"
+    assert max(successes.values()) == 1, "an item was executed twice"
     shards = runs.shards("survivor")
     jobs = runs.jobs("survivor")
-    assert len(shards) == 20 and len({s["metadata"]["name"] for s in shards}) == 20
+    assert len(shards) == 20
+    assert len({s["metadata"]["name"] for s in shards}) == 20
     assert sorted(j.metadata.name for j in jobs) == sorted(s["metadata"]["name"] for s in shards)
     assert sum(s["status"]["summary"]["succeeded"] for s in shards) == 2000
 

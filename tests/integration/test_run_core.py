@@ -41,11 +41,13 @@ def test_echo_run_of_250_items_in_5_shards(runs: Runs) -> None:
     assert len(items_out) == 250
     for i in range(250):
         item = items_out[str(i)]
-        assert item["status"] == "succeeded" and item["attemptCount"] == 1
+        assert item["status"] == "succeeded"
+        assert item["attemptCount"] == 1
         assert item["outputs"] == {"n": i, "word": f"w{i}"}
         assert item["rowId"] == f"r-{i}"
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
-    assert conditions["Succeeded"] == "True" and conditions["Complete"] == "True"
+    assert conditions["Succeeded"] == "True"
+    assert conditions["Complete"] == "True"
 
 
 def _finished(job: object) -> bool:

@@ -79,9 +79,11 @@ def test_http_provider_retries_exactly_and_fails_what_must_fail(runs: Runs, api:
         assert item["attemptCount"] == expected_attempts[kind], (row_id, item)
         # The provider saw exactly as many calls as the item counts: no extra calls.
         assert len([c for c in calls if c.row_id == row_id]) == expected_attempts[kind], row_id
-    assert items["bad-0"]["status"] == "failed" and "company is not a domain" in items["bad-0"]["error"]
+    assert items["bad-0"]["status"] == "failed"
+    assert "company is not a domain" in items["bad-0"]["error"]
     assert items["down-0"]["status"] == "failed"
-    assert items["flaky-0"]["status"] == "succeeded" and items["flaky-0"]["outputs"] == {
+    assert items["flaky-0"]["status"] == "succeeded"
+    assert items["flaky-0"]["outputs"] == {
         "kind": "flaky",
         "i": 0,
     }
@@ -91,7 +93,8 @@ def test_http_provider_retries_exactly_and_fails_what_must_fail(runs: Runs, api:
     uid = created["metadata"]["uid"]
     assert all(c.idempotency_key == f"{uid}/{c.item_id}" for c in calls)
     providers = {p["provider"]: p for p in status["providers"]}
-    assert providers["clearbit"]["itemsSucceeded"] == 17 and providers["clearbit"]["itemsFailed"] == 5
+    assert providers["clearbit"]["itemsSucceeded"] == 17
+    assert providers["clearbit"]["itemsFailed"] == 5
     assert {f["rowId"].split("-")[0] for f in status["failedItems"]} == {"bad", "down"}
     # The secret's value is referenced, never copied: not in the run, the shards, the Jobs or Events.
     everything = (

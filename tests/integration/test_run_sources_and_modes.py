@@ -54,11 +54,14 @@ def test_bad_items_source_fails_the_run_with_a_clear_message(runs: Runs, api: cl
         {"itemsFrom": {"configMapKeyRef": {"name": "broken", "key": "rows.jsonl"}}, "producer": ECHO},
     )
     missing = runs.wait_phase("missing")
-    assert missing["phase"] == "failed" and "ConfigMap 'nope' not found" in missing["message"]
+    assert missing["phase"] == "failed"
+    assert "ConfigMap 'nope' not found" in missing["message"]
     malformed = runs.wait_phase("malformed")
-    assert malformed["phase"] == "failed" and "line 3" in malformed["message"]
+    assert malformed["phase"] == "failed"
+    assert "line 3" in malformed["message"]
     failed = {c["type"]: c for c in malformed["conditions"]}["Failed"]
-    assert failed["status"] == "True" and failed["reason"] == "ItemsSourceMalformed"
+    assert failed["status"] == "True"
+    assert failed["reason"] == "ItemsSourceMalformed"
     assert any(e.reason == "ItemsSourceMalformed" and "line 3" in e.message for e in runs.events("malformed"))
     # The operator survived both: a healthy run still completes.
     runs.create("after", {"items": [{"inputs": {"x": 1}}], "producer": ECHO})
@@ -78,8 +81,11 @@ def test_dry_run_calls_nothing_and_creates_no_job(runs: Runs) -> None:
         )
         status = runs.wait_phase("dry")
         assert provider.calls == []
-    assert status["phase"] == "succeeded" and status["itemsSkipped"] == 12 and status["itemsSucceeded"] == 0
-    assert status["creditsEstimated"] == "6" and status["creditsUsed"] == "0"
+    assert status["phase"] == "succeeded"
+    assert status["itemsSkipped"] == 12
+    assert status["itemsSucceeded"] == 0
+    assert status["creditsEstimated"] == "6"
+    assert status["creditsUsed"] == "0"
     assert runs.jobs("dry") == []
     assert len(runs.shards("dry")) == 3
 
@@ -108,5 +114,6 @@ def test_smoke_test_then_promotion_runs_exactly_the_rest(runs: Runs) -> None:
         )
         status = runs.wait_phase("smoke", "succeeded")
         calls = provider.calls
-    assert len(calls) == 40 and len({c.row_id for c in calls}) == 40
+    assert len(calls) == 40
+    assert len({c.row_id for c in calls}) == 40
     assert (status["itemsSucceeded"], status["itemsSkipped"], status["itemsTotal"]) == (40, 0, 40)

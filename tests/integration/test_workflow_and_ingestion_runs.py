@@ -96,7 +96,8 @@ def test_three_steps_run_in_order_and_pass_outputs_forward(runs: Runs) -> None:
         workflow_run(runs, "wf1", "enrich-company", {"company": "Acme"})
         status = runs.wait_phase("wf1", timeout=120)
         calls = provider.calls
-    assert status["phase"] == "succeeded" and status["kind"] == "workflow"
+    assert status["phase"] == "succeeded"
+    assert status["kind"] == "workflow"
     assert (status["itemsTotal"], status["itemsSucceeded"]) == (3, 3)
     assert [c.body["item"]["inputs"] for c in sorted(calls, key=lambda c: c.at)] == [
         {"company": "Acme"},
@@ -130,7 +131,8 @@ def test_a_failed_step_skips_the_rest_and_retry_resumes_from_it(runs: Runs) -> N
             "skipped",
         ]
         assert "enrichment quota exceeded" in steps["enrich"]["error"]
-        assert "lookup" not in steps["score"]["error"] and "enrich" in steps["score"]["error"]
+        assert "lookup" not in steps["score"]["error"]
+        assert "enrich" in steps["score"]["error"]
         lookups_before = sum(1 for c in provider.calls if "company" in c.body["item"]["inputs"])
         behaviour.enrich_fails = False
         runs.patch("wf2", {"retryFailed": 1})
@@ -140,14 +142,16 @@ def test_a_failed_step_skips_the_rest_and_retry_resumes_from_it(runs: Runs) -> N
     assert final["phase"] == "succeeded", final
     assert lookups_after == lookups_before, "the step that had succeeded ran again"
     steps = steps_of(runs, "wf2")
-    assert steps["enrich"]["attemptCount"] == 2 and steps["enrich"]["inputs"]["domain"] == "globex.com"
+    assert steps["enrich"]["attemptCount"] == 2
+    assert steps["enrich"]["inputs"]["domain"] == "globex.com"
     assert steps["score"]["outputs"] == {"summary": "globex.com has 42"}
 
 
 def test_a_missing_workflow_fails_the_run_with_a_clear_message(runs: Runs) -> None:
     workflow_run(runs, "orphan", "no-such-workflow", {})
     status = runs.wait_phase("orphan", timeout=60)
-    assert status["phase"] == "failed" and "Workflow 'no-such-workflow' not found" in status["message"]
+    assert status["phase"] == "failed"
+    assert "Workflow 'no-such-workflow' not found" in status["message"]
 
 
 def test_ingestion_follows_cursors_and_retries_a_failing_page(runs: Runs) -> None:
@@ -179,12 +183,15 @@ def test_ingestion_follows_cursors_and_retries_a_failing_page(runs: Runs) -> Non
         )
         status = runs.wait_phase("ingest", timeout=120)
         cursors = [c.body["item"]["inputs"]["cursor"] for c in provider.successful_calls()]
-    assert status["phase"] == "succeeded" and status["kind"] == "ingestion"
+    assert status["phase"] == "succeeded"
+    assert status["kind"] == "ingestion"
     assert (status["itemsTotal"], status["itemsSucceeded"]) == (7, 7)
     pages_out = runs.items("ingest")
     assert sorted(pages_out, key=int) == [str(i) for i in range(7)]
     assert pages_out["3"]["attemptCount"] == 3
     assert all(pages_out[p]["attemptCount"] == 1 for p in pages_out if p != "3")
     rows = [r["name"] for p in sorted(pages_out, key=int) for r in pages_out[p]["outputs"]["rows"]]
-    assert len(rows) == 35 and rows[0] == "saas-0-0" and rows[-1] == "saas-6-4"
+    assert len(rows) == 35
+    assert rows[0] == "saas-0-0"
+    assert rows[-1] == "saas-6-4"
     assert cursors == [None, "c1", "c2", "c3", "c4", "c5", "c6"]

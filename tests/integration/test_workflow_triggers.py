@@ -300,8 +300,10 @@ def test_schedule_fires_on_the_fake_clock_and_forbid_skips_while_a_run_is_active
     assert run["metadata"]["labels"][LABEL_TRIGGER] == "schedule"
     assert run["metadata"]["ownerReferences"][0]["uid"] == wf["metadata"]["uid"]
     assert run["metadata"]["ownerReferences"][0]["controller"] is True
-    assert run["spec"]["kind"] == "workflow" and run["spec"]["trigger"] == "schedule"
-    assert run["spec"]["workflowRef"] == {"name": "tick"} and run["spec"]["inputs"] == {"table": "leads"}
+    assert run["spec"]["kind"] == "workflow"
+    assert run["spec"]["trigger"] == "schedule"
+    assert run["spec"]["workflowRef"] == {"name": "tick"}
+    assert run["spec"]["inputs"] == {"table": "leads"}
     status = wait_for(
         lambda: (s := get_workflow(env, ns, "tick").get("status") or {}).get("runsCreated") == 1 and s,
         timeout=30,
@@ -335,7 +337,8 @@ def test_schedule_fires_on_the_fake_clock_and_forbid_skips_while_a_run_is_active
         timeout=30,
         what="runsCreated 2",
     )
-    assert status["lastScheduleTime"] == "2030-01-01T00:02:00Z" and status["active"] == [second]
+    assert status["lastScheduleTime"] == "2030-01-01T00:02:00Z"
+    assert status["active"] == [second]
 
 
 def test_history_limit_prunes_the_oldest_finished_runs(
@@ -406,8 +409,10 @@ def test_webhook_token_size_and_body_checks(triggers: Env, namespace: str) -> No
     status, reply1 = post(env, path, json.dumps({"lead": "ada", "limit": 7}).encode(), good)
     assert status == 201, reply1
     run = get_run(env, ns, reply1["name"])
-    assert run["metadata"]["uid"] == reply1["uid"] and reply1["name"].startswith("hooked-")
-    assert run["spec"]["trigger"] == "webhook" and run["metadata"]["labels"][LABEL_TRIGGER] == "webhook"
+    assert run["metadata"]["uid"] == reply1["uid"]
+    assert reply1["name"].startswith("hooked-")
+    assert run["spec"]["trigger"] == "webhook"
+    assert run["metadata"]["labels"][LABEL_TRIGGER] == "webhook"
     assert run["spec"]["inputs"] == {"source": "default", "limit": 7, "lead": "ada"}
     status, reply2 = post(env, path, b'{"lead": "grace"}', {"X-Oxygen-Token": TOKEN})
     assert status == 201, reply2
@@ -468,7 +473,8 @@ def test_event_trigger_fires_once_per_finished_run_also_across_a_restart(
     wait_phase(env, ns, "score-1", "succeeded")
     wait_for(lambda: fired_for("enrich-1"), timeout=30, what="the event run for enrich-1")
     (run,) = runs_of(env, ns, "cleanup")
-    assert run["spec"]["trigger"] == "event" and run["metadata"]["labels"][LABEL_TRIGGER] == "event"
+    assert run["spec"]["trigger"] == "event"
+    assert run["metadata"]["labels"][LABEL_TRIGGER] == "event"
     assert run["spec"]["inputs"] == {"mode": "clean", "keep": 3}
     assert run["metadata"]["annotations"]["oxygen.dev/source-run"] == "enrich-1"
     mark = fired_annotation("cleanup")
@@ -496,7 +502,8 @@ def test_event_trigger_fires_once_per_finished_run_also_across_a_restart(
         timeout=30,
         what="enrich-1 marked again",
     )
-    assert len(fired_for("enrich-1")) == 1 and len(runs_of(env, ns, "cleanup")) == 2
+    assert len(fired_for("enrich-1")) == 1
+    assert len(runs_of(env, ns, "cleanup")) == 2
 
     # The event run deleted (as the history limit would): the marked source does not fire again.
     (gone,) = fired_for("enrich-1")

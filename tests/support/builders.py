@@ -94,7 +94,7 @@ def shard_body(
     owner = owner or run_body()
     meta = owner["metadata"]
     ids = list(ids) if ids is not None else [str(k) for k in range(len(items))]
-    results = [ItemResult(id=i, status=s, **result) for i, s in zip(ids, items, strict=True) if s]  # type: ignore[arg-type]
+    results = [ItemResult(id=i, status=s, **result) for i, s in zip(ids, items, strict=True) if s]
     return {
         "apiVersion": API_VERSION,
         "kind": "RunShard",

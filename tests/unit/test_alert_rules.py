@@ -33,7 +33,8 @@ def test_rules_are_valid() -> None:
 
 @needs_promtool
 def test_promtool_unit_tests_pass() -> None:
-    assert PROMTOOL is not None and TESTS
+    assert PROMTOOL is not None
+    assert TESTS
     result = subprocess.run(
         [PROMTOOL, "test", "rules", *(str(p.relative_to(TESTS[0].parent)) for p in TESTS)],
         capture_output=True,
@@ -65,7 +66,8 @@ def test_every_alert_has_summary_description_and_a_runbook_in_the_readme() -> No
     for rule in alerts():
         annotations = rule["annotations"]
         assert isinstance(annotations, dict)
-        assert annotations.get("summary") and annotations.get("description"), rule["alert"]
+        assert annotations.get("summary"), rule["alert"]
+        assert annotations.get("description"), rule["alert"]
         url = str(annotations.get("runbook_url", ""))
         anchor = url.partition("#")[2]
         assert anchor == f"runbook-{str(rule['alert']).lower()}", url

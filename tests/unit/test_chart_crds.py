@@ -42,7 +42,8 @@ def test_kopf_peering_crds_are_the_two_kopf_expects() -> None:
     for spec in by_name.values():
         (version,) = spec["versions"]
         # kopf writes its peers' keep-alives under status, on the main resource (no subresource).
-        assert version["name"] == "v1" and "subresources" not in version
+        assert version["name"] == "v1"
+        assert "subresources" not in version
         status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
         assert status["x-kubernetes-preserve-unknown-fields"] is True
 
@@ -70,6 +71,13 @@ def test_chart_observability_files_are_the_sources() -> None:
         if not source.exists():
             assert not copy.exists(), f"{copy} has no source {source}"
             continue
-        assert copy.exists() and copy.read_bytes() == source.read_bytes(), (
-            f"charts/oxygen-operator/files/{name} differs from {source.relative_to(REPO)}: copy it"
+        assert copy.exists(), f"charts/oxygen-operator/files/{name} is missing: run `make generate`"
+        assert copy.read_bytes() == source.read_bytes(), (
+            f"charts/oxygen-operator/files/{name} differs from {source.relative_to(REPO)}: make generate"
         )
+
+
+def test_the_chart_holds_one_copy_of_each_observability_file() -> None:
+    """Only the files the templates read: a second, unread copy would drift unnoticed."""
+    files = {path.name for path in (REPO / "charts" / "oxygen-operator" / "files").iterdir()}
+    assert files == set(OBSERVABILITY)

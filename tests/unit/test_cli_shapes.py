@@ -31,6 +31,7 @@ from oxygen.cli.shapes import (
     sort_ledger,
     superseded_results,
 )
+from oxygen.kube.errors import api_error
 from tests.support.contract import RUN_CONTRACT
 
 RUN: dict[str, Any] = {
@@ -135,7 +136,8 @@ def test_run_shape_of_a_fresh_run_falls_back_to_the_spec() -> None:
         "schedule",
     )
     assert (shape["credits_used"], shape["credits_reserved"], shape["items_total"]) == ("0", "0", 0)
-    assert shape["started_at"] is None and shape["web_url"] is None
+    assert shape["started_at"] is None
+    assert shape["web_url"] is None
 
 
 def test_items_join_inputs_and_skip_superseded_results() -> None:
@@ -197,11 +199,13 @@ def test_items_join_inputs_and_skip_superseded_results() -> None:
 
 def test_retried_item_counts_attempts_from_earlier_rounds() -> None:
     item = item_shape({"id": "1", "rowId": "b", "inputs": {}, "attemptCount": 1}, None)
-    assert item["attempt_count"] == 1 and item["status"] == "pending"
+    assert item["attempt_count"] == 1
+    assert item["status"] == "pending"
     done = item_shape(
         {"id": "1", "inputs": {}, "attemptCount": 1}, {"status": "succeeded", "attemptCount": 2}
     )
-    assert done["attempt_count"] == 2 and done["row_id"] is None
+    assert done["attempt_count"] == 2
+    assert done["row_id"] is None
 
 
 def test_provider_rows_mean_latency() -> None:
@@ -279,7 +283,9 @@ def test_ledger_rows_from_grants_and_run_entries() -> None:
         "status": {"ledger": [{"type": "released", "amount": "1"}]},
     }
     [row] = run_ledger_rows(no_account)
-    assert row["account"] == "default" and row["at"] is None and row["reason"] is None
+    assert row["account"] == "default"
+    assert row["at"] is None
+    assert row["reason"] is None
 
 
 def test_tables_and_ages_look_like_kubectl() -> None:
@@ -298,7 +304,8 @@ def test_tables_and_ages_look_like_kubectl() -> None:
         "3d8h",
     ]
     now = dt.datetime(2026, 1, 2, 3, 5, 5, tzinfo=dt.UTC)
-    assert age("2026-01-02T03:04:05Z", now) == "60s" and age(None, now) == "<unknown>"
+    assert age("2026-01-02T03:04:05Z", now) == "60s"
+    assert age(None, now) == "<unknown>"
     out = io.StringIO()
     table = StreamingTable(("ID", "STATUS"), out)
     table.write([])
@@ -370,12 +377,15 @@ def test_item_pages_stop_requesting_once_the_limit_is_met() -> None:
     fake = FakeShards(many_shards(10, 100))
     pages = item_pages(fake, RUN, limit=150, page=1)  # type: ignore[arg-type]
     first = next(pages)
-    assert len(first) == 100 and fake.requested == 1, "lazy: one page fetched per page consumed"
+    assert len(first) == 100, "lazy: one page fetched per page consumed"
+    assert fake.requested == 1, "lazy: one page fetched per page consumed"
     rest = [item for page in pages for item in page]
-    assert len(rest) == 50 and fake.requested == 2
+    assert len(rest) == 50
+    assert fake.requested == 2
     fake = FakeShards(many_shards(10, 100))
     failed = [i for page in item_pages(fake, RUN, status="failed", page=3) for i in page]  # type: ignore[arg-type]
-    assert len(failed) == 100 and fake.requested == 4
+    assert len(failed) == 100
+    assert fake.requested == 4
     assert all(i["status"] == "failed" for i in failed)
 
 
@@ -435,14 +445,16 @@ def test_missing_kubeconfig_is_one_line(capsys: pytest.CaptureFixture[str]) -> N
 def test_api_errors_map_to_one_line_and_exit_codes() -> None:
     not_found = ApiException(status=404, reason="Not Found")
     not_found.body = json.dumps({"kind": "Status", "message": 'runs.oxygen.dev "x" not found'})
-    mapped = describe_api_error(not_found)
+    mapped = describe_api_error(api_error(not_found))
     assert (mapped.message, mapped.code) == ('runs.oxygen.dev "x" not found', EXIT_NOT_FOUND)
     no_crd = ApiException(status=404, reason="Not Found")
     no_crd.body = json.dumps({"message": "the server could not find the requested resource"})
-    assert "CRDs installed" in describe_api_error(no_crd).message
+    assert "CRDs installed" in describe_api_error(api_error(no_crd)).message
     forbidden = ApiException(status=403, reason="Forbidden")
     forbidden.body = b'{"message": "runs.oxygen.dev is forbidden: User \\"u\\" cannot list"}'
-    assert describe_api_error(forbidden).message.startswith("forbidden: runs.oxygen.dev is forbidden")
+    assert describe_api_error(api_error(forbidden)).message.startswith(
+        "forbidden: runs.oxygen.dev is forbidden"
+    )
     refused = MaxRetryError(
         None,  # type: ignore[arg-type]
         "/apis",
@@ -478,7 +490,8 @@ def test_flag_created_run_manifest() -> None:
          "--mode", "smoke_test"]
     )  # fmt: skip
     name = default_name(args.table, args.column)
-    assert name.startswith("leads-q1-email-") and len(name) <= 46
+    assert name.startswith("leads-q1-email-")
+    assert len(name) <= 46
     manifest = run_manifest(args, "leads", "sales", "rows.jsonl")
     assert manifest == {
         "apiVersion": "oxygen.dev/v1alpha1",

@@ -35,7 +35,8 @@ def test_inputs_are_json_when_they_parse_else_strings() -> None:
 def test_an_input_without_a_key_is_a_usage_error(bad: str) -> None:
     with pytest.raises(CliError) as err:
         parse_inputs([bad])
-    assert err.value.code == EXIT_USAGE and "key=value" in err.value.message
+    assert err.value.code == EXIT_USAGE
+    assert "key=value" in err.value.message
 
 
 def step_shard() -> dict[str, Any]:
@@ -84,8 +85,10 @@ def test_step_items_carry_step_provider_and_resolved_inputs() -> None:
         ("1", "enrich", "clearbit", "failed"),
         ("2", "score", "echo", "pending"),
     ]
-    assert steps[0]["inputs"] == {"company": "Acme"} and steps[0]["outputs"] == {"domain": "acme.com"}
-    assert steps[2]["inputs"] == {} and steps[2]["attempt_count"] == 0
+    assert steps[0]["inputs"] == {"company": "Acme"}
+    assert steps[0]["outputs"] == {"domain": "acme.com"}
+    assert steps[2]["inputs"] == {}
+    assert steps[2]["attempt_count"] == 0
     assert list(steps[0])[:8] == [
         "id", "row_id", "status", "attempt_count", "inputs", "outputs", "error", "credits_used",
     ]  # fmt: skip
@@ -110,7 +113,8 @@ def test_pages_found_while_running_are_items_too() -> None:
         ("0", "succeeded", "search"),
         ("1", "failed", "search"),
     ]
-    assert pages[0]["inputs"] == {"page": 0} and pages[1]["inputs"] == {"page": 1, "cursor": "c1"}
+    assert pages[0]["inputs"] == {"page": 0}
+    assert pages[1]["inputs"] == {"page": 1, "cursor": "c1"}
     assert [p["id"] for p in shard_items(shard, "failed")] == ["1"]
 
 
@@ -132,7 +136,8 @@ def test_workflow_run_and_failure_shapes() -> None:
     assert (shape["workflow"], shape["inputs"]) == ("enrich", {"company": "Acme"})
     steps = [s for s in shard_items(step_shard()) if s["status"] == "failed"]
     failure = failure_shape(RUN, steps)
-    assert failure["name"] == "wf1" and failure["workflow"] == "enrich"
+    assert failure["name"] == "wf1"
+    assert failure["workflow"] == "enrich"
     assert failure["failed_steps"] == [
         {
             "id": "1",
@@ -144,7 +149,9 @@ def test_workflow_run_and_failure_shapes() -> None:
             "finished_at": None,
         }
     ]
-    assert is_workflow_run(RUN) and is_workflow_run(RUN, "enrich") and not is_workflow_run(RUN, "other")
+    assert is_workflow_run(RUN)
+    assert is_workflow_run(RUN, "enrich")
+    assert not is_workflow_run(RUN, "other")
     assert not is_workflow_run({"metadata": {}, "spec": {"kind": "column"}})
 
 

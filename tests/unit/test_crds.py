@@ -21,7 +21,9 @@ def test_checked_in_crds_match_the_models() -> None:
 def test_schemas_are_structural() -> None:
     def walk(node: object, where: str) -> None:
         if isinstance(node, dict):
-            assert "$ref" not in node and "anyOf" not in node and "title" not in node, where
+            assert "$ref" not in node, where
+            assert "anyOf" not in node, where
+            assert "title" not in node, where
             for key, value in node.items():
                 walk(value, f"{where}.{key}")
         elif isinstance(node, list):

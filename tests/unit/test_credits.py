@@ -26,13 +26,17 @@ def test_held_released_and_settlement_are_exact() -> None:
     assert ledger.held(D(1), 0, metered=True, terminal=True) == 0
     assert ledger.released(entries, D(40), D(0)) == D(10)
     settled = ledger.settle(entries, D(40), D(10), "t1", 0)
-    assert [(e.type, e.amount) for e in settled] == [("reserved", 50), ("captured", 40), ("released", 10)]
+    assert [(e.type, e.amount) for e in settled] == [
+        ("reserved", D(50)),
+        ("captured", D(40)),
+        ("released", D(10)),
+    ]
     # Settling again with the same totals appends nothing (restarts never double-count).
     assert ledger.settle(settled, D(40), D(10), "t2", 0) == settled
     # A retry reserves again for its items only, and settles the difference.
     retried = ledger.reserve(settled, D(10), "t3", 1)
     final = ledger.settle(retried, D(50), D(10), "t4", 1)
-    assert [(e.type, e.amount) for e in final[-2:]] == [("reserved", 10), ("captured", 10)]
+    assert [(e.type, e.amount) for e in final[-2:]] == [("reserved", D(10)), ("captured", D(10))]
 
 
 def test_fractional_provider_costs_sum_exactly() -> None:
@@ -69,4 +73,4 @@ def test_settlement_never_records_a_negative_movement() -> None:
     entries = ledger.reserve(entries, D(5), "t2", 1)
     final = ledger.settle(entries, D(15), ledger.released(entries, D(15), D(0)), "t3", 1)
     assert all(e.amount > 0 for e in final)
-    assert [(e.type, e.amount) for e in final[-1:]] == [("captured", 10)]
+    assert [(e.type, e.amount) for e in final[-1:]] == [("captured", D(10))]

@@ -18,7 +18,8 @@ pytest.importorskip("grafana_foundation_sdk", reason="grafana-foundation-sdk is 
 
 def generator() -> ModuleType:
     spec = importlib.util.spec_from_file_location("oxygen_dashboard", GENERATOR)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -46,6 +47,7 @@ def test_dashboard_has_the_panels_people_look_for() -> None:
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
-    assert exprs and all(e.startswith(("sum", "histogram_quantile", "topk")) for e in exprs)
+    assert exprs
+    assert all(e.startswith(("sum", "histogram_quantile", "topk")) for e in exprs)
     # Dashboards must not break a label budget: no per-item or per-shard grouping.
     assert not any(word in e for e in exprs for word in ("item_id", "row_id", "shard"))

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from oxygen.metrics import OxygenMetrics
-from oxygen.metrics.health import WatchRestartFilter
 from oxygen.metrics.latency import per_bucket
 from oxygen.status.shard import latency_buckets
 
@@ -195,7 +193,8 @@ def test_latency_histogram_stays_cumulative_when_buckets_shrink() -> None:
         shard([item(1, "failed", latency=0.5, supersededBy="x"), item(2, "succeeded", latency=0.02)])
     )
     buckets = [value(m, "oxygen_item_latency_seconds_bucket", le=le) for le in ("0.025", "0.5", "10", "+Inf")]
-    assert buckets == sorted(buckets) and buckets[-1] == 2
+    assert buckets == sorted(buckets)
+    assert buckets[-1] == 2
 
 
 def test_error_classes_are_bounded() -> None:
@@ -205,7 +204,8 @@ def test_error_classes_are_bounded() -> None:
     classes = {
         labels["error_class"] for name, labels, _ in m.series() if name == "oxygen_items_finished_total"
     }
-    assert len(classes) <= 33 and "other" in classes
+    assert len(classes) <= 33
+    assert "other" in classes
     assert value(m, "oxygen_items_finished_total", status="failed") == 60
 
 
@@ -396,25 +396,6 @@ def test_api_client_instrumentation_counts_verb_code_and_exceptions() -> None:
     assert value(m, "oxygen_kube_api_requests_total", verb="GET", code="404") == 1
     assert value(m, "oxygen_kube_api_requests_total", verb="GET", code="error") == 1
     assert value(m, "oxygen_kube_api_request_duration_seconds_count") == 4
-
-
-def test_watch_restarts_from_kopf_watcher_records() -> None:
-    m, _ = metrics()
-    flt = WatchRestartFilter(m.health.watch_restarts, passthrough_level=logging.WARNING)
-
-    def record(msg: str, level: int = logging.DEBUG) -> bool:
-        return flt.filter(logging.LogRecord("kopf._cogs.clients.watching", level, "", 0, msg, None, None))
-
-    assert not record("Starting the watch-stream for runs.v1alpha1.oxygen.dev cluster-wide.")
-    record("Restarting the watch-stream for runs.v1alpha1.oxygen.dev cluster-wide.")
-    record("Watch-stream for runshards.v1alpha1.oxygen.dev cluster-wide is inactive, reconnecting.")
-    record("Stopping the watch-stream for jobs.v1.batch cluster-wide.")
-    record("Starting the watch-stream for jobs.v1.batch cluster-wide.")
-    assert record("Ignoring an unsupported event type: x", logging.WARNING)
-    assert value(m, "oxygen_watch_restarts_total", reason="expired") == 1
-    assert value(m, "oxygen_watch_restarts_total", reason="inactive") == 1
-    assert value(m, "oxygen_watch_restarts_total", reason="restarted", resource="jobs.v1.batch") == 1
-    assert value(m, "oxygen_watch_restarts_total") == 3
 
 
 def test_a_peering_standby_baselines_what_was_created_before_it_took_over() -> None:

@@ -30,7 +30,9 @@ def test_shard_names_are_deterministic_and_fit_a_label() -> None:
     assert shard_name("enrich", 0, 3) == "enrich-r0-0003"
     long = "x" * 120
     name = shard_name(long, 2, 17)
-    assert len(name) <= MAX_NAME and name == shard_name(long, 2, 17) and name.endswith("-r2-0017")
+    assert len(name) <= MAX_NAME
+    assert name == shard_name(long, 2, 17)
+    assert name.endswith("-r2-0017")
     assert shard_name("x" * 119 + "y", 2, 17) != name
 
 
@@ -67,7 +69,9 @@ def test_smoke_test_executes_the_sample_and_records_the_rest_skipped() -> None:
     assert [b["metadata"]["name"] for b in bodies] == [f"r-r0-{i:04d}" for i in range(5)]
     assert [b["spec"]["execute"] for b in bodies] == [True, False, False, False, False]
     status = skipped_status(RunShardSpec.model_validate(bodies[1]["spec"]))
-    assert status.summary.skipped == 10 and status.phase == "Succeeded" and status.message == SKIP_SMOKE
+    assert status.summary.skipped == 10
+    assert status.phase == "Succeeded"
+    assert status.message == SKIP_SMOKE
 
 
 def test_dry_run_executes_nothing() -> None:

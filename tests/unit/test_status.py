@@ -16,7 +16,7 @@ SPEC = RunSpec.model_validate({"items": [], "producer": {"provider": "p", "built
 def view(name: str, **summary: int) -> ShardView:
     return ShardView(
         name=name, round=0, index=0, execute=True, item_count=0, provider="p", summary=ShardSummary(**summary)
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_summary_ignores_superseded_items_and_sums_credits_exactly() -> None:
@@ -66,5 +66,7 @@ def test_conditions_keep_transition_time_when_unchanged() -> None:
     assert {c.type: c.last_transition_time for c in second}["Reconciling"] == "t1"
     third = conditions_for("succeeded", counts, "", second, "t3", 1)
     by_type = {c.type: c for c in third}
-    assert by_type["Succeeded"].status == "True" and by_type["Succeeded"].last_transition_time == "t3"
-    assert by_type["Complete"].status == "True" and by_type["Reconciling"].status == "False"
+    assert by_type["Succeeded"].status == "True"
+    assert by_type["Succeeded"].last_transition_time == "t3"
+    assert by_type["Complete"].status == "True"
+    assert by_type["Reconciling"].status == "False"

@@ -66,7 +66,7 @@ def test_a_token_link_sets_a_cookie_only_once_the_token_may_see_the_run(
 
     async def scenario() -> None:
         app = web_app.make_app(object(), CollectorRegistry(), web_app.WebSettings(secure_cookie=secure))
-        app[web_app.AUTHORIZER] = reviews  # type: ignore[assignment]
+        app[web_app.AUTHORIZER] = reviews  # type: ignore[misc]
         async with TestClient(TestServer(app)) as http:
             forged = await http.get("/runs/ns/r?token=made-up", allow_redirects=False)
             assert forged.status == 401 and "Set-Cookie" not in forged.headers

@@ -60,8 +60,10 @@ ITEMS = [
 
 def test_timeline_buckets_live_finished_items() -> None:
     timeline = bucket(finishes([shard(ITEMS)]), T0, T0 + 10, buckets=10)
-    assert timeline.total("succeeded") == 2 and timeline.total("failed") == 1
-    assert timeline.buckets[1]["succeeded"] == 1 and timeline.buckets[9] == {
+    assert timeline.total("succeeded") == 2
+    assert timeline.total("failed") == 1
+    assert timeline.buckets[1]["succeeded"] == 1
+    assert timeline.buckets[9] == {
         "succeeded": 1,
         "failed": 1,
         "skipped": 0,
@@ -70,10 +72,12 @@ def test_timeline_buckets_live_finished_items() -> None:
 
 def test_page_escapes_and_hides_inputs() -> None:
     html = render(run(), [shard(ITEMS)], [EventRow(stamp(T0), "Normal", "Started", "<b>x</b>")], T0 + 20)
-    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;" in html
     assert "&lt;b&gt;x&lt;/b&gt;" in html
     assert "hunter2" not in html
-    assert 'id="items-failed">1<' in html and 'id="failed-count">1<' in html
+    assert 'id="items-failed">1<' in html
+    assert 'id="failed-count">1<' in html
     assert "http-equiv" not in html
     assert 'http-equiv="refresh"' in render(run("running"), [], [], T0 + 20)
 
@@ -99,15 +103,17 @@ def test_access_gate(monkeypatch: Any) -> None:
 
     async def scenario() -> None:
         app = web_app.make_app(object(), CollectorRegistry())
-        app[web_app.AUTHORIZER] = FakeAuthorizer()  # type: ignore[assignment]
+        app[web_app.AUTHORIZER] = FakeAuthorizer()  # type: ignore[misc]
         async with TestClient(TestServer(app)) as http:
             assert (await http.get("/runs/ns/r")).status == 401
             assert (await http.get("/runs/ns/r", headers={"Authorization": "Bearer bad"})).status == 401
             assert (await http.get("/runs/ns/r", headers={"Authorization": "Bearer weak"})).status == 403
             ok = await http.get("/runs/ns/r", headers={"Authorization": "Bearer good"})
-            assert ok.status == 200 and "Run ns/r" in await ok.text()
+            assert ok.status == 200
+            assert "Run ns/r" in await ok.text()
             moved = await http.get("/runs/ns/r?token=good", allow_redirects=False)
-            assert moved.status == 303 and moved.headers["Location"] == "/runs/ns/r"
+            assert moved.status == 303
+            assert moved.headers["Location"] == "/runs/ns/r"
             assert "HttpOnly" in moved.headers["Set-Cookie"]
             assert (await http.get("/runs/ns/r", cookies={"token": "good"})).status == 200
             assert (await http.get("/runs/NS!/r")).status == 404
@@ -122,7 +128,8 @@ def test_start_web_serves_metrics() -> None:
         settings = web_app.WebSettings(page_port=0)  # not the default 8083: tests run side by side
         runner = await web_app.start_web("127.0.0.1", 0, object(), CollectorRegistry(), settings)
         try:
-            assert isinstance(runner, web.AppRunner) and runner.addresses
+            assert isinstance(runner, web.AppRunner)
+            assert runner.addresses
         finally:
             await runner.cleanup()
 

@@ -149,7 +149,9 @@ def test_all_items_succeed_with_summary_phase_and_credits() -> None:
         1,
         Decimal("0.5"),
     )
-    assert item.started_at and item.finished_at and item.latency_seconds == 0
+    assert item.started_at
+    assert item.finished_at
+    assert item.latency_seconds == 0
     assert flushes[-1] == status
     wire = status.wire()
     assert wire["summary"]["creditsUsed"] == "1.5"
@@ -163,7 +165,8 @@ def test_retryable_errors_back_off_exponentially_then_succeed() -> None:
     item = status.items[0]
     assert item.status == "succeeded"
     assert item.attempt_count == 3
-    assert item.error is None and item.error_class is None
+    assert item.error is None
+    assert item.error_class is None
     assert producer.attempts_of("i0") == [1, 2, 3]
     assert len(clock.sleeps) == 2
     assert 0.8 <= clock.sleeps[0] <= 1.2
@@ -177,7 +180,8 @@ def test_attempts_exhausted_fails_with_last_error_and_no_credits() -> None:
     item = status.items[0]
     assert (item.status, item.attempt_count, item.error_class) == ("failed", 3, "http_5xx")
     assert item.credits_used == 0
-    assert item.error is not None and "gave up after 3 attempts" in item.error
+    assert item.error is not None
+    assert "gave up after 3 attempts" in item.error
     assert status.phase == "Succeeded"  # item failures are not shard failures
     assert status.summary.failed == 2
     assert status.summary.error_classes == {"http_5xx": 2}
@@ -264,7 +268,8 @@ def test_resume_skips_terminal_and_superseded_items_and_redoes_running_ones() ->
         {"new": 3},
     )
     assert items["i2"].started_at == "2023-11-14T00:00:01.000Z"
-    assert items["i3"].status == "pending" and items["i3"].superseded_by == "shard-r1-0"
+    assert items["i3"].status == "pending"
+    assert items["i3"].superseded_by == "shard-r1-0"
     assert (items["i4"].status, items["i4"].attempt_count) == ("succeeded", 2)
     assert status.started_at == "2023-11-14T00:00:00.000Z"
     assert status.message is None
@@ -321,7 +326,8 @@ def test_stop_abandons_the_in_flight_call_without_counting_it() -> None:
     assert [c.item_id for c in producer.calls] == ["i0", "i1"]
     assert outcome.status.phase == "Running"
     assert outcome.status.finished_at is None
-    assert outcome.status.message is not None and "2 item(s) left" in outcome.status.message
+    assert outcome.status.message is not None
+    assert "2 item(s) left" in outcome.status.message
     assert flushes[-1] == outcome.status
 
 
@@ -376,7 +382,9 @@ def test_output_over_the_cap_fails_the_item_saying_both_sizes() -> None:
         Decimal(0),
     )
     assert item.error is not None
-    assert "211 bytes" in item.error and "100 bytes" in item.error and "producer.maxOutputBytes" in item.error
+    assert "211 bytes" in item.error
+    assert "100 bytes" in item.error
+    assert "producer.maxOutputBytes" in item.error
 
 
 def test_shard_status_budget_fails_items_that_do_not_fit() -> None:
@@ -391,7 +399,8 @@ def test_shard_status_budget_fails_items_that_do_not_fit() -> None:
     assert status.summary.succeeded == 2
     assert status.summary.error_classes == {"shard_too_large": 8}
     failed = [i for i in status.items if i.status == "failed"]
-    assert failed[0].error is not None and "batchSize" in failed[0].error
+    assert failed[0].error is not None
+    assert "batchSize" in failed[0].error
     assert len(status.model_dump_json(by_alias=True, exclude_none=True)) <= 20_000
 
 
@@ -495,7 +504,8 @@ def test_client_retries_transient_errors_and_sends_a_merge_patch() -> None:
     assert client.get().spec.run_name == "run-a"
     client.patch_status(RunShardStatus())
     (body,) = api.patches
-    assert body["status"]["message"] is None and body["status"]["finishedAt"] is None
+    assert body["status"]["message"] is None
+    assert body["status"]["finishedAt"] is None
     assert body["status"]["phase"] == "Pending"
 
 

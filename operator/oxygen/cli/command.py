@@ -9,8 +9,6 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kubernetes.client.exceptions import ApiException
-
 from oxygen.cli.errors import (
     EXIT_ERROR,
     EXIT_OK,
@@ -21,6 +19,7 @@ from oxygen.cli.errors import (
 )
 from oxygen.cli.kubeaccess import Target, connect, target_options
 from oxygen.cli.resources import Resources
+from oxygen.kube.errors import ApiError, api_errors
 
 
 @dataclass
@@ -43,14 +42,15 @@ def cluster_command(handler: Handler) -> Callable[[argparse.Namespace], int]:
         target: Target | None = None
         try:
             api_client, target = connect(options)
-            with api_client:
+            # api_errors(): a refusal from any call below (also kube.client's) arrives as ApiError.
+            with api_client, api_errors():
                 return handler(
                     args, Session(Resources(api_client, target, options.connect_timeout), options.json)
                 )
         except CliError as err:
             return fail(err.message, err.code)
-        except ApiException as err:
-            if err.status in (0, None) and target is not None:
+        except ApiError as err:
+            if err.status == 0 and target is not None:
                 return fail(unreachable(target, str(err.reason)))
             described = describe_api_error(err)
             return fail(described.message, described.code)

@@ -12,14 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
 from oxygen.api.run import TERMINAL_PHASES
 from oxygen.cli.command import Session, cluster_command
 from oxygen.cli.errors import EXIT_OK, CliError, NotFound
 from oxygen.cli.resources import Resources
 from oxygen.cli.runview import Shape, print_run
 from oxygen.cli.shapes import run_shape
+from oxygen.kube.errors import ApiError
 
 CONFLICT_ATTEMPTS = 5
 POLL_SECONDS = 0.5
@@ -154,8 +153,8 @@ def apply(api: Resources, ref: str, change: Change, kind: str | None = None) -> 
             raise CliError(refusal)
         try:
             return api.patch_run_spec(run, change.spec(run))
-        except ApiException as err:
-            if err.status != 409:
+        except ApiError as err:
+            if not err.conflict:
                 raise
         run = _reread(api, run)
     raise CliError(f'run "{run["metadata"]["name"]}" kept changing under us: try again')

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes.client.exceptions import ApiException
 
 from oxygen.api.common import API_VERSION
 from oxygen.api.labels import LABEL_RUN, MANAGED_BY
 from oxygen.cli.errors import EXIT_USAGE, CliError
 from oxygen.cli.resources import Resources
+from oxygen.kube.errors import ApiError
 
 # A ConfigMap's data is capped at 1 MiB by the API server; say so before it does, more clearly.
 CONFIG_MAP_LIMIT = 1024 * 1024
@@ -86,8 +86,8 @@ def create_resource(api: Resources, doc: dict[str, Any]) -> dict[str, Any]:
             api.create_config_map(namespace, doc)
             return doc
         return api.create_run(namespace, doc)
-    except ApiException as err:
-        if err.status == 409:
+    except ApiError as err:
+        if err.conflict:
             raise CliError(
                 f'{doc["kind"]} "{meta.get("name")}" already exists in namespace "{namespace}"'
             ) from None

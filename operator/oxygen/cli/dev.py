@@ -1,14 +1,18 @@
-"""`oxygen dev …` and `oxygen demo`: a real local cluster for developers."""
+"""`oxygen dev up` and `oxygen demo`: a real local cluster for developers.
+
+Only the parsers live here. The local control plane (`oxygen.devcluster`) needs `cryptography`, which a
+plain install of the operator image does not have, so it is imported when one of these commands runs,
+never when `oxygen operator` or `oxygen worker` starts.
+"""
 
 from __future__ import annotations
 
 import argparse
-import signal
+import importlib.util
 import sys
-import threading
 from pathlib import Path
 
-from oxygen.devcluster import LocalCluster
+DEVCLUSTER_EXTRA = "pip install 'oxygen-operator[devcluster]'"
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,27 +27,36 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     up.set_defaults(handler=up_command)
 
-    from oxygen.cli import demo
+    demo = groups.add_parser("demo", help="run the demo on a fresh local control plane")
+    demo.add_argument("--dir", type=Path, default=Path(".oxygen/demo"))
+    demo.add_argument(
+        "--run", type=Path, default=None, help="the Run manifest (default samples/enrich-leads.yaml)"
+    )
+    demo.add_argument(
+        "--keep", action="store_true", help="keep the cluster and operator running until Ctrl-C"
+    )
+    demo.set_defaults(handler=demo_command)
 
-    demo.register(groups)
+
+def devcluster_missing() -> bool:
+    """True (after saying what to install) when the local control plane's dependencies are absent."""
+    if importlib.util.find_spec("cryptography") is not None:
+        return False
+    print(f"oxygen: the local cluster needs the devcluster extra: {DEVCLUSTER_EXTRA}", file=sys.stderr)
+    return True
 
 
 def up_command(args: argparse.Namespace) -> int:
-    cluster = LocalCluster(workdir=args.dir.resolve())
-    cluster.start()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print(f"control plane up: {cluster.controlplane.server}", file=sys.stderr)
-    print(f"  export KUBECONFIG={cluster.kubeconfig}", file=sys.stderr)
-    print(
-        f"  logs: {cluster.controlplane.workdir}/*.log; pod logs: {cluster.workdir}/node/pods/",
-        file=sys.stderr,
-    )
-    print("Ctrl-C stops it and leaves no process behind.", file=sys.stderr)
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        cluster.stop()
-    return 0
+    if devcluster_missing():
+        return 1
+    from oxygen.devcluster import commands
+
+    return commands.up(args)
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    if devcluster_missing():
+        return 1
+    from oxygen.devcluster import commands
+
+    return commands.demo(args)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import ssl
 
-from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
@@ -15,6 +13,8 @@ from urllib3.exceptions import (
     ReadTimeoutError,
     SSLError,
 )
+
+from oxygen.kube.errors import ApiError
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -45,31 +45,16 @@ class NotFound(CliError):
         super().__init__(message, EXIT_NOT_FOUND)
 
 
-def api_message(err: ApiException) -> str:
-    """The API server's own sentence (its Status.message), else the HTTP reason."""
-    body = err.body
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    if isinstance(body, str) and body:
-        try:
-            status = json.loads(body)
-        except ValueError:
-            status = None
-        if isinstance(status, dict) and status.get("message"):
-            return str(status["message"])
-    return f"{err.status} {err.reason}".strip()
-
-
-def describe_api_error(err: ApiException) -> CliError:
-    message = api_message(err)
+def describe_api_error(err: ApiError) -> CliError:
+    message = err.message
     if err.status in (401, 403):
         return CliError(f"{'unauthorized' if err.status == 401 else 'forbidden'}: {message}")
     if err.status == 404:
         # A bare 404 on a collection means the resource type itself is unknown to the server.
-        if "could not find the requested resource" in message:
+        if err.unknown_resource:
             return NotFound(f"{message} (are the oxygen.dev CRDs installed?)")
         return NotFound(message)
-    if err.status == 0 or err.status is None:
+    if err.status == 0:
         return CliError(f"request to the API server failed: {err.reason}")
     return CliError(message)
 

@@ -9,6 +9,9 @@ from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, TextIO
 
+from oxygen.timefmt import now as timefmt_now
+from oxygen.timefmt import parse_rfc3339
+
 Row = Sequence[Any]
 
 
@@ -111,21 +114,12 @@ class JsonArrayWriter:
             self.out.flush()
 
 
-def parse_time(stamp: str | None) -> dt.datetime | None:
-    if not stamp:
-        return None
-    try:
-        return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def age(stamp: str | None, now: dt.datetime | None = None) -> str:
     """kubectl's human duration: 45s, 3m20s, 25m, 5h10m, 30h, 3d4h, 40d, 3y."""
-    then = parse_time(stamp)
+    then = parse_rfc3339(stamp)
     if then is None:
         return "<unknown>"
-    seconds = int(((now or dt.datetime.now(dt.UTC)) - then).total_seconds())
+    seconds = int(((now or timefmt_now()) - then).total_seconds())
     return human_duration(max(seconds, 0))
 
 

@@ -6,6 +6,9 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
 
 from oxygen.devcluster.controlplane import ControlPlane
 from oxygen.devcluster.nodeagent import NodeAgent
@@ -17,6 +20,19 @@ class LocalCluster:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="oxygen-cluster-"))
         self.controlplane = ControlPlane(workdir=self.workdir / "controlplane")
         self.agent: NodeAgent | None = None
+
+    @classmethod
+    def attach(cls, kubeconfig: Path) -> LocalCluster:
+        """A cluster someone else runs (`oxygen dev up`), reached through its kubeconfig.
+
+        stop() leaves its processes alone: it owns none of them.
+        """
+        kubeconfig = kubeconfig.resolve()
+        attached = cls(workdir=kubeconfig.parent)
+        attached.controlplane.kubeconfig = kubeconfig
+        server = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+        attached.controlplane.api_port = int(urlsplit(server).port or 443)
+        return attached
 
     @property
     def kubeconfig(self) -> Path:

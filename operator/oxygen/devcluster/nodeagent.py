@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import datetime as dt
 import logging
 import os
 import re
@@ -31,15 +30,12 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
 from oxygen.devcluster.processes import die_with_parent
+from oxygen.timefmt import rfc3339
 
 log = logging.getLogger("oxygen.nodeagent")
 
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 _FIELD_SUBSCRIPT = re.compile(r"^metadata\.(annotations|labels)\['(.+)'\]$")
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def expand(text: str, env: dict[str, str]) -> str:
@@ -178,8 +174,8 @@ class NodeAgent:
                         "status": "True",
                         "reason": "LocalNodeAgentReady",
                         "message": "oxygen local node agent runs pods as processes",
-                        "lastHeartbeatTime": _now(),
-                        "lastTransitionTime": _now(),
+                        "lastHeartbeatTime": rfc3339(),
+                        "lastTransitionTime": rfc3339(),
                     }
                 ],
                 "addresses": [
@@ -297,7 +293,7 @@ class NodeAgent:
 
     def _run_pod(self, pod: dict[str, Any], run: _PodRun) -> None:
         spec = pod["spec"]
-        started = _now()
+        started = rfc3339()
         exit_code, reason, message = 0, "Completed", ""
         statuses: list[dict[str, Any]] = []
         try:
@@ -560,7 +556,7 @@ class NodeAgent:
 
 
 def _conditions(ready: bool) -> list[dict[str, str]]:
-    now = _now()
+    now = rfc3339()
     flag = "True" if ready else "False"
     return [
         {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
@@ -589,7 +585,7 @@ def _terminated(
         "exitCode": code,
         "reason": reason,
         "startedAt": started,
-        "finishedAt": _now(),
+        "finishedAt": rfc3339(),
     }
     if message:
         terminated["message"] = message

@@ -7,7 +7,6 @@ user's concurrent spec edit is never overwritten.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import os
@@ -20,6 +19,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from oxygen.api.common import GROUP, VERSION
+from oxygen.timefmt import rfc3339
 
 
 def load_api_client(kubeconfig: Path | str | None = None, context: str | None = None) -> Any:
@@ -72,7 +72,7 @@ def _default_timeout(api_client: Any, timeout: tuple[float, float]) -> None:
 
 
 def now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339()
 
 
 class Kube:

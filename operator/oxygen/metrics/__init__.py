@@ -15,12 +15,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from oxygen.metrics.facade import RETENTION_ENV, OxygenMetrics, retention_from_env
-from oxygen.metrics.health import WatchRestartFilter
 
 __all__ = [
     "RETENTION_ENV",
     "OxygenMetrics",
-    "count_watch_restarts",
     "default",
     "forget_credit_account",
     "forget_run",
@@ -85,7 +83,3 @@ def instrument_api_client(api_client: Any) -> Any:
 
 def set_queue_depth(depth: int) -> None:
     default().set_queue_depth(depth)
-
-
-def count_watch_restarts() -> WatchRestartFilter:
-    return default().count_watch_restarts()

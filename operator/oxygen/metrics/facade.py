@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 
 from oxygen.metrics.credits import CreditAccountMetrics
 from oxygen.metrics.deltas import WatchStart
-from oxygen.metrics.health import HealthMetrics, WatchRestartFilter, install_watch_restart_counter
+from oxygen.metrics.health import HealthMetrics
 from oxygen.metrics.runs import DEFAULT_RETENTION_SECONDS, RunMetrics
 from oxygen.metrics.shards import ShardMetrics
 
@@ -79,9 +79,6 @@ class OxygenMetrics:
 
     def set_queue_depth(self, depth: int) -> None:
         self.health.set_queue_depth(depth)
-
-    def count_watch_restarts(self) -> WatchRestartFilter:
-        return install_watch_restart_counter(self.health.watch_restarts)
 
     # -- reading ---------------------------------------------------------------------------------
 

@@ -1,22 +1,16 @@
-"""The operator's own health: reconcile passes, Kubernetes API calls, watch restarts, queue depth.
+"""The operator's own health: reconcile passes, Kubernetes API calls, queue depth.
 
 API calls: `instrument_api_client` wraps the official client's `rest_client.request` (every call
 the generated APIs make goes through it) and counts the HTTP verb and status code; a call that
 raises before a reply (connection refused, TLS, timeout) counts with code "error". kopf talks to
 the API server over its own aiohttp session, so its watches are not in these figures.
 
-Watch restarts: kopf has no hook for them, but its watcher logs each one (`Restarting the
-watch-stream for …` after a 410 Gone, `Watch-stream for … is inactive, reconnecting`, and
-`Starting the watch-stream for …` again after a stop). `WatchRestartFilter` is a logging.Filter on
-kopf's watcher logger: it counts those records and drops the DEBUG ones it enabled for the purpose,
-so the operator's log level is unchanged.
+kopf's watch restarts are not counted: kopf offers no public hook for them, and reading its private
+watcher log lines would break silently on a kopf upgrade. kopf logs a watch that fails at WARNING.
 """
 
 from __future__ import annotations
 
-import logging
-import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,17 +18,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-KOPF_WATCHER_LOGGER = "kopf._cogs.clients.watching"
 API_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _VERBS = frozenset({"GET", "HEAD", "DELETE", "POST", "PUT", "PATCH", "OPTIONS"})
-
-_RESTART_PATTERNS = (
-    (re.compile(r"^Restarting the watch-stream for (\S+)"), "expired"),
-    (re.compile(r"^Watch-stream for (\S+) .*inactive, reconnecting"), "inactive"),
-    (re.compile(r"^Starting the watch-stream for (\S+)"), "started"),
-    (re.compile(r"^Stopping the watch-stream for (\S+)"), "stopped"),
-)
 
 
 class HealthMetrics:
@@ -61,12 +47,6 @@ class HealthMetrics:
             "Latency of requests to the Kubernetes API, by HTTP verb.",
             ["verb"],
             buckets=API_LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.watch_restarts = Counter(
-            "oxygen_watch_restarts_total",
-            "Watch streams kopf restarted, by resource and reason (expired, inactive, restarted).",
-            ["resource", "reason"],
             registry=registry,
         )
         self.queue_depth = Gauge(
@@ -115,49 +95,3 @@ class HealthMetrics:
 
     def set_queue_depth(self, depth: int) -> None:
         self.queue_depth.set(max(0, depth))
-
-
-class WatchRestartFilter(logging.Filter):
-    """Counts kopf's watch restarts from its watcher's log records (see the module docstring)."""
-
-    def __init__(self, counter: Counter, passthrough_level: int = logging.WARNING) -> None:
-        super().__init__()
-        self._counter = counter
-        self.passthrough_level = passthrough_level
-        self._lock = threading.Lock()
-        self._stopped: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record is not ours to judge
-            return True
-        for pattern, reason in _RESTART_PATTERNS:
-            match = pattern.match(message)
-            if match is None:
-                continue
-            resource = match.group(1)
-            with self._lock:
-                if reason == "stopped":
-                    self._stopped.add(resource)
-                elif reason == "started":
-                    if resource in self._stopped:
-                        self._stopped.discard(resource)
-                        self._counter.labels(resource, "restarted").inc()
-                else:
-                    self._counter.labels(resource, reason).inc()
-            break
-        return record.levelno >= self.passthrough_level
-
-
-def install_watch_restart_counter(counter: Counter) -> WatchRestartFilter:
-    """Enable kopf's watcher DEBUG records for counting only; others still see WARNING and up."""
-    logger = logging.getLogger(KOPF_WATCHER_LOGGER)
-    for existing in logger.filters:
-        if isinstance(existing, WatchRestartFilter):
-            return existing
-    passthrough = logger.getEffectiveLevel()
-    flt = WatchRestartFilter(counter, passthrough_level=max(passthrough, logging.DEBUG))
-    logger.addFilter(flt)
-    logger.setLevel(logging.DEBUG)
-    return flt

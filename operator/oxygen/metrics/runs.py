@@ -26,8 +26,8 @@ from prometheus_client.registry import Collector
 
 from oxygen.api.run import ITEM_STATUSES, TERMINAL_PHASES
 from oxygen.metrics.deltas import DeltaTracker, WatchStart, created_before, to_decimal
-from oxygen.metrics.timeparse import epoch
 from oxygen.metrics.tombstones import Tombstones
+from oxygen.timefmt import epoch
 
 DEFAULT_RETENTION_SECONDS = 300.0
 RUN_DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400, float("inf"))

@@ -23,8 +23,8 @@ from prometheus_client import CollectorRegistry, Counter
 
 from oxygen.metrics.deltas import DeltaTracker, WatchStart, created_before, to_decimal
 from oxygen.metrics.latency import BUCKET_LABELS, ItemLatencyCollector, per_bucket
-from oxygen.metrics.timeparse import epoch
 from oxygen.metrics.tombstones import Tombstones
+from oxygen.timefmt import epoch
 
 FINISHED_STATUSES = ("succeeded", "failed", "skipped")
 # Error classes come from a fixed vocabulary in the worker; a cap keeps a misbehaving producer bounded.

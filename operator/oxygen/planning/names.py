@@ -20,11 +20,6 @@ def shard_name(run_name: str, round_: int, index: int) -> str:
     return f"{run_name[:keep].rstrip('-.')}-{digest}{suffix}"
 
 
-def job_name(shard: str) -> str:
-    """One Job per RunShard, named after it."""
-    return shard
-
-
 def round_of(shard: str) -> int | None:
     """The round a shard name belongs to, read from its end (the run's own name may hold `-r2-`)."""
     match = _SHARD_SUFFIX.search(shard)

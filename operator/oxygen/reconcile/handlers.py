@@ -46,7 +46,6 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
 async def serve_web(memo: kopf.Memo, **_: Any) -> None:
     """/metrics, /healthz and the run pages (status.webUrl)."""
     global _web
-    metrics.count_watch_restarts()
     port = os.environ.get("OXYGEN_METRICS_PORT", "8080")
     if port.lower() in ("", "0", "off", "none"):
         return

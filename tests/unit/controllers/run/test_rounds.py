@@ -54,7 +54,7 @@ def test_wanted(item: ItemResult, spec: dict[str, Any], retry: bool, promote: bo
     ],
 )
 def test_wants_retry(spec: dict[str, Any], phase: str, observed: int, wanted: bool) -> None:
-    status = RunStatus(phase=phase, observed_retry_failed=observed)  # type: ignore[arg-type]
+    status = RunStatus(phase=phase, observed_retry_failed=observed)
     assert rounds.wants_retry(b.run(**spec), status) is wanted
 
 

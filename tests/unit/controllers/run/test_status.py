@@ -16,7 +16,7 @@ PLANNED = [Round(round=0, reason="initial", items=3, shards=1, started_at=b.NOW)
 
 def _planned(phase: str = "running", **fields: Any) -> RunStatus:
     fields = {"items_total": 3, **fields}
-    return RunStatus(phase=phase, rounds=list(PLANNED), **fields)  # type: ignore[arg-type]
+    return RunStatus(phase=phase, rounds=list(PLANNED), **fields)
 
 
 @pytest.mark.parametrize(
@@ -55,7 +55,7 @@ def _planned(phase: str = "running", **fields: Any) -> RunStatus:
 def test_phase_and_its_event(
     spec: dict[str, Any],
     written: str,
-    shard: dict[str, int],
+    shard: dict[str, Any],
     job: dict[str, Any] | None,
     cleaned_up: bool,
     phase: str,
@@ -107,7 +107,7 @@ def test_unchanged_status_is_not_written() -> None:
     ids=["within-the-interval", "after-the-interval"],
 )
 def test_rate_limit_of_changes_without_a_phase_change(
-    clock: float, counts: dict[str, int], written: bool
+    clock: float, counts: dict[str, Any], written: bool
 ) -> None:
     previous = _planned()
     views = b.shards(b.shard_view(phase="Running", **counts))

@@ -1,4 +1,5 @@
-"""`oxygen demo`: a fresh local control plane, the operator, and a sample Run executed to the end."""
+"""The bodies of `oxygen dev up` and `oxygen demo` (their parsers are in `oxygen.cli.dev`, which imports
+this module only when one of them runs: a plain install has no `cryptography`)."""
 
 from __future__ import annotations
 
@@ -7,34 +8,50 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from pathlib import Path
 
-from oxygen.devcluster import LocalCluster
 from oxygen.devcluster.binaries import REPO_ROOT
+from oxygen.devcluster.cluster import LocalCluster
 from oxygen.devcluster.processes import die_with_parent
 from oxygen.devcluster.wait import wait_for
 
-SAMPLE = REPO_ROOT / "samples" / "enrich-leads.yaml"
 
-
-def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    demo = groups.add_parser("demo", help="run the demo on a fresh local control plane")
-    demo.add_argument("--dir", type=Path, default=Path(".oxygen/demo"))
-    demo.add_argument("--run", type=Path, default=SAMPLE, help="the Run manifest to execute")
-    demo.add_argument(
-        "--keep", action="store_true", help="keep the cluster and operator running until Ctrl-C"
+def up(args: argparse.Namespace) -> int:
+    cluster = LocalCluster(workdir=args.dir.resolve())
+    cluster.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"control plane up: {cluster.controlplane.server}", file=sys.stderr)
+    print(f"  export KUBECONFIG={cluster.kubeconfig}", file=sys.stderr)
+    print(
+        f"  logs: {cluster.controlplane.workdir}/*.log; pod logs: {cluster.workdir}/node/pods/",
+        file=sys.stderr,
     )
-    demo.set_defaults(handler=run)
+    print("Ctrl-C stops it and leaves no process behind.", file=sys.stderr)
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cluster.stop()
+    return 0
+
+
+# -- oxygen demo: a fresh local control plane, the operator, and a sample Run executed to the end
+
+SAMPLE = REPO_ROOT / "samples" / "enrich-leads.yaml"
 
 
 def say(text: str) -> None:
     print(f"==> {text}", flush=True)
 
 
-def run(args: argparse.Namespace) -> int:
+def demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     workdir = args.dir.resolve()
+    if args.run is None:
+        args.run = SAMPLE
     say("starting etcd, kube-apiserver, kube-controller-manager and the local node agent")
     with LocalCluster(workdir=workdir) as cluster:
         cp = cluster.controlplane
