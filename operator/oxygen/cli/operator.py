@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("kopf").setLevel(max(logging.WARNING, logging.getLevelName(args.log_level.upper())))
     import kopf
 
+    import oxygen.controllers.creditaccount.handlers
     import oxygen.reconcile.handlers
     import oxygen.triggers.handlers  # noqa: F401  (workflow triggers: daemon per Workflow, webhook server)
 

@@ -19,10 +19,8 @@ import kopf
 from oxygen import metrics
 from oxygen.api.common import GROUP, VERSION
 from oxygen.api.labels import LABEL_RUN_UID
-from oxygen.credits.gate import account_of, share_of
 from oxygen.execution.jobs import WorkerDefaults
 from oxygen.kube.client import Kube, load_api_client
-from oxygen.reconcile.accounts import AccountReconciler, AccountState
 from oxygen.reconcile.runs import IDLE_INTERVAL, RunReconciler, RunState, Settings, _rv
 from oxygen.status.views import job_view, shard_view
 from oxygen.web import start_web
@@ -30,7 +28,6 @@ from oxygen.web import start_web
 log = logging.getLogger("oxygen.operator")
 
 _reconciler: RunReconciler | None = None
-_accounts: AccountReconciler | None = None
 # A Run's daemon sleeps between passes; a change to the Run wakes it at once.
 _wakeups: dict[str, asyncio.Event] = {}
 # Runs whose daemon has work pending (not idle): the operator's queue depth.
@@ -48,13 +45,6 @@ def reconciler() -> RunReconciler:
         api_client = metrics.instrument_api_client(load_api_client())
         _reconciler = RunReconciler(Kube(api_client), settings)
     return _reconciler
-
-
-def account_reconciler() -> AccountReconciler:
-    global _accounts
-    if _accounts is None:
-        _accounts = AccountReconciler(reconciler().kube)
-    return _accounts
 
 
 @kopf.on.startup()
@@ -100,16 +90,6 @@ async def shard_event(event: kopf.RawEvent, body: kopf.Body, uid: str, **_: Any)
         metrics.forget_shard(uid)
     else:
         metrics.observe_shard(dict(body))
-
-
-@kopf.on.event(GROUP, VERSION, "creditaccounts")
-async def account_event(
-    event: kopf.RawEvent, body: kopf.Body, name: str, namespace: str | None, **_: Any
-) -> None:
-    if event["type"] == "DELETED":
-        metrics.forget_credit_account(namespace or "", name)
-    else:
-        metrics.observe_credit_account(dict(body))
 
 
 @kopf.index(GROUP, VERSION, "runshards")
@@ -188,32 +168,3 @@ async def _loop(
         metrics.set_queue_depth(len(_busy))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), timeout=interval)
-
-
-@kopf.index(GROUP, VERSION, "runs")
-def runs_by_account(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
-    raw = dict(body)
-    return {(namespace, account_of(raw)): share_of(raw)}
-
-
-@kopf.daemon(GROUP, VERSION, "creditaccounts", cancellation_timeout=5.0)  # type: ignore[arg-type]
-async def account_daemon(
-    body: kopf.Body,
-    name: str,
-    namespace: str,
-    stopped: kopf.DaemonStopped,
-    runs_by_account: kopf.Index[Any, Any],
-    logger: kopf.Logger,
-    **_: Any,
-) -> None:
-    """About once a second, derive the account's status from its runs (written only on change)."""
-    state = AccountState()
-    rec = account_reconciler()
-    while not stopped:
-        snapshot = copy.deepcopy(dict(body))
-        shares = list(runs_by_account.get((namespace, name), []))
-        try:
-            await asyncio.to_thread(rec.reconcile, snapshot, shares, state)
-        except Exception as err:  # keep the daemon alive; the next pass retries
-            logger.exception("account reconcile failed: %s", err)
-        await stopped.wait(1.0)
