@@ -1,4 +1,4 @@
-"""The CreditAccount decision, table-driven: totals, the bounded run list, conditions, Events, no-op passes."""
+"""The CreditAccount decision, table-driven: totals, the bounded run list, conditions, Events, no-ops."""
 
 from __future__ import annotations
 
