@@ -61,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("kopf").setLevel(max(logging.WARNING, logging.getLevelName(args.log_level.upper())))
     import kopf
 
+    import oxygen.controllers.creditaccount.handlers
+    import oxygen.controllers.workflow.handlers
+    import oxygen.reconcile.handlers  # noqa: F401  (importing a handlers module registers its handlers)
 
     # Deployment replicas share one template: a random priority keeps them distinct.
     priority = args.priority if args.priority is not None else random.randint(1, 2**31 - 1)
