@@ -1,10 +1,15 @@
-"""Finding 8 of the tenancy issue, as the attack: forged ownership of Runs does not make them a Workflow's.
+"""Findings 8 and 10 (webhook) of the tenancy issue, as attacks on the Workflow controller.
+
+Finding 8: forged ownership of Runs does not make them a Workflow's.
 
 User `mallory` may create, get, list and patch Runs in the namespace, but not delete them. She labels
 two of her Runs `oxygen.dev/workflow: wf` and gives them a controller ownerReference to Workflow `wf`:
 a finished one (the history limit, 0, would delete it: a delete she may not do herself) and a paused
 one (an unfinished run would make a `Forbid` schedule skip its fires). The Workflow manages only the
 Runs its status records as created by it: it deletes neither as history, and its schedule fires.
+
+Finding 10: the webhook rate-limits each workflow (429 with Retry-After), callers without the token
+cannot spend that budget, and a rotated token takes effect within the cache's TTL.
 
 Ordering without sleeps: the Workflow also has an event trigger; mallory creates a probe run after the
 forgeries, and the Workflow's event run for the probe shows its operator has seen the forgeries (one
@@ -28,11 +33,15 @@ from oxygen.devcluster.wait import wait_for
 from tests.support.workflow_env import (
     BASE,
     ECHO_STEP,
+    TOKEN,
+    WEBHOOK_BURST,
     Env,
     create_workflow,
     get_run,
     get_workflow,
     operator_log_on_failure,
+    post,
+    post_reply,
     runs_of,
     triggers,
     wait_phase,
@@ -176,3 +185,55 @@ def recorded(env: Env, ns: str) -> list[str]:
     """The names in the Workflow's record of the runs it created."""
     status = get_workflow(env, ns, "wf").get("status") or {}
     return [entry["name"] for entry in status.get("managedRuns") or []]
+
+
+# -- finding 10: the webhook -----------------------------------------------------------------------
+
+
+def hooked_workflow(env: Env, ns: str, name: str, token: str = TOKEN) -> None:
+    env.core.create_namespaced_secret(
+        ns, {"metadata": {"name": f"{name}-token"}, "stringData": {"token": token}}
+    )
+    create_workflow(env, ns, name, triggers={"webhook": {"tokenSecretRef": {"name": f"{name}-token"}}})
+
+
+def test_webhook_rate_limit_is_per_workflow_and_spent_only_by_authenticated_calls(
+    triggers: Env, namespace: str
+) -> None:
+    env, ns = triggers, namespace
+    hooked_workflow(env, ns, "burst")
+    hooked_workflow(env, ns, "calm")
+    good = {"Authorization": f"Bearer {TOKEN}"}
+
+    # Callers without the token get 401 however often they call, and spend nothing.
+    for _ in range(2 * WEBHOOK_BURST):
+        assert post(env, f"/hooks/{ns}/burst", b"{}", {"Authorization": "Bearer guess"})[0] == 401
+    answers = [post(env, f"/hooks/{ns}/burst", b"{}", good)[0] for _ in range(WEBHOOK_BURST)]
+    assert answers == [201] * WEBHOOK_BURST
+
+    status, reply, headers = post_reply(env, f"/hooks/{ns}/burst", b"{}", good)
+    assert status == 429, reply
+    assert "rate limit" in reply["error"]
+    assert int(headers["Retry-After"]) >= 1
+    assert post(env, f"/hooks/{ns}/burst", b"{}", {"Authorization": "Bearer guess"})[0] == 401  # auth first
+    assert len(runs_of(env, ns, "burst")) == WEBHOOK_BURST  # the refused call created nothing
+    assert post(env, f"/hooks/{ns}/calm", b"{}", good)[0] == 201  # another workflow, its own budget
+
+
+def test_a_rotated_webhook_token_takes_effect_within_the_cache_ttl(triggers: Env, namespace: str) -> None:
+    env, ns = triggers, namespace
+    hooked_workflow(env, ns, "rotating", token="old-token")
+    path = f"/hooks/{ns}/rotating"
+    assert post(env, path, b"{}", {"Authorization": "Bearer old-token"})[0] == 201
+    env.core.replace_namespaced_secret(
+        "rotating-token", ns, {"metadata": {"name": "rotating-token"}, "stringData": {"token": "new-token"}}
+    )
+    wait_for(
+        lambda: post(env, path, b"{}", {"Authorization": "Bearer new-token"})[0] == 201,
+        timeout=30,
+        what="the new token accepted (within the cache TTL)",
+    )
+    status, reply = post(env, path, b"{}", {"Authorization": "Bearer old-token"})
+    assert status == 401, reply
+    assert "old-token" not in env.proc.log.read_text(errors="replace")
+    assert "new-token" not in env.proc.log.read_text(errors="replace")

@@ -235,6 +235,14 @@ def wait_phase(env: Env, ns: str, name: str, phase: str) -> None:
 def post(
     env: Env, path: str, body: bytes, headers: dict[str, str] | None = None, chunked: bool = False
 ) -> tuple[int, dict[str, Any]]:
+    status, reply, _ = post_reply(env, path, body, headers, chunked)
+    return status, reply
+
+
+def post_reply(
+    env: Env, path: str, body: bytes, headers: dict[str, str] | None = None, chunked: bool = False
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """POST to the operator's webhook server: (status, JSON body, headers)."""
     conn = http.client.HTTPConnection("127.0.0.1", env.port, timeout=30)
     try:
         if chunked:
@@ -242,6 +250,6 @@ def post(
         else:
             conn.request("POST", path, body=body, headers=headers or {})
         reply = conn.getresponse()
-        return reply.status, json.loads(reply.read() or b"{}")
+        return reply.status, json.loads(reply.read() or b"{}"), dict(reply.getheaders())
     finally:
         conn.close()
