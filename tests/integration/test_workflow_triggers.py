@@ -283,6 +283,7 @@ def test_event_trigger_fires_once_per_finished_run_also_across_a_restart(
         what="enrich-1 marked again",
     )
     assert len(fired_for("enrich-1")) == 1 and len(runs_of(env, ns, "cleanup")) == 2
+    assert "RunNameTaken" not in workflow_events(env, ns, "cleanup")  # its own run, not a squatter
 
     # The event run deleted (as the history limit would): the marked source does not fire again.
     (gone,) = fired_for("enrich-1")

@@ -49,9 +49,10 @@ class WorkflowApplier:
         if plan.create:
             entries = self.intend(ns, name, [m["metadata"]["name"] for m in plan.create])
             memory.wrote(entries, [])
+            ours = {e["name"] for e in entries if e.get("uid")}
             for manifest in plan.create:
                 run = self.create_run(ns, manifest, memory)
-                if run is None:
+                if run is None and manifest["metadata"]["name"] not in ours:
                     refused.append(manifest["metadata"]["name"])
                 else:
                     created[run["metadata"]["name"]] = run["metadata"]["uid"]

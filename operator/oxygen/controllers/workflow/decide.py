@@ -104,7 +104,10 @@ def decide(
 
     if workflow.spec.triggers.events:
         fires, plan.marks = decide_events(workflow_body, finished_runs, fired, marked)
+        mine = {name_of(r) for r in runs}
         for fire in fires:
+            if fire.manifest["metadata"]["name"] in mine:
+                continue  # created before a restart, its source not marked yet: only the mark is owed
             plan.create.append(fire.manifest)
             plan.event_fires.append((fire.source_uid, fire.trigger_index))
 

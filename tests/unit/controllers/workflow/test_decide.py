@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from oxygen.controllers.workflow.decide import decide
-from oxygen.controllers.workflow.runs import schedule_run_name
+from oxygen.controllers.workflow.runs import event_run_name, schedule_run_name
 from tests.support.workflow_builders import (
     WF_NAME,
     every_minute,
@@ -25,6 +25,7 @@ BUSY = workflow_run("busy", "running")
 DONE = workflow_run("done", "succeeded")
 FORGED_BUSY = workflow_run("forged-busy", "paused")
 FORGED_DONE = workflow_run("forged-done", "succeeded")
+EVENT_RUN = workflow_run(event_run_name(WF_NAME, "uid-ok", 0))
 EVENTS = {"events": [{"selector": {"matchLabels": {"stage": "enrich"}}, "phase": "succeeded"}]}
 
 
@@ -41,6 +42,7 @@ class Case:
     triggers: dict[str, Any] = field(default_factory=lambda: every_minute("Forbid"))
     finished: list[dict[str, Any]] = field(default_factory=list)
     limits: tuple[int, int] = (0, 0)
+    marks: list[str] | None = None
 
 
 CASES = [
@@ -89,6 +91,16 @@ CASES = [
         triggers={**every_minute(), **EVENTS},
         finished=[finished_run("ok")],
     ),
+    Case(
+        "an event run created before a restart is not created again (only its source's mark is owed)",
+        [EVENT_RUN],
+        managed(EVENT_RUN),
+        [],
+        [EVENT_RUN["metadata"]["name"]],
+        triggers=EVENTS,
+        finished=[finished_run("ok")],
+        marks=["ok"],
+    ),
 ]
 
 
@@ -110,3 +122,5 @@ def test_workflow_pass(case: Case) -> None:
     assert [n.reason for n in plan.notices] == case.notices
     assert plan.adopt == case.adopt
     assert {name for name, _ in plan.forget} >= set(case.delete)  # pruned runs leave the record
+    if case.marks is not None:
+        assert [m.run_name for m in plan.marks] == case.marks
