@@ -52,10 +52,10 @@ class WorkflowApplier:
             ours = {e["name"] for e in entries if e.get("uid")}
             for manifest in plan.create:
                 run = self.create_run(ns, manifest, memory)
-                if run is None and manifest["metadata"]["name"] not in ours:
-                    refused.append(manifest["metadata"]["name"])
-                else:
+                if run is not None:
                     created[run["metadata"]["name"]] = run["metadata"]["uid"]
+                elif manifest["metadata"]["name"] not in ours:
+                    refused.append(manifest["metadata"]["name"])
             memory.fired.update(plan.event_fires)
         for run_name, uid in plan.delete:
             self._delete(ns, run_name, uid)
