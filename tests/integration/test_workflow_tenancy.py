@@ -187,6 +187,51 @@ def recorded(env: Env, ns: str) -> list[str]:
     return [entry["name"] for entry in status.get("managedRuns") or []]
 
 
+def test_a_run_created_before_a_crash_is_adopted_and_a_squatter_on_a_fire_name_is_not(
+    triggers: Env, namespace: str, mallory: client.CustomObjectsApi
+) -> None:
+    env, ns = triggers, namespace
+    env.set_clock(dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    wf = create_workflow(env, ns, "wf", [ECHO_STEP], triggers={"schedule": {"cron": "* * * * *"}})
+    first = schedule_run_name("wf", BASE.replace(second=0))
+    second = schedule_run_name("wf", BASE.replace(second=0) + dt.timedelta(minutes=1))
+
+    # What a crash leaves behind: the intent recorded, the run created, its uid never written.
+    since = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    env.custom.patch_namespaced_custom_object_status(
+        GROUP, VERSION, ns, "workflows", "wf", {"status": {"managedRuns": [{"name": first, "since": since}]}}
+    )
+    own_run(env.custom, ns, first)
+    forge(env.custom, ns, first, wf)
+    # Mallory takes the next fire's name, with the forged label and ownerReference.
+    own_run(mallory, ns, second)
+    forge(mallory, ns, second, wf)
+
+    uid = get_run(env, ns, first)["metadata"]["uid"]
+    wait_for(lambda: (first, uid) in records(env, ns), timeout=60, what=f"{first} adopted")
+    env.set_clock(BASE)
+    wait_for(
+        lambda: get_workflow(env, ns, "wf")["status"].get("lastScheduleTime") == "2030-01-01T00:00:00Z",
+        timeout=60,
+        what="the first fire handled",
+    )
+    env.set_clock(BASE + dt.timedelta(minutes=1))
+    wait_for(
+        lambda: "RunNameTaken" in workflow_events(env, ns, "wf"), timeout=60, what="the squatter noticed"
+    )
+    status = get_workflow(env, ns, "wf")["status"]
+    assert status["lastScheduleTime"] == "2030-01-01T00:01:00Z"  # the fire counts as handled
+    assert [name for name, _ in records(env, ns)] == [first]
+    assert second not in status["active"]
+    assert get_run(env, ns, second)["metadata"].get("deletionTimestamp") is None
+    assert sorted(r["metadata"]["name"] for r in runs_of(env, ns, "wf")) == sorted([first, second])
+
+
+def records(env: Env, ns: str) -> list[tuple[str, str]]:
+    status = get_workflow(env, ns, "wf").get("status") or {}
+    return [(entry["name"], entry.get("uid") or "") for entry in status.get("managedRuns") or []]
+
+
 # -- finding 10: the webhook -----------------------------------------------------------------------
 
 
