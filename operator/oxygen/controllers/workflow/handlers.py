@@ -22,6 +22,7 @@ from typing import Any
 import kopf
 from aiohttp import web
 
+from oxygen import metrics
 from oxygen.api.common import GROUP, VERSION
 from oxygen.api.run import TERMINAL_PHASES
 from oxygen.controllers.workflow.apply import WorkflowApplier
@@ -48,7 +49,8 @@ _webhook: web.AppRunner | None = None
 def applier() -> WorkflowApplier:
     global _applier
     if _applier is None:
-        _applier = WorkflowApplier(Kube(load_api_client()))
+        # Instrumented: the workflow daemons' and the webhook's API calls show in the request metrics.
+        _applier = WorkflowApplier(Kube(metrics.instrument_api_client(load_api_client())))
     return _applier
 
 
