@@ -72,6 +72,11 @@ def test_a_workflow_called_from_the_cli_runs_its_steps_in_order(cli: Cli, runs: 
             ).get("status") or {}).get("runsCreated") == 1,
             timeout=30, what="runsCreated",
         )  # fmt: skip
+        # The workflow records the run as one it manages (its history limit and concurrency see it).
+        recorded = runs.custom.get_namespaced_custom_object(
+            "oxygen.dev", "v1alpha1", runs.ns, "workflows", "enrich-company"
+        )["status"]["managedRuns"]
+        assert [(e["name"], e["uid"]) for e in recorded] == [(name, stored["metadata"]["uid"])]
         final = runs.wait_phase(name, timeout=120)
         calls = sorted(provider.calls, key=lambda c: c.at)
     assert final["phase"] == "succeeded", final

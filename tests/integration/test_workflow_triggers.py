@@ -15,263 +15,40 @@ succeeded runs of the history test and the sources of event triggers are column 
 from __future__ import annotations
 
 import datetime as dt
-import http.client
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
 
-import oxygen.cli.operator as operator_cli
 from oxygen.api.common import GROUP, VERSION
-from oxygen.devcluster import LocalCluster
+from oxygen.controllers.workflow.events import fired_annotation
+from oxygen.controllers.workflow.runs import LABEL_TRIGGER, LABEL_WORKFLOW, event_run_name, schedule_run_name
 from oxygen.devcluster.wait import wait_for
-from oxygen.triggers.events import fired_annotation
-from oxygen.triggers.runs import LABEL_TRIGGER, LABEL_WORKFLOW, event_run_name, schedule_run_name
-from tests.support.operator_process import OperatorProcess
-from tests.support.provider import Provider, with_latency
+from tests.support.provider import Provider
+from tests.support.workflow_env import (
+    BASE,
+    TOKEN,
+    Env,
+    cancel,
+    column_run,
+    create_workflow,
+    get_run,
+    get_workflow,
+    names,
+    operator_log_on_failure,
+    post,
+    record_runs,
+    runs_of,
+    slow_provider,
+    slow_step,
+    triggers,
+    wait_phase,
+    workflow_events,
+)
 
 pytestmark = pytest.mark.cluster
-
-BASE = dt.datetime(2030, 1, 1, 0, 0, 30, tzinfo=dt.UTC)  # fake "now": 30 s past a minute
-TOKEN = "s3cret-hook-token"
-
-
-class TriggerOperator(OperatorProcess):
-    """The operator with the trigger handlers loaded even before cli/operator.py imports them."""
-
-    def start(self) -> TriggerOperator:
-        if "oxygen.triggers.handlers" in Path(operator_cli.__file__).read_text():
-            super().start()
-            return self
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(self.kubeconfig),
-            "PYTHONUNBUFFERED": "1",
-            **self.extra_env,
-        }
-        boot = (
-            "import sys, oxygen.triggers.handlers; from oxygen.cli.main import main; "
-            "sys.exit(main(['operator', '--log-level', 'INFO']))"
-        )
-        with self.log.open("ab") as out:
-            out.write(f"\n===== operator start #{self.starts + 1} (with trigger handlers) =====\n".encode())
-            self.popen = subprocess.Popen(
-                [sys.executable, "-c", boot],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.starts += 1
-        return self
-
-
-@dataclass
-class Env:
-    proc: TriggerOperator
-    clock_file: Path
-    port: int
-    custom: client.CustomObjectsApi
-    core: client.CoreV1Api
-
-    def set_clock(self, at: dt.datetime) -> None:
-        tmp = self.clock_file.with_suffix(".tmp")
-        tmp.write_text(at.strftime("%Y-%m-%dT%H:%M:%SZ"))
-        tmp.replace(self.clock_file)  # atomic: the operator never reads half a timestamp
-
-    def restart(self) -> None:
-        self.proc.kill(signal.SIGKILL)
-        self.proc.start()
-        self.wait_webhook()
-
-    def wait_webhook(self) -> None:
-        def up() -> bool:
-            with socket.socket() as sock:
-                return sock.connect_ex(("127.0.0.1", self.port)) == 0
-
-        wait_for(up, timeout=60, what="the operator's webhook port", describe=lambda: self.proc.tail(30))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def triggers(
-    cluster: LocalCluster,
-    crds: None,
-    api: client.ApiClient,
-    operator: OperatorProcess,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Env]:
-    was_running = operator.alive()
-    operator.stop()
-    workdir = tmp_path_factory.mktemp("trigger-operator")
-    clock_file = workdir / "clock"
-    port = _free_port()
-    proc = TriggerOperator(
-        cluster.kubeconfig,
-        workdir,
-        extra_env={
-            "OXYGEN_FAKE_CLOCK_FILE": str(clock_file),
-            "OXYGEN_WEBHOOK_PORT": str(port),
-            "OXYGEN_WEBHOOK_HOST": "127.0.0.1",
-        },
-    )
-    env = Env(proc, clock_file, port, client.CustomObjectsApi(api), client.CoreV1Api(api))
-    env.set_clock(BASE)
-    proc.start()
-    try:
-        env.wait_webhook()
-        yield env
-    finally:
-        proc.stop()
-        if was_running:
-            operator.start()
-
-
-@pytest.fixture(autouse=True)
-def operator_log_on_failure(triggers: Env) -> Iterator[None]:
-    """Printed at teardown; pytest shows it only for a failed test."""
-    yield
-    print(f"--- trigger operator log (tail) ---\n{triggers.proc.tail(150)}")
-
-
-# -- helpers ---------------------------------------------------------------------------------------
-
-ECHO_STEP = {"name": "only", "producer": {"provider": "echo", "builtin": "echo"}}
-
-
-@pytest.fixture
-def slow_provider() -> Iterator[Provider]:
-    """A provider that answers after 10 minutes: a run calling it stays unfinished until canceled."""
-    with Provider(with_latency(600)) as provider:
-        yield provider
-
-
-def slow_step(provider: Provider) -> dict[str, Any]:
-    return {
-        "name": "wait",
-        "producer": {"provider": "slow", "http": {"url": provider.url, "timeoutSeconds": 900}},
-    }
-
-
-def create_workflow(
-    env: Env, ns: str, name: str, steps: list[dict[str, Any]] | None = None, **spec: Any
-) -> dict[str, Any]:
-    body = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Workflow",
-        "metadata": {"name": name},
-        "spec": {
-            "steps": steps or [ECHO_STEP],
-            "runTemplate": {"mode": "live", "retry": {"maxAttempts": 1}},
-            **spec,
-        },
-    }
-    created: dict[str, Any] = env.custom.create_namespaced_custom_object(
-        GROUP, VERSION, ns, "workflows", body
-    )
-    return created
-
-
-def get_workflow(env: Env, ns: str, name: str) -> dict[str, Any]:
-    result: dict[str, Any] = env.custom.get_namespaced_custom_object(GROUP, VERSION, ns, "workflows", name)
-    return result
-
-
-def runs_of(env: Env, ns: str, workflow: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = env.custom.list_namespaced_custom_object(
-        GROUP, VERSION, ns, "runs", label_selector=f"{LABEL_WORKFLOW}={workflow}"
-    )["items"]
-    return sorted(items, key=lambda r: r["metadata"]["name"])
-
-
-def names(runs: list[dict[str, Any]]) -> list[str]:
-    return [r["metadata"]["name"] for r in runs]
-
-
-def get_run(env: Env, ns: str, name: str) -> dict[str, Any]:
-    result: dict[str, Any] = env.custom.get_namespaced_custom_object(GROUP, VERSION, ns, "runs", name)
-    return result
-
-
-def cancel(env: Env, ns: str, name: str) -> None:
-    env.custom.patch_namespaced_custom_object(GROUP, VERSION, ns, "runs", name, {"spec": {"cancel": True}})
-    wait_for(
-        lambda: (get_run(env, ns, name).get("status") or {}).get("phase") == "canceled",
-        timeout=60,
-        what=f"run {name} to be canceled",
-    )
-
-
-def workflow_events(env: Env, ns: str, name: str) -> list[str]:
-    return [e.reason for e in env.core.list_namespaced_event(ns).items if e.involved_object.name == name]
-
-
-def column_run(
-    env: Env, ns: str, name: str, labels: dict[str, str], owner: dict[str, Any] | None = None
-) -> None:
-    meta: dict[str, Any] = {"name": name, "labels": labels}
-    if owner is not None:
-        meta["ownerReferences"] = [
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "Workflow",
-                "name": owner["metadata"]["name"],
-                "uid": owner["metadata"]["uid"],
-                "controller": True,
-            }
-        ]
-    env.custom.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        ns,
-        "runs",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "Run",
-            "metadata": meta,
-            "spec": {"items": [{"inputs": {"a": 1}}], "producer": {"provider": "echo", "builtin": "echo"}},
-        },
-    )
-
-
-def wait_phase(env: Env, ns: str, name: str, phase: str) -> None:
-    wait_for(
-        lambda: (get_run(env, ns, name).get("status") or {}).get("phase") == phase,
-        timeout=90,
-        what=f"run {name} to reach {phase}",
-        describe=lambda: json.dumps(get_run(env, ns, name).get("status"))[:500],
-    )
-
-
-def post(
-    env: Env, path: str, body: bytes, headers: dict[str, str] | None = None, chunked: bool = False
-) -> tuple[int, dict[str, Any]]:
-    conn = http.client.HTTPConnection("127.0.0.1", env.port, timeout=30)
-    try:
-        if chunked:
-            conn.request("POST", path, body=iter([body]), headers=headers or {}, encode_chunked=True)
-        else:
-            conn.request("POST", path, body=body, headers=headers or {})
-        reply = conn.getresponse()
-        return reply.status, json.loads(reply.read() or b"{}")
-    finally:
-        conn.close()
+__all__ = ["operator_log_on_failure", "slow_provider", "triggers"]  # fixtures used by name
 
 
 # -- (a) schedule ----------------------------------------------------------------------------------
@@ -371,9 +148,11 @@ def test_history_limit_prunes_the_oldest_finished_runs(
     )
     assert "PrunedRun" in workflow_events(env, ns, "hist")
 
-    # Succeeded runs of the workflow (column runs it owns stand in for them), limit 1: the newest stays.
+    # Succeeded runs of the workflow (column runs it owns stand in for them, recorded in its status as
+    # `oxygen workflows run` records the runs it creates), limit 1: the newest stays.
     for name in ("hist-s1", "hist-s2", "hist-s3"):
         column_run(env, ns, name, {LABEL_WORKFLOW: "hist", LABEL_TRIGGER: "user"}, owner=wf)
+        record_runs(env, ns, "hist", [name])
         wait_phase(env, ns, name, "succeeded")
     wait_for(
         lambda: names(runs_of(env, ns, "hist")) == sorted([*fired[1:], "hist-s3"]),
@@ -428,8 +207,11 @@ def test_webhook_token_size_and_body_checks(triggers: Env, namespace: str) -> No
         ),
         "not JSON": (400, post(env, path, b"{not json", good)),
         "not an object": (400, post(env, path, b"[1, 2]", good)),
-        "unknown workflow": (404, post(env, f"/hooks/{ns}/nope", b"{}", good)),
-        "no webhook trigger": (404, post(env, f"/hooks/{ns}/no-hook", b"{}", good)),
+        # Authentication comes first: a workflow that does not exist, or has no webhook, answers as a
+        # wrong token does (no oracle of which workflows exist).
+        "unknown workflow": (401, post(env, f"/hooks/{ns}/nope", b"{}", good)),
+        "no webhook trigger": (401, post(env, f"/hooks/{ns}/no-hook", b"{}", good)),
+        "unknown namespace": (401, post(env, f"/hooks/{ns}-nope/hooked", b"{}", good)),
     }
     for case, (expected, (status, reply)) in refused.items():
         assert status == expected, (case, status, reply)
@@ -437,6 +219,10 @@ def test_webhook_token_size_and_body_checks(triggers: Env, namespace: str) -> No
     assert "not valid JSON" in refused["not JSON"][1][1]["error"]
     assert "JSON object" in refused["not an object"][1][1]["error"]
     assert "maxBodyBytes (256 bytes)" in refused["oversized"][1][1]["error"]
+    unauthenticated = {case: reply for case, (code, (_, reply)) in refused.items() if code == 401}
+    assert len({json.dumps(reply, sort_keys=True) for reply in unauthenticated.values()}) == 1, (
+        unauthenticated
+    )
 
     assert names(runs_of(env, ns, "hooked")) == sorted([reply1["name"], reply2["name"]])
     assert runs_of(env, ns, "no-hook") == []
@@ -504,6 +290,7 @@ def test_event_trigger_fires_once_per_finished_run_also_across_a_restart(
     )
     assert len(fired_for("enrich-1")) == 1
     assert len(runs_of(env, ns, "cleanup")) == 2
+    assert "RunNameTaken" not in workflow_events(env, ns, "cleanup")  # its own run, not a squatter
 
     # The event run deleted (as the history limit would): the marked source does not fire again.
     (gone,) = fired_for("enrich-1")

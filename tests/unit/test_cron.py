@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from oxygen.triggers.schedule import (
+from oxygen.controllers.workflow.cron import (
     CronError,
     due_fires,
     missed_fire,

@@ -9,8 +9,11 @@ from typing import Any
 import pytest
 
 from oxygen.api.run import Run
-from oxygen.triggers.events import due_event_fires, fired_annotation
-from oxygen.triggers.runs import (
+from oxygen.controllers.workflow.decide import decide as reconcile
+from oxygen.controllers.workflow.decide import status_changed
+from oxygen.controllers.workflow.events import due_event_fires, fired_annotation
+from oxygen.controllers.workflow.history import prune
+from oxygen.controllers.workflow.runs import (
     ANNOTATION_SCHEDULED_AT,
     LABEL_TRIGGER,
     LABEL_WORKFLOW,
@@ -19,8 +22,7 @@ from oxygen.triggers.runs import (
     schedule_run,
     schedule_run_name,
 )
-from oxygen.triggers.webhook import parse_inputs, tokens_match
-from oxygen.triggers.workflows import prune, reconcile, status_changed
+from oxygen.controllers.workflow.webhook import parse_inputs, tokens_match
 
 WF_UID = "wf-uid-1"
 CREATED = "2030-01-01T00:00:10Z"
@@ -77,6 +79,15 @@ def run(
         "spec": {},
         "status": {"phase": phase} if phase else {},
     }
+
+
+def recorded(body: dict[str, Any], *runs: dict[str, Any], intent: bool = False) -> dict[str, Any]:
+    """The workflow's status records these runs as created by it (or, `intent`, about to be)."""
+    body["status"]["managedRuns"] = [
+        {"name": r["metadata"]["name"], "uid": "" if intent else r["metadata"]["uid"], "since": CREATED}
+        for r in runs
+    ]
+    return body
 
 
 # -- manifests -------------------------------------------------------------------------------------
@@ -154,14 +165,19 @@ def test_first_fire_after_creation_then_nothing_until_the_next_minute() -> None:
         "Ready": "Reconciled",
     }
     body["status"] = plan.status
-    again = reconcile(body, [run(plan.create[0]["metadata"]["name"])], t("2030-01-01T00:01:30Z"))
+    fired = run(plan.create[0]["metadata"]["name"])
+    recorded(body, fired)  # what apply writes with the create
+    again = reconcile(body, [fired], t("2030-01-01T00:01:30Z"))
     assert again.create == [] and not status_changed(body["status"], again.status)
 
 
 def test_a_fire_whose_run_exists_is_not_repeated_even_when_the_status_lags() -> None:
     body = workflow(triggers=every_minute("Forbid"))
     name = schedule_run_name("nightly", t("2030-01-01T00:01:00Z"))
+    # The run was created after its intent was recorded, and the uid's write was lost (a crash).
+    recorded(body, run(name), intent=True)
     plan = reconcile(body, [run(name)], t("2030-01-01T00:01:30Z"))
+    assert plan.adopt == {name: f"uid-{name}"}
     assert plan.create == [] and plan.cancel == []
     assert plan.status["lastScheduleTime"] == "2030-01-01T00:01:00Z"
     assert plan.notices == []
@@ -191,6 +207,7 @@ def test_concurrency_policy_with_an_unfinished_run(policy: str) -> None:
     body = workflow(triggers=every_minute(policy))
     body["status"] = {"lastScheduleTime": "2030-01-01T00:01:00Z"}
     runs = [run("nightly-old-done", "succeeded"), run("nightly-busy", "running"), run("nightly-new")]
+    recorded(body, *runs)
     plan = reconcile(body, runs, t("2030-01-01T00:02:01Z"))
     fired = schedule_run_name("nightly", t("2030-01-01T00:02:00Z"))
     if policy == "Allow":
@@ -201,7 +218,7 @@ def test_concurrency_policy_with_an_unfinished_run(policy: str) -> None:
         assert [n.reason for n in plan.notices] == ["SkippedConcurrent"]
         # The skipped fire counts as handled: it is not started late when the run finishes.
         assert plan.status["lastScheduleTime"] == "2030-01-01T00:02:00Z"
-        body["status"] = plan.status
+        body["status"] = {**plan.status, "managedRuns": body["status"]["managedRuns"]}
         later = reconcile(body, [run("nightly-busy", "succeeded")], t("2030-01-01T00:02:30Z"))
         assert later.create == []
         next_minute = reconcile(body, [run("nightly-busy", "succeeded")], t("2030-01-01T00:03:00Z"))
@@ -217,6 +234,7 @@ def test_replace_does_not_cancel_twice() -> None:
     body["status"] = {"lastScheduleTime": "2030-01-01T00:01:00Z"}
     canceling = run("nightly-a", "running")
     canceling["spec"] = {"cancel": True}
+    recorded(body, canceling)
     plan = reconcile(body, [canceling], t("2030-01-01T00:02:00Z"))
     assert plan.cancel == [] and len(plan.create) == 1
 
@@ -247,7 +265,8 @@ def test_invalid_schedule_sets_ready_false_and_fires_nothing() -> None:
 
 
 def test_a_workflow_without_schedule_still_gets_status() -> None:
-    plan = reconcile(workflow(), [run("nightly-x", "queued")], t("2030-01-01T00:05:00Z"))
+    queued = run("nightly-x", "queued")
+    plan = reconcile(recorded(workflow(), queued), [queued], t("2030-01-01T00:05:00Z"))
     assert plan.create == [] and plan.status["active"] == ["nightly-x"]
     assert [c["type"] for c in plan.status["conditions"]] == ["Ready"]
 
@@ -279,6 +298,7 @@ def test_pass_plans_deletes_with_uid_preconditions() -> None:
     runs = [run("a", "succeeded", "2030-01-01T00:01:00Z"), run("b", "succeeded", "2030-01-01T00:02:00Z")]
     runs.append(run("c", "failed", "2030-01-01T00:03:00Z"))
     runs.append(run("d", "succeeded", "2030-01-01T00:00:00Z", deletionTimestamp="2030-01-01T00:04:00Z"))
+    recorded(body, *runs)
     plan = reconcile(body, runs, t("2030-01-01T00:05:00Z"))
     assert plan.delete == [("a", "uid-a"), ("c", "uid-c")]
     assert [n.reason for n in plan.notices] == ["PrunedRun", "PrunedRun"]

@@ -75,9 +75,24 @@ class WorkflowSpec(Model):
     failed_runs_history_limit: int = Field(default=1, ge=0)
 
 
+class ManagedRun(Model):
+    """A Run this Workflow created: only these are counted by its concurrency policy and pruned.
+
+    An empty uid is an intent, recorded before the create (a fire's run name is deterministic):
+    a crash between the create and the uid's write leaves the run findable by name.
+    """
+
+    name: str = Field(min_length=1, max_length=253)
+    uid: str = ""
+    # When the entry was written (RFC 3339): an entry whose run is not seen is kept this long.
+    since: str = ""
+
+
 class WorkflowStatus(Model):
     last_schedule_time: str | None = None
     active: list[str] = Field(default_factory=list)
+    # Bounded by the workflow itself: active runs plus those within the history limits.
+    managed_runs: list[ManagedRun] = Field(default_factory=list)
     runs_created: int = 0
     observed_generation: int = 0
     conditions: list[Condition] = Field(default_factory=list)

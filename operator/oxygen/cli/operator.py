@@ -73,9 +73,11 @@ def run(args: argparse.Namespace) -> int:
         from oxygen.kube.login import register_login
 
         register_login(Path(kubeconfig))
+    # Importing a handlers module registers its handlers with kopf.
+    import oxygen.controllers.creditaccount.handlers
+    import oxygen.controllers.process
     import oxygen.controllers.run.handlers
-    import oxygen.reconcile.handlers
-    import oxygen.triggers.handlers  # noqa: F401  (workflow triggers: daemon per Workflow, webhook server)
+    import oxygen.controllers.workflow.handlers  # noqa: F401
 
     # Deployment replicas share one template: a random priority keeps them distinct.
     priority = args.priority if args.priority is not None else random.randint(1, 2**31 - 1)

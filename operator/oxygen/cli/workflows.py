@@ -23,9 +23,9 @@ from oxygen.cli.output import print_json, print_listing, render_table, truncate
 from oxygen.cli.resources import Resources
 from oxygen.cli.runview import print_run, print_runs
 from oxygen.cli.shapes import run_shape
+from oxygen.controllers.workflow.apply import record_created
+from oxygen.controllers.workflow.runs import run_manifest
 from oxygen.kube.client import Kube
-from oxygen.triggers.runs import run_manifest
-from oxygen.triggers.workflows import record_created
 
 KIND = "workflow"
 FAILED_PHASES = ("failed", "completed")
@@ -151,7 +151,12 @@ def call_command(args: argparse.Namespace, session: Session) -> int:
     except ValidationError as err:
         raise CliError(f'workflow "{args.workflow}" is not valid: {err.errors()[0]["msg"]}') from None
     run = create_resource(session.api, manifest)
-    record_created(Kube(session.api.api_client), namespace, args.workflow)
+    record_created(
+        Kube(session.api.api_client),
+        namespace,
+        args.workflow,
+        {run["metadata"]["name"]: run["metadata"]["uid"]},
+    )
     if args.wait:
         run = control.wait_finished(session.api, run, args.timeout)
     print_run(run, session.json, workflow_run_shape)

@@ -1,23 +1,18 @@
-"""The kopf handlers of the operator as a whole (settings, the web server) and of CreditAccounts.
+"""The kopf handlers of the operator process as a whole: kopf's settings, the shared runtime, the web server.
 
-The Run controller's glue is oxygen.controllers.run.handlers.
+Each resource's glue lives in its controller: oxygen.controllers.{run,creditaccount,workflow}.handlers.
 """
 
 from __future__ import annotations
 
-import asyncio
-import copy
 import logging
 import os
 from typing import Any
 
 import kopf
 
-from oxygen import metrics
-from oxygen.api.common import GROUP, VERSION
+from oxygen.api.common import GROUP
 from oxygen.controllers import runtime
-from oxygen.credits.gate import account_of, share_of
-from oxygen.reconcile.accounts import AccountReconciler, AccountState
 from oxygen.web import start_web
 
 log = logging.getLogger("oxygen.operator")
@@ -60,43 +55,3 @@ async def serve_web(memo: kopf.Memo, **_: Any) -> None:
 async def stop_web(**_: Any) -> None:
     if _web is not None:
         await _web.cleanup()
-
-
-@kopf.on.event(GROUP, VERSION, "creditaccounts")
-async def account_event(
-    event: kopf.RawEvent, body: kopf.Body, name: str, namespace: str | None, **_: Any
-) -> None:
-    if event["type"] == "DELETED":
-        metrics.forget_credit_account(namespace or "", name)
-    else:
-        metrics.observe_credit_account(dict(body))
-
-
-@kopf.index(GROUP, VERSION, "runs")
-def runs_by_account(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
-    raw = dict(body)
-    return {(namespace, account_of(raw)): share_of(raw)}
-
-
-@kopf.daemon(GROUP, VERSION, "creditaccounts", cancellation_timeout=5.0)  # type: ignore[arg-type]
-async def account_daemon(
-    body: kopf.Body,
-    name: str,
-    namespace: str,
-    stopped: kopf.DaemonStopped,
-    runs_by_account: kopf.Index[Any, Any],
-    memo: kopf.Memo,
-    logger: kopf.Logger,
-    **_: Any,
-) -> None:
-    """About once a second, derive the account's status from its runs (written only on change)."""
-    state = AccountState()
-    rec = AccountReconciler(runtime.kube(memo))
-    while not stopped:
-        snapshot = copy.deepcopy(dict(body))
-        shares = list(runs_by_account.get((namespace, name), []))
-        try:
-            await asyncio.to_thread(rec.reconcile, snapshot, shares, state)
-        except Exception as err:  # keep the daemon alive; the next pass retries
-            logger.exception("account reconcile failed: %s", err)
-        await stopped.wait(1.0)

@@ -1,4 +1,4 @@
-"""Event triggers: fire a workflow when a Run matching a selector finishes with a given phase.
+"""The event policy: fire a workflow when a Run matching a selector finishes with a given phase.
 
 Each (source run, trigger) fires exactly once, across operator restarts:
 - the fired run's name is deterministic (`<workflow>-ev-<hash of (source uid, trigger index)>`), so
@@ -7,26 +7,21 @@ Each (source run, trigger) fires exactly once, across operator restarts:
   a fire whose run was since deleted by the history limit is not repeated after a restart.
 A trigger fires only for runs that finished after the Workflow was created (a new Workflow does not
 replay the namespace's history), in the Workflow's namespace, and never for a run that this
-workflow's own event trigger created (no self-loops).
+workflow's own event trigger created (no self-loops). Pure: apply.py creates and marks.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
-from oxygen.api.common import GROUP, VERSION
 from oxygen.api.workflow import Workflow
-from oxygen.kube.client import Kube
-from oxygen.triggers.clock import parse_time
-from oxygen.triggers.runs import LABEL_TRIGGER, LABEL_WORKFLOW, event_run, fit, workflow_label
-from oxygen.triggers.workflows import WorkflowReconciler, WorkflowState, phase_of, record_created
-
-log = logging.getLogger("oxygen.triggers")
+from oxygen.controllers.workflow.clock import parse_time
+from oxygen.controllers.workflow.plan import SourceMark
+from oxygen.controllers.workflow.runs import LABEL_TRIGGER, LABEL_WORKFLOW, event_run, fit, workflow_label
+from oxygen.controllers.workflow.views import phase_of
 
 FIRED_PREFIX = "events.oxygen.dev/"
 EVENT_PHASES = frozenset({"succeeded", "completed", "failed", "canceled"})
@@ -92,64 +87,20 @@ def due_event_fires(
     return fires
 
 
-def fire_events(
-    reconciler: WorkflowReconciler,
+def decide_events(
     workflow_body: Mapping[str, Any],
-    finished_runs: Sequence[Mapping[str, Any]],
-    state: WorkflowState,
-) -> int:
-    """Create the runs the event triggers owe, then mark their sources; returns runs created."""
-    kube = reconciler.kube
-    meta = workflow_body["metadata"]
-    namespace, name = meta["namespace"], meta["name"]
-    created = 0
+    finished_runs: Iterable[Mapping[str, Any]],
+    fired: AbstractSet[tuple[str, int]] = frozenset(),
+    marked: AbstractSet[tuple[str, int]] = frozenset(),
+) -> tuple[list[EventFire], list[SourceMark]]:
+    """The fires to create now and the source marks to write. Pure.
+
+    `fired`: (source uid, trigger index) pairs this process created already (the mark may lag);
+    `marked`: pairs whose mark this process wrote (the watch may not show it yet)."""
     fires = due_event_fires(workflow_body, finished_runs)
-    for fire in fires:
-        key = (fire.source_uid, fire.trigger_index)
-        if key in state.fired:
-            continue  # fired by this process; its mark has not reached the watch yet
-        if reconciler.create_run(namespace, fire.manifest, state) is not None:
-            created += 1
-        state.fired.add(key)
-    if created:
-        record_created(kube, namespace, name, created)
     by_source: dict[tuple[str, str], set[int]] = {}
     for fire in fires:
-        if (fire.source_uid, fire.trigger_index) not in state.marked:
+        if (fire.source_uid, fire.trigger_index) not in marked:
             by_source.setdefault((fire.source_name, fire.source_uid), set()).add(fire.trigger_index)
-    for (source_name, uid), indexes in by_source.items():
-        if _mark_fired(kube, namespace, source_name, uid, name, indexes):
-            state.marked.update((uid, index) for index in indexes)
-    return created
-
-
-def _mark_fired(
-    kube: Kube, namespace: str, run_name: str, uid: str, workflow_name: str, indexes: set[int]
-) -> bool:
-    """Record on the source run which of this workflow's triggers it fired (a merge patch of one key)."""
-    try:
-        run = kube.get("runs", namespace, run_name)
-        if run["metadata"].get("uid") != uid:
-            return True  # the source was replaced by a namesake: nothing left to mark
-        key = fired_annotation(workflow_name)
-        merged = fired_indexes(run["metadata"].get("annotations") or {}, workflow_name) | indexes
-        kube.custom.patch_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            "runs",
-            run_name,
-            {
-                "metadata": {
-                    "resourceVersion": run["metadata"]["resourceVersion"],
-                    "annotations": {key: ",".join(str(i) for i in sorted(merged))},
-                }
-            },
-        )
-        return True
-    except ApiException as err:
-        if err.status == 404:
-            return True  # the source is gone
-        if err.status == 409:
-            return False  # it changed under us: the next pass marks it again
-        raise
+    marks = [SourceMark(name, uid, frozenset(indexes)) for (name, uid), indexes in by_source.items()]
+    return [f for f in fires if (f.source_uid, f.trigger_index) not in fired], marks

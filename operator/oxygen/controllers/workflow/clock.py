@@ -16,7 +16,7 @@ from typing import Protocol
 
 FAKE_CLOCK_ENV = "OXYGEN_FAKE_CLOCK_FILE"
 
-log = logging.getLogger("oxygen.triggers.clock")
+log = logging.getLogger("oxygen.workflow.clock")
 
 
 class Clock(Protocol):

@@ -1,9 +1,10 @@
-"""kopf handlers for Workflows; importing this module registers them (see cli/operator.py).
+"""kopf glue for Workflows; importing this module registers the handlers (see cli/operator.py).
 
-- an index of the Runs each workflow controls (by the `oxygen.dev/workflow` label) and an index of
-  finished Runs per namespace (for event triggers): passes read memory, not the API server;
-- a daemon per Workflow: about once a second, one schedule/status/history pass, then the event
-  triggers;
+- an index of the Runs labelled with each workflow (`oxygen.dev/workflow`; only those its status
+  records count, see managed.py) and an index of finished Runs per namespace (for event triggers):
+  passes read memory, not the API server;
+- a daemon per Workflow: about once a second, observe → decide → apply (schedule, event triggers,
+  history, status in one pass);
 - the webhook server, started with the operator (`OXYGEN_WEBHOOK_PORT`, default 8082; `0` turns it
   off; `OXYGEN_WEBHOOK_HOST`, default 0.0.0.0).
 
@@ -21,31 +22,59 @@ from typing import Any
 import kopf
 from aiohttp import web
 
+from oxygen import metrics
 from oxygen.api.common import GROUP, VERSION
 from oxygen.api.run import TERMINAL_PHASES
+from oxygen.controllers.workflow.apply import WorkflowApplier
+from oxygen.controllers.workflow.clock import Clock, clock_from_env
+from oxygen.controllers.workflow.decide import decide
+from oxygen.controllers.workflow.observe import WorkflowMemory, observe
+from oxygen.controllers.workflow.runs import LABEL_WORKFLOW, workflow_label
+from oxygen.controllers.workflow.views import run_view
+from oxygen.controllers.workflow.webhook import start_webhook_server
 from oxygen.kube.client import Kube, load_api_client
-from oxygen.triggers.clock import clock_from_env
-from oxygen.triggers.events import fire_events
-from oxygen.triggers.runs import LABEL_WORKFLOW, workflow_label
-from oxygen.triggers.webhook import start_webhook_server
-from oxygen.triggers.workflows import WorkflowReconciler, WorkflowState, run_view
 
-log = logging.getLogger("oxygen.triggers")
+log = logging.getLogger("oxygen.workflow")
 
 WEBHOOK_PORT_ENV = "OXYGEN_WEBHOOK_PORT"
 WEBHOOK_HOST_ENV = "OXYGEN_WEBHOOK_HOST"
 DEFAULT_WEBHOOK_PORT = 8082
 PASS_INTERVAL = 1.0
 
-_reconciler: WorkflowReconciler | None = None
+_applier: WorkflowApplier | None = None
+_clock: Clock | None = None
 _webhook: web.AppRunner | None = None
 
 
-def workflow_reconciler() -> WorkflowReconciler:
-    global _reconciler
-    if _reconciler is None:
-        _reconciler = WorkflowReconciler(Kube(load_api_client()), clock_from_env())
-    return _reconciler
+def applier() -> WorkflowApplier:
+    global _applier
+    if _applier is None:
+        # Instrumented: the workflow daemons' and the webhook's API calls show in the request metrics.
+        _applier = WorkflowApplier(Kube(metrics.instrument_api_client(load_api_client())))
+    return _applier
+
+
+def schedule_clock() -> Clock:
+    global _clock
+    if _clock is None:
+        _clock = clock_from_env()
+    return _clock
+
+
+def one_pass(body: dict[str, Any], runs: list[Any], finished: list[Any], memory: WorkflowMemory) -> None:
+    """observe → decide → apply for one Workflow (blocking: call it from a thread)."""
+    seen = observe(body, runs, finished, memory, schedule_clock())
+    plan = decide(
+        seen.body,
+        seen.runs,
+        seen.now,
+        memory.last_schedule,
+        wall_now=seen.wall_now,
+        finished_runs=seen.finished_runs,
+        fired=memory.fired,
+        marked=memory.marked,
+    )
+    applier().apply(seen.body, plan, memory)
 
 
 @kopf.on.startup()
@@ -57,7 +86,7 @@ async def start_webhook(**_: Any) -> None:
         return
     host = os.environ.get(WEBHOOK_HOST_ENV, "0.0.0.0")
     try:
-        _webhook = await start_webhook_server(host, port, workflow_reconciler().kube)
+        _webhook = await start_webhook_server(host, port, applier().kube)
     except OSError as err:  # e.g. the port is taken: the rest of the operator still works
         log.error("webhook server not started on %s:%d: %s", host, port, err)
 
@@ -95,20 +124,18 @@ async def workflow_daemon(
     logger: kopf.Logger,
     **_: Any,
 ) -> None:
-    """About once a second: schedule, status and history, then the event triggers."""
-    state = WorkflowState()
-    rec = workflow_reconciler()
+    """About once a second: schedule, event triggers, history and status, in one pass."""
+    memory = WorkflowMemory()
     key = (namespace, workflow_label(name))
     while not stopped:
         snapshot = copy.deepcopy(dict(body))
         if snapshot.get("metadata", {}).get("deletionTimestamp"):
             return
         runs = list(runs_by_workflow.get(key, []))
-        done = list(finished_runs.get(namespace, []))
+        events = snapshot.get("spec", {}).get("triggers", {}).get("events")
+        done = list(finished_runs.get(namespace, [])) if events else []
         try:
-            await asyncio.to_thread(rec.reconcile, snapshot, runs, state)
-            if snapshot.get("spec", {}).get("triggers", {}).get("events"):
-                await asyncio.to_thread(fire_events, rec, snapshot, done, state)
+            await asyncio.to_thread(one_pass, snapshot, runs, done, memory)
         except Exception as err:  # one bad pass must not kill the daemon; the next one retries
             logger.exception("workflow pass failed: %s", err)
         await stopped.wait(PASS_INTERVAL)

@@ -9,6 +9,11 @@ restricted a day matches if either does.
 Times are wall-clock times in the schedule's time zone. Across DST changes: a wall-clock time that
 does not exist that day (spring forward) is skipped; one that happens twice (fall back) fires once,
 at its first occurrence.
+
+Why not a library: cronsim (small, typed, no dependencies) follows Debian cron across DST (a fire
+in the skipped hour runs right after the jump) and has no @macros; croniter (now under pallets-eco)
+pulls in python-dateutil. Either would change what a schedule does on DST days and the error
+messages users see on the Workflow; this module is ~200 lines with its own tests.
 """
 
 from __future__ import annotations

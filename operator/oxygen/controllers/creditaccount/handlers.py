@@ -1,0 +1,76 @@
+"""kopf glue for CreditAccounts; importing this module registers the handlers (see cli/operator.py).
+
+- an index of the runs' credit shares by (namespace, account), so a pass reads memory;
+- a daemon per account: about once a second, observe → decide → apply (a write only on change);
+- the account metrics, from the watch events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import kopf
+
+from oxygen import metrics
+from oxygen.api.common import GROUP, VERSION
+from oxygen.controllers.creditaccount.apply import apply
+from oxygen.controllers.creditaccount.decide import decide
+from oxygen.controllers.creditaccount.observe import AccountMemory, observe
+from oxygen.credits.gate import account_of, share_of
+from oxygen.kube.client import Kube, load_api_client
+
+PASS_INTERVAL = 1.0
+
+_kube: Kube | None = None
+
+
+def kube() -> Kube:
+    global _kube
+    if _kube is None:
+        _kube = Kube(metrics.instrument_api_client(load_api_client()))
+    return _kube
+
+
+@kopf.on.event(GROUP, VERSION, "creditaccounts")
+async def account_event(
+    event: kopf.RawEvent, body: kopf.Body, name: str, namespace: str | None, **_: Any
+) -> None:
+    if event["type"] == "DELETED":
+        metrics.forget_credit_account(namespace or "", name)
+    else:
+        metrics.observe_credit_account(dict(body))
+
+
+@kopf.index(GROUP, VERSION, "runs")
+def runs_by_account(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
+    raw = dict(body)
+    return {(namespace, account_of(raw)): share_of(raw)}
+
+
+def _pass(body: dict[str, Any], shares: list[Any], memory: AccountMemory) -> None:
+    plan = decide(observe(body, shares), memory.last)
+    apply(kube(), body, plan, memory)
+
+
+@kopf.daemon(GROUP, VERSION, "creditaccounts", cancellation_timeout=5.0)  # type: ignore[arg-type]
+async def account_daemon(
+    body: kopf.Body,
+    name: str,
+    namespace: str,
+    stopped: kopf.DaemonStopped,
+    runs_by_account: kopf.Index[Any, Any],
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    """About once a second, derive the account's status from its runs (written only on change)."""
+    memory = AccountMemory()
+    while not stopped:
+        snapshot = copy.deepcopy(dict(body))
+        shares = list(runs_by_account.get((namespace, name), []))
+        try:
+            await asyncio.to_thread(_pass, snapshot, shares, memory)
+        except Exception as err:  # keep the daemon alive; the next pass retries
+            logger.exception("account reconcile failed: %s", err)
+        await stopped.wait(PASS_INTERVAL)

@@ -1,1 +1,0 @@
-"""kopf glue (handlers.py) over the reconcilers (runs.py)."""
