@@ -55,12 +55,18 @@ def as_operator(cluster: LocalCluster, who: str, verb: str, body: dict[str, Any]
 
 
 def binding(
-    name: str, namespace: str, role_kind: str, role: str, subjects: list[dict[str, str]]
+    name: str,
+    namespace: str,
+    role_kind: str,
+    role: str,
+    subjects: list[dict[str, str]],
+    disguise: dict[str, Any],
 ) -> dict[str, Any]:
+    """A RoleBinding wearing a worker identity's labels and owner (the attacker copies them)."""
     return {
         "apiVersion": f"{RBAC}/v1",
         "kind": "RoleBinding",
-        "metadata": {"name": name, "namespace": namespace},
+        "metadata": {"name": name, "namespace": namespace, **disguise},
         "roleRef": {"apiGroup": RBAC, "kind": role_kind, "name": role},
         "subjects": subjects,
     }
@@ -144,6 +150,7 @@ def test_operator_identity_can_write_worker_identities_and_nothing_else(
             },
         )
         tenant_role = rbac.read_namespaced_role("ops-worker", work)
+        disguise = {k: identity["RoleBinding"]["metadata"][k] for k in ("labels", "ownerReferences")}
         evil_rules = {
             "Secrets": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}],
             "every shard": [{"apiGroups": ["oxygen.dev"], "resources": ["runshards"], "verbs": ["get"]}],
@@ -159,25 +166,36 @@ def test_operator_identity_can_write_worker_identities_and_nothing_else(
         attacks: dict[str, tuple[str, dict[str, Any]]] = {
             "its own ClusterRole to mallory in kube-system": (
                 "create",
-                binding("oxygen-mallory", "kube-system", "ClusterRole", own_role, [user("mallory")]),
+                binding(
+                    "oxygen-mallory", "kube-system", "ClusterRole", own_role, [user("mallory")], disguise
+                ),
             ),
             "its own ClusterRole to mallory in a served namespace": (
                 "create",
-                binding("oxygen-mallory", work, "ClusterRole", own_role, [user("mallory")]),
+                binding("oxygen-mallory", work, "ClusterRole", own_role, [user("mallory")], disguise),
             ),
             "cluster-admin in a served namespace": (
                 "create",
                 binding(
-                    "admin-worker", work, "ClusterRole", "cluster-admin", [account("admin-worker", work)]
+                    "admin-worker",
+                    work,
+                    "ClusterRole",
+                    "cluster-admin",
+                    [account("admin-worker", work)],
+                    disguise,
                 ),
             ),
             "cluster-admin in kube-system": (
                 "create",
-                binding("x-worker", "kube-system", "ClusterRole", "cluster-admin", [user("mallory")]),
+                binding(
+                    "x-worker", "kube-system", "ClusterRole", "cluster-admin", [user("mallory")], disguise
+                ),
             ),
             "its ClusterRole under a worker's name": (
                 "create",
-                binding("beta-worker", work, "ClusterRole", own_role, [account("beta-worker", work)]),
+                binding(
+                    "beta-worker", work, "ClusterRole", own_role, [account("beta-worker", work)], disguise
+                ),
             ),
             "a worker Role to one more subject": (
                 "create",
@@ -193,9 +211,11 @@ def test_operator_identity_can_write_worker_identities_and_nothing_else(
                 "create",
                 managed_like(beta["RoleBinding"], subjects=[account("beta-worker", "kube-system")]),
             ),
-            "a worker Role to a tenant's Role": (
+            "a tenant's Role under a worker's name": (
                 "create",
-                binding("ops-worker", work, "Role", "ops-worker", [account("ops-worker", work)]),
+                binding(
+                    "gamma-worker", work, "Role", "ops-worker", [account("gamma-worker", work)], disguise
+                ),
             ),
             **{
                 f"a worker Role granting {what}": (
