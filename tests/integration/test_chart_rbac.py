@@ -170,6 +170,12 @@ def test_operator_identity_can_write_worker_identities_and_nothing_else(
                     "oxygen-mallory", "kube-system", "ClusterRole", own_role, [user("mallory")], disguise
                 ),
             ),
+            "its own ClusterRole to mallory under a worker's name in kube-system": (
+                "create",
+                binding(
+                    "mallory-worker", "kube-system", "ClusterRole", own_role, [user("mallory")], disguise
+                ),
+            ),
             "its own ClusterRole to mallory in a served namespace": (
                 "create",
                 binding("oxygen-mallory", work, "ClusterRole", own_role, [user("mallory")], disguise),
