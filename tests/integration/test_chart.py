@@ -324,9 +324,12 @@ def test_runs_complete_with_only_the_charts_rbac_and_nothing_more(
             ("delete", "jobs.batch"),
             ("get", "configmaps"),
             ("create", "events"),
+            ("list", "events"),  # the run page
             ("create", "serviceaccounts"),
+            ("get", "serviceaccounts"),  # an existing worker identity is read back (retry rounds)
             ("update", "roles.rbac.authorization.k8s.io"),
             ("create", "rolebindings.rbac.authorization.k8s.io"),
+            ("get", "rolebindings.rbac.authorization.k8s.io"),
             # Workflow triggers create runs and prune history; webhooks read their token Secret.
             ("create", "runs.oxygen.dev"),
             ("delete", "runs.oxygen.dev"),
@@ -338,6 +341,8 @@ def test_runs_complete_with_only_the_charts_rbac_and_nothing_more(
             ("create", "pods"),
             ("update", "runs.oxygen.dev"),
             ("delete", "runshards.oxygen.dev"),
+            ("patch", "runshards.oxygen.dev"),  # a shard's spec is immutable; workers get only `get`
+            ("update", "rolebindings.rbac.authorization.k8s.io"),
             ("delete", "roles.rbac.authorization.k8s.io"),
             ("escalate", "roles.rbac.authorization.k8s.io"),
             ("bind", "roles.rbac.authorization.k8s.io"),

@@ -289,3 +289,46 @@ def test_run_page_under_the_charts_rbac(chart_env: ChartEnv) -> None:
     reasons = {e.reason for e in runs.events("paged")}
     assert "Planned" in reasons and "Planned" in html, html[-2000:]
     assert env.refusals_since(mark) == []
+
+
+def test_metered_run_under_the_charts_rbac(chart_env: ChartEnv) -> None:
+    """The credit ledger: the account is listed and read, its status written, its daemon finalized."""
+    env, runs = chart_env, chart_env.runs
+    mark = env.log_mark()
+    runs.custom.create_namespaced_custom_object(
+        GROUP,
+        "v1alpha1",
+        env.work,
+        "creditaccounts",
+        {
+            "apiVersion": f"{GROUP}/v1alpha1",
+            "kind": "CreditAccount",
+            "metadata": {"name": "default"},
+            "spec": {"grants": [{"id": "plan", "amount": "20"}], "onInsufficient": "queue"},
+        },
+    )
+    with Provider(echo()) as provider:
+        runs.create(
+            "metered",
+            {
+                "items": [{"rowId": f"m{i}", "inputs": {"i": i}} for i in range(6)],
+                "producer": {"provider": "p", "http": {"url": provider.url}, "costPerItem": "1"},
+            },
+        )
+        final = runs.wait_phase("metered", timeout=120)
+    assert (final["phase"], final["creditsUsed"], final["creditAccount"]) == ("succeeded", "6", "default")
+
+    def account() -> dict[str, Any]:
+        body = runs.custom.get_namespaced_custom_object(
+            GROUP, "v1alpha1", env.work, "creditaccounts", "default"
+        )
+        status: dict[str, Any] = body.get("status") or {}
+        return status
+
+    wait_for(
+        lambda: (s := account()).get("captured") == "6" and s.get("available") == "14",
+        timeout=60,
+        what="the account to capture 6 credits",
+        describe=lambda: str(account()),
+    )
+    assert env.refusals_since(mark) == []
