@@ -299,6 +299,23 @@ def test_secret_access_is_rendered_only_for_webhook_tokens(helm: Path, tmp_path:
         assert sorted(grants) == (bound or [("ClusterRoleBinding", "")]), (case, grants)
 
 
+def test_a_fixed_worker_account_leaves_the_operator_no_identity_rules(helm: Path, tmp_path: Path) -> None:
+    """With worker.serviceAccountName the operator creates no worker identities: no rules for them."""
+    identity_resources = {"serviceaccounts", "roles", "rolebindings"}
+
+    def identity_rules(values: dict[str, Any]) -> list[dict[str, Any]]:
+        docs = render(helm, tmp_path, "oxy", "oxygen-system", values)
+        return [
+            rule
+            for role in by_kind(docs, "ClusterRole")
+            for rule in role["rules"]
+            if identity_resources & set(rule["resources"])
+        ]
+
+    assert len(identity_rules({})) == 3
+    assert identity_rules({"worker": {"serviceAccountName": "shared-worker"}}) == []
+
+
 def test_operator_identity_gets_secrets_only_where_webhooks_are_served(
     cluster: LocalCluster,
     api: client.ApiClient,
