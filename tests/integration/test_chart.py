@@ -94,6 +94,7 @@ def test_helm_lint_and_template(helm: Path, tmp_path: Path, values: dict[str, An
         "Deployment",
         "Service",
         "Service",
+        "Service",  # the run pages
         "ServiceAccount",
         # The admission policy confining the operator's RoleBindings and Roles to worker identities.
         "ValidatingAdmissionPolicy",
@@ -148,14 +149,19 @@ def test_values_reach_the_operator_and_its_workers(helm: Path, tmp_path: Path) -
         "metrics": 8080,
         "health": 8081,
         "webhook": 8082,
+        "web": 8083,
     }
     assert env["OXYGEN_WEBHOOK_PORT"] == "8082" and env["OXYGEN_METRICS_PORT"] == "8080"
+    assert env["OXYGEN_WEB_PORT"] == "8083"  # the run pages, apart from /metrics
     services = {s["metadata"]["name"].rsplit("-", 1)[-1]: s for s in docs if s["kind"] == "Service"}
     assert services["metrics"]["spec"]["ports"] == [
         {"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}
     ]
     assert services["webhook"]["spec"]["ports"] == [
         {"name": "webhook", "port": 8082, "targetPort": "webhook", "protocol": "TCP"}
+    ]
+    assert services["web"]["spec"]["ports"] == [
+        {"name": "web", "port": 8083, "targetPort": "web", "protocol": "TCP"}
     ]
     assert only(docs, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "metrics"
     dashboard = only(docs, "ConfigMap")
@@ -254,6 +260,8 @@ def test_runs_complete_with_only_the_charts_rbac_and_nothing_more(
             "watchNamespaces": [work],
             "peering": {"enabled": False},
             "health": {"port": free_port()},
+            "metrics": {"port": free_port()},
+            "web": {"port": free_port()},
             "webBaseUrl": "https://oxygen.example.com",
         }
         release, docs = apply_release(cluster, helm, tmp_path, namespace, values)

@@ -47,6 +47,7 @@ pytestmark = pytest.mark.cluster
 __all__ = ["chart_crds", "helm"]  # session fixtures
 
 ECHO = {"provider": "echo", "builtin": "echo"}
+RUN_PAGE_AUDIENCE = "oxygen-run-page"  # the run pages accept only tokens minted for them
 REFUSED = re.compile(r"\b403\b|Forbidden|forbidden")
 
 
@@ -56,7 +57,8 @@ class ChartEnv:
     work: str
     runs: Runs
     operator: ChartOperator
-    web_port: int
+    metrics_port: int
+    page_port: int
     webhook_port: int
 
     def log_mark(self) -> int:
@@ -84,12 +86,13 @@ def chart_env(
     docs: list[dict[str, Any]] = []
     process: ChartOperator | None = None
     try:
-        web_port, webhook_port = free_port(), free_port()
+        metrics_port, page_port, webhook_port = free_port(), free_port(), free_port()
         values = {
             "watchNamespaces": [work],
             "peering": {"enabled": False},
             "health": {"port": free_port()},
-            "metrics": {"port": web_port},
+            "metrics": {"port": metrics_port},
+            "web": {"port": page_port},
             "webhook": {"port": webhook_port},
             "webBaseUrl": "https://oxygen.example.com",
         }
@@ -98,12 +101,12 @@ def chart_env(
         process = ChartOperator(only(docs, "Deployment"), kubeconfig, tmp / "operator.log")
         process.start()
         wait_for(
-            lambda: fetch(f"http://127.0.0.1:{web_port}/healthz")[0] == 200,
+            lambda: fetch(f"http://127.0.0.1:{metrics_port}/healthz")[0] == 200,
             timeout=60,
             what="the operator's web server",
             describe=lambda: process.text()[-2000:] if process else "",
         )
-        yield ChartEnv(api, work, Runs(api, work), process, web_port, webhook_port)
+        yield ChartEnv(api, work, Runs(api, work), process, metrics_port, page_port, webhook_port)
     finally:
         if process is not None:
             process.stop()
@@ -138,10 +141,12 @@ def post(port: int, path: str, body: bytes, headers: dict[str, str]) -> tuple[in
         conn.close()
 
 
-def account_token(api: client.ApiClient, ns: str, name: str) -> str:
+def run_page_token(api: client.ApiClient, ns: str, name: str) -> str:
+    """A token of a new ServiceAccount, minted for the run pages' audience."""
     core = client.CoreV1Api(api)
     core.create_namespaced_service_account(ns, {"metadata": {"name": name}})
-    request = core.create_namespaced_service_account_token(name, ns, {"spec": {"expirationSeconds": 3600}})
+    spec = {"expirationSeconds": 3600, "audiences": [RUN_PAGE_AUDIENCE]}
+    request = core.create_namespaced_service_account_token(name, ns, {"spec": spec})
     token: str = request.status.token
     return token
 
@@ -263,8 +268,8 @@ def test_run_page_under_the_charts_rbac(chart_env: ChartEnv) -> None:
         "paged", {"items": [{"rowId": f"p{i}", "inputs": {"i": i}} for i in range(4)], "producer": ECHO}
     )
     assert runs.wait_phase("paged", timeout=120)["phase"] == "succeeded"
-    viewer = account_token(env.api, env.work, "viewer")
-    stranger = account_token(env.api, env.work, "stranger")
+    viewer = run_page_token(env.api, env.work, "viewer")
+    stranger = run_page_token(env.api, env.work, "stranger")
     rbac = client.RbacAuthorizationV1Api(env.api)
     rbac.create_namespaced_role(
         env.work,
@@ -281,7 +286,7 @@ def test_run_page_under_the_charts_rbac(chart_env: ChartEnv) -> None:
             "subjects": [{"kind": "ServiceAccount", "name": "viewer", "namespace": env.work}],
         },
     )
-    page = f"http://127.0.0.1:{env.web_port}/runs/{env.work}/paged"
+    page = f"http://127.0.0.1:{env.page_port}/runs/{env.work}/paged"
     assert fetch(page, stranger)[0] == 403
     code, html = fetch(page, viewer)
     assert code == 200, html
