@@ -37,7 +37,6 @@ from tests.support.chart import (
 )
 from tests.support.runs import Runs
 
-pytestmark = pytest.mark.cluster
 __all__ = ["chart_crds", "helm"]  # session fixtures
 
 RBAC = "rbac.authorization.k8s.io"
@@ -102,6 +101,7 @@ def managed_like(manifest: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return copy
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("mode", ["all-namespaces", "listed-namespaces"])
 def test_operator_identity_can_write_worker_identities_and_nothing_else(
     cluster: LocalCluster,
@@ -316,6 +316,7 @@ def test_a_fixed_worker_account_leaves_the_operator_no_identity_rules(helm: Path
     assert identity_rules({"worker": {"serviceAccountName": "shared-worker"}}) == []
 
 
+@pytest.mark.cluster
 def test_operator_identity_gets_secrets_only_where_webhooks_are_served(
     cluster: LocalCluster,
     api: client.ApiClient,
