@@ -297,6 +297,12 @@ def test_secret_access_is_rendered_only_for_webhook_tokens(helm: Path, tmp_path:
             and b["roleRef"]["name"] == role["metadata"]["name"]
         ]
         assert sorted(grants) == (bound or [("ClusterRoleBinding", "")]), (case, grants)
+    # Narrowest: only the Secret names the platform allows for webhook tokens.
+    docs = render(helm, tmp_path, "oxy", "oxygen-system", {"webhook": {"tokenSecretNames": ["hook"]}})
+    (role,) = [r for r in by_kind(docs, "ClusterRole") if r["metadata"]["name"].endswith("-webhook-tokens")]
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": ["hook"]}
+    ]
 
 
 def test_a_fixed_worker_account_leaves_the_operator_no_identity_rules(helm: Path, tmp_path: Path) -> None:
@@ -330,13 +336,22 @@ def test_operator_identity_gets_secrets_only_where_webhooks_are_served(
     for ns in (hooks, quiet, outside):
         create_namespace(api, ns)
         core.create_namespaced_secret(ns, {"metadata": {"name": "db"}, "stringData": {"password": "pw"}})
+    core.create_namespaced_secret(hooks, {"metadata": {"name": "hook"}, "stringData": {"token": "t"}})
     values = {"watchNamespaces": [hooks, quiet], "webhook": {"namespaces": [hooks]}}
     release, docs = apply_release(cluster, helm, tmp_path, namespace, values)
     off, off_docs = apply_release(
         cluster, helm, tmp_path, namespace, {"watchNamespaces": [hooks], "webhook": {"enabled": False}}
     )
+    named, named_docs = apply_release(
+        cluster,
+        helm,
+        tmp_path,
+        namespace,
+        {"watchNamespaces": [hooks], "webhook": {"tokenSecretNames": ["hook"]}},
+    )
     try:
         me, without = operator_user(namespace, release), operator_user(namespace, off)
+        only_hook = operator_user(namespace, named)
 
         def read(who: str, ns: str, *args: str) -> str:
             done = kubectl(cluster, *args, "-n", ns, "--as", who)
@@ -345,6 +360,7 @@ def test_operator_identity_gets_secrets_only_where_webhooks_are_served(
 
         # The design's need: a webhook token Secret, by name, where webhooks are served.
         assert read(me, hooks, "get", "secret", "db") == ""
+        assert read(only_hook, hooks, "get", "secret", "hook") == ""
         # Everything else: refused by the API server.
         attempts = {
             "list in the webhook namespace": (me, hooks, ("get", "secrets")),
@@ -352,6 +368,7 @@ def test_operator_identity_gets_secrets_only_where_webhooks_are_served(
             "get outside the watched namespaces": (me, outside, ("get", "secret", "db")),
             "list in the release's own namespace": (me, namespace, ("get", "secrets")),
             "get with webhooks off": (without, hooks, ("get", "secret", "db")),
+            "get of a name not allowed for tokens": (only_hook, hooks, ("get", "secret", "db")),
         }
         for attempt, (who, ns, args) in attempts.items():
             assert read(who, ns, *args) == "Forbidden", attempt
@@ -362,5 +379,6 @@ def test_operator_identity_gets_secrets_only_where_webhooks_are_served(
     finally:
         delete_cluster_scoped(cluster, docs)
         delete_cluster_scoped(cluster, off_docs)
+        delete_cluster_scoped(cluster, named_docs)
         for ns in (hooks, quiet, outside):
             core.delete_namespace(ns, propagation_policy="Background")
