@@ -8,15 +8,10 @@ helm comes from hack/tools/build.sh (built from its Go module, cached); Lua is D
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -28,44 +23,32 @@ from kubernetes import client
 from oxygen.api import admission
 from oxygen.devcluster import LocalCluster
 from oxygen.devcluster.wait import wait_for
+from tests.support.chart import (
+    CHART,
+    REPO,
+    RESTRICTED,
+    ChartOperator,
+    apply_release,
+    by_kind,
+    can_i,
+    chart_crds,
+    create_namespace,
+    delete_cluster_scoped,
+    dump,
+    free_port,
+    helm,
+    kubectl,
+    only,
+    render,
+    sa_kubeconfig,
+)
 from tests.support.operator_process import OperatorProcess
 from tests.support.provider import Provider, Reply, echo, with_latency
 from tests.support.runs import Runs
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "oxygen-operator"
 HEALTH_LUA = REPO / "docs" / "argocd-health.lua"
+__all__ = ["chart_crds", "helm"]  # session fixtures, shared with test_chart_rbac.py
 
-# Minimal CRDs for the Prometheus Operator's kinds (not installed on our cluster), so the chart's
-# optional ServiceMonitor and PrometheusRule can be validated by the API server too.
-MONITORING_CRDS = [
-    {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.monitoring.coreos.com"},
-        "spec": {
-            "group": "monitoring.coreos.com",
-            "scope": "Namespaced",
-            "names": {"kind": kind, "plural": plural, "singular": plural[:-1], "listKind": f"{kind}List"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
-    for kind, plural in (("ServiceMonitor", "servicemonitors"), ("PrometheusRule", "prometheusrules"))
-]
 
 EVERYTHING_ON = {
     "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
@@ -83,95 +66,6 @@ EVERYTHING_ON = {
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def helm() -> Path:
-    done = subprocess.run(
-        ["bash", str(REPO / "hack" / "tools" / "build.sh")], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        pytest.fail(f"hack/tools/build.sh failed:\n{done.stderr[-3000:]}")
-    return Path(done.stdout.strip().splitlines()[-1]) / "helm"
-
-
-def render(
-    helm: Path, tmp_path: Path, release: str, namespace: str, values: dict[str, Any], *extra: str
-) -> list[dict[str, Any]]:
-    values_file = tmp_path / f"values-{release}-{uuid.uuid4().hex[:6]}.yaml"
-    values_file.write_text(yaml.safe_dump(values))
-    done = subprocess.run(
-        [str(helm), "template", release, str(CHART), "-n", namespace, "-f", str(values_file), *extra],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
-
-
-def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [d for d in docs if d["kind"] == kind]
-
-
-def only(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    (doc,) = by_kind(docs, kind)
-    return doc
-
-
-def kubectl(cluster: LocalCluster, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    done = cluster.controlplane.kubectl(*args, check=False, input=input)
-    done.stderr = done.stderr[-3000:]  # what assertion messages show
-    return done
-
-
-def dump(docs: list[dict[str, Any]]) -> str:
-    return yaml.safe_dump_all(docs)
-
-
-def can_i(cluster: LocalCluster, who: str, verb: str, resource: str, *flags: str) -> bool:
-    done = kubectl(cluster, "auth", "can-i", verb, resource, "--as", who, *flags)
-    assert done.returncode in (0, 1) and done.stdout.strip() in ("yes", "no"), done.stderr
-    return done.stdout.strip() == "yes"
-
-
-def create_namespace(api: client.ApiClient, name: str, labels: dict[str, str] | None = None) -> None:
-    core = client.CoreV1Api(api)
-    core.create_namespace({"metadata": {"name": name, "labels": labels or {}}})
-    wait_for(
-        lambda: core.read_namespaced_service_account("default", name),
-        timeout=30,
-        what=f"serviceaccount default in {name}",
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-RESTRICTED = {
-    "pod-security.kubernetes.io/enforce": "restricted",
-    "pod-security.kubernetes.io/warn": "restricted",
-}
-
-
-@pytest.fixture(scope="session")
-def chart_crds(cluster: LocalCluster, crds: None) -> None:
-    """The chart's crds/ (ours and kopf's peering CRDs) and minimal monitoring CRDs, established."""
-    done = kubectl(cluster, "apply", "-f", str(CHART / "crds"))
-    assert done.returncode == 0, done.stderr
-    done = kubectl(cluster, "apply", "-f", "-", input=dump(MONITORING_CRDS))
-    assert done.returncode == 0, done.stderr
-    names = ["clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"] + [
-        c["metadata"]["name"] for c in MONITORING_CRDS
-    ]
-    done = kubectl(
-        cluster, "wait", "--for=condition=Established", "--timeout=60s", *[f"crd/{n}" for n in names]
-    )
-    assert done.returncode == 0, done.stderr
 
 
 # -- lint and template (no cluster) -----------------------------------------------------------------
@@ -201,16 +95,22 @@ def test_helm_lint_and_template(helm: Path, tmp_path: Path, values: dict[str, An
         "Deployment",
         "Service",
         "Service",
+        "Service",  # the run pages
         "ServiceAccount",
         *ADMISSION_KINDS,
+        # The admission policy confining the operator's RoleBindings and Roles to worker identities.
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        # Webhook tokens: Secret get, bound where webhooks are served.
+        "ClusterRole",
     ]
     if values.get("watchNamespaces"):
         expected = [*base, "ConfigMap", "KopfPeering", "KopfPeering", "PrometheusRule"]
-        expected += ["RoleBinding", "RoleBinding", "ServiceMonitor"]
+        expected += ["RoleBinding", "RoleBinding", "ServiceMonitor", "RoleBinding", "RoleBinding"]
     elif values.get("peering", {}).get("enabled", True):
-        expected = [*base, "ClusterKopfPeering", "ClusterRoleBinding"]
+        expected = [*base, "ClusterKopfPeering", "ClusterRoleBinding", "ClusterRoleBinding"]
     else:
-        expected = [*base, "ClusterRoleBinding"]
+        expected = [*base, "ClusterRoleBinding", "ClusterRoleBinding"]
     assert kinds == sorted(expected)
     # Every object has a name and, unless cluster-scoped, the namespace it belongs in.
     cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering", *ADMISSION_KINDS}
@@ -228,11 +128,14 @@ def test_admission_policies_are_the_generated_ones_behind_their_toggle(helm: Pat
     def key(doc: dict[str, Any]) -> tuple[str, str]:
         return doc["kind"], doc["metadata"]["name"]
 
+    def generated(doc: dict[str, Any]) -> bool:  # not the chart's own worker-identity policy
+        return doc["kind"] in ADMISSION_KINDS and not doc["metadata"]["name"].endswith("-worker-identity")
+
     docs = render(helm, tmp_path, "oxy", "oxygen-system", {})
-    shipped = sorted((d for d in docs if d["kind"] in ADMISSION_KINDS), key=key)
+    shipped = sorted((d for d in docs if generated(d)), key=key)
     assert shipped == sorted(admission.documents(), key=key)
     docs = render(helm, tmp_path, "oxy", "oxygen-system", {"admissionPolicies": {"enabled": False}})
-    assert not [d for d in docs if d["kind"] in ADMISSION_KINDS]
+    assert not [d for d in docs if generated(d)]
 
 
 def test_values_reach_the_operator_and_its_workers(helm: Path, tmp_path: Path) -> None:
@@ -260,14 +163,19 @@ def test_values_reach_the_operator_and_its_workers(helm: Path, tmp_path: Path) -
         "metrics": 8080,
         "health": 8081,
         "webhook": 8082,
+        "web": 8083,
     }
     assert env["OXYGEN_WEBHOOK_PORT"] == "8082" and env["OXYGEN_METRICS_PORT"] == "8080"
+    assert env["OXYGEN_WEB_PORT"] == "8083"  # the run pages, apart from /metrics
     services = {s["metadata"]["name"].rsplit("-", 1)[-1]: s for s in docs if s["kind"] == "Service"}
     assert services["metrics"]["spec"]["ports"] == [
         {"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}
     ]
     assert services["webhook"]["spec"]["ports"] == [
         {"name": "webhook", "port": 8082, "targetPort": "webhook", "protocol": "TCP"}
+    ]
+    assert services["web"]["spec"]["ports"] == [
+        {"name": "web", "port": 8083, "targetPort": "web", "protocol": "TCP"}
     ]
     assert only(docs, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "metrics"
     dashboard = only(docs, "ConfigMap")
@@ -276,9 +184,9 @@ def test_values_reach_the_operator_and_its_workers(helm: Path, tmp_path: Path) -
     # Listed namespaces: the namespaced rules are bound per namespace, never cluster-wide.
     bindings = by_kind(docs, "ClusterRoleBinding")
     assert [b["roleRef"]["name"] for b in bindings] == ["oxy-oxygen-operator-cluster"]
-    assert [(b["metadata"]["namespace"], b["roleRef"]["name"]) for b in by_kind(docs, "RoleBinding")] == [
-        ("team-a", "oxy-oxygen-operator")
-    ]
+    assert sorted(
+        (b["metadata"]["namespace"], b["roleRef"]["name"]) for b in by_kind(docs, "RoleBinding")
+    ) == [("team-a", "oxy-oxygen-operator"), ("team-a", "oxy-oxygen-operator-webhook-tokens")]
     # The worker image defaults to the operator's; the image tag to the chart's appVersion.
     defaults = render(helm, tmp_path, "oxy", "oxygen-system", {})
     (default_container,) = only(defaults, "Deployment")["spec"]["template"]["spec"]["containers"]
@@ -343,84 +251,6 @@ def test_operator_pod_is_admitted_under_the_restricted_pod_security_standard(
         client.CoreV1Api(api).delete_namespace(ns, propagation_policy="Background")
 
 
-def _sa_kubeconfig(cluster: LocalCluster, namespace: str, account: str, path: Path) -> Path:
-    """A kubeconfig holding a TokenRequest token of `account` (what its pod would be given)."""
-    done = kubectl(cluster, "create", "token", account, "-n", namespace, "--duration=2h")
-    assert done.returncode == 0, done.stderr
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    cluster_entry = admin["clusters"][0]["cluster"]
-    if "certificate-authority" in cluster_entry:
-        ca = Path(cluster_entry.pop("certificate-authority")).read_bytes()
-        cluster_entry["certificate-authority-data"] = base64.b64encode(ca).decode()
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "local", "cluster": cluster_entry}],
-                "users": [{"name": account, "user": {"token": done.stdout.strip()}}],
-                "contexts": [{"name": "sa", "context": {"cluster": "local", "user": account}}],
-                "current-context": "sa",
-            }
-        )
-    )
-    path.chmod(0o600)
-    return path
-
-
-class ChartOperator:
-    """The rendered Deployment's container (command, args, env) run as a local process."""
-
-    def __init__(self, deployment: dict[str, Any], kubeconfig: Path, log: Path) -> None:
-        (container,) = deployment["spec"]["template"]["spec"]["containers"]
-        self.argv = [*container["command"], *container["args"]]
-        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-        self.env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), self.env.get("PATH", "")])
-        for var in container["env"]:
-            if "value" in var:
-                self.env[var["name"]] = var["value"]
-            elif var["valueFrom"].get("fieldRef", {}).get("fieldPath") == "metadata.name":
-                self.env[var["name"]] = "oxygen-operator-test-pod"
-        self.log = log
-        self.popen: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        assert shutil.which(self.argv[0], path=self.env["PATH"]), f"{self.argv[0]} is not on PATH"
-        with self.log.open("ab") as out:
-            self.popen = subprocess.Popen(
-                self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-
-    def stop(self) -> None:
-        if self.popen is not None and self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(timeout=15)
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def _release(
-    cluster: LocalCluster, helm: Path, tmp_path: Path, namespace: str, values: dict[str, Any]
-) -> tuple[str, list[dict[str, Any]]]:
-    """Apply the rendered chart for real under a unique release name; returns the name and docs."""
-    release = f"ox{uuid.uuid4().hex[:6]}"
-    docs = render(helm, tmp_path, release, namespace, {"replicaCount": 0, **values})
-    done = kubectl(cluster, "apply", "-f", "-", input=dump(docs))
-    assert done.returncode == 0, done.stderr
-    return release, docs
-
-
-def _delete_cluster_scoped(cluster: LocalCluster, docs: list[dict[str, Any]]) -> None:
-    for doc in docs:
-        if doc["kind"] in ("ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"):
-            kubectl(cluster, "delete", doc["kind"].lower(), doc["metadata"]["name"], "--ignore-not-found")
-
-
 @pytest.mark.cluster
 def test_runs_complete_with_only_the_charts_rbac_and_nothing_more(
     cluster: LocalCluster,
@@ -444,11 +274,13 @@ def test_runs_complete_with_only_the_charts_rbac_and_nothing_more(
             "watchNamespaces": [work],
             "peering": {"enabled": False},
             "health": {"port": free_port()},
+            "metrics": {"port": free_port()},
+            "web": {"port": free_port()},
             "webBaseUrl": "https://oxygen.example.com",
         }
-        release, docs = _release(cluster, helm, tmp_path, namespace, values)
+        release, docs = apply_release(cluster, helm, tmp_path, namespace, values)
         account = f"{release}-oxygen-operator"
-        kubeconfig = _sa_kubeconfig(cluster, namespace, account, tmp_path / "operator.kubeconfig")
+        kubeconfig = sa_kubeconfig(cluster, namespace, account, tmp_path / "operator.kubeconfig")
         chart_operator = ChartOperator(only(docs, "Deployment"), kubeconfig, tmp_path / "operator.log")
         chart_operator.start()
         runs = Runs(api, work)
@@ -514,9 +346,12 @@ def test_runs_complete_with_only_the_charts_rbac_and_nothing_more(
             ("delete", "jobs.batch"),
             ("get", "configmaps"),
             ("create", "events"),
+            ("list", "events"),  # the run page
             ("create", "serviceaccounts"),
+            ("get", "serviceaccounts"),  # an existing worker identity is read back (retry rounds)
             ("update", "roles.rbac.authorization.k8s.io"),
             ("create", "rolebindings.rbac.authorization.k8s.io"),
+            ("get", "rolebindings.rbac.authorization.k8s.io"),
             # Workflow triggers create runs and prune history; webhooks read their token Secret.
             ("create", "runs.oxygen.dev"),
             ("delete", "runs.oxygen.dev"),
@@ -528,6 +363,8 @@ def test_runs_complete_with_only_the_charts_rbac_and_nothing_more(
             ("create", "pods"),
             ("update", "runs.oxygen.dev"),
             ("delete", "runshards.oxygen.dev"),
+            ("patch", "runshards.oxygen.dev"),  # a shard's spec is immutable; workers get only `get`
+            ("update", "rolebindings.rbac.authorization.k8s.io"),
             ("delete", "roles.rbac.authorization.k8s.io"),
             ("escalate", "roles.rbac.authorization.k8s.io"),
             ("bind", "roles.rbac.authorization.k8s.io"),
@@ -595,7 +432,7 @@ def test_runs_complete_with_only_the_charts_rbac_and_nothing_more(
     finally:
         if chart_operator is not None:
             chart_operator.stop()
-        _delete_cluster_scoped(cluster, docs)
+        delete_cluster_scoped(cluster, docs)
         client.CoreV1Api(api).delete_namespace(work, propagation_policy="Background")
         if was_running:
             operator.start()
@@ -605,7 +442,7 @@ def test_runs_complete_with_only_the_charts_rbac_and_nothing_more(
 def test_cluster_wide_install_binds_cluster_wide_and_peers_cluster_wide(
     cluster: LocalCluster, chart_crds: None, helm: Path, namespace: str, tmp_path: Path
 ) -> None:
-    release, docs = _release(cluster, helm, tmp_path, namespace, {})
+    release, docs = apply_release(cluster, helm, tmp_path, namespace, {})
     try:
         me = f"system:serviceaccount:{namespace}:{release}-oxygen-operator"
         for verb, resource in (("watch", "runs.oxygen.dev"), ("create", "jobs.batch"), ("create", "events")):
@@ -620,7 +457,7 @@ def test_cluster_wide_install_binds_cluster_wide_and_peers_cluster_wide(
         done = kubectl(cluster, "get", "clusterkopfpeering", "oxygen-operator", "-o", "name")
         assert done.stdout.strip() == "clusterkopfpeering.kopf.dev/oxygen-operator", done.stderr
     finally:
-        _delete_cluster_scoped(cluster, docs)
+        delete_cluster_scoped(cluster, docs)
 
 
 # -- the Argo CD health check --------------------------------------------------------------------------

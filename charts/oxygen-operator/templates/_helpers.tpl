@@ -56,3 +56,19 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* Namespaces whose webhook token Secrets the operator may get, as a JSON list; [] means every
+namespace (only when it watches every namespace). Fails on a namespace it does not watch. */}}
+{{- define "oxygen.webhookNamespaces" -}}
+{{- $listed := .Values.webhook.namespaces | default list -}}
+{{- range $listed -}}
+{{- if and $.Values.watchNamespaces (not (has . $.Values.watchNamespaces)) -}}
+{{- fail (printf "webhook.namespaces: %s is not in watchNamespaces" .) -}}
+{{- end -}}
+{{- end -}}
+{{- if $listed -}}
+{{- toJson $listed -}}
+{{- else -}}
+{{- toJson (.Values.watchNamespaces | default list) -}}
+{{- end -}}
+{{- end -}}

@@ -95,7 +95,7 @@ CASES = [
 def test_schedule_decision(case: Case) -> None:
     trigger = ScheduleTrigger(
         cron=case.cron,
-        concurrency_policy=case.policy,  # type: ignore[arg-type]
+        concurrency_policy=case.policy,
         starting_deadline_seconds=case.deadline,
     )
     decision = decide_schedule(trigger, WF_NAME, LAST, t(case.now), case.runs, case.taken)
