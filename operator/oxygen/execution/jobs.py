@@ -142,7 +142,13 @@ def shard_job(
 
 
 def worker_identity(run_body: dict[str, Any], shard_names: list[str]) -> list[tuple[str, dict[str, Any]]]:
-    """ServiceAccount, Role (this run's shards only) and RoleBinding for a run's workers."""
+    """ServiceAccount, Role (this run's shards only) and RoleBinding for a run's workers.
+
+    None for a run without shards: RBAC reads empty `resourceNames` as every RunShard of the namespace,
+    and a run with no shards has no worker to grant anything to.
+    """
+    if not shard_names:
+        return []
     name = worker_account(run_body["metadata"]["name"])
     namespace = run_body["metadata"]["namespace"]
     meta = {

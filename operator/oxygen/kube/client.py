@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterator, Mapping
@@ -20,6 +21,8 @@ from kubernetes.client.exceptions import ApiException
 
 from oxygen.api.common import GROUP, VERSION
 from oxygen.timefmt import rfc3339
+
+log = logging.getLogger("oxygen.kube")
 
 
 def load_api_client(kubeconfig: Path | str | None = None, context: str | None = None) -> Any:
@@ -241,7 +244,12 @@ class Kube:
         try:
             self.core.create_namespaced_event(meta["namespace"], body)
         except ApiException as err:
-            if err.status not in (409, 403):
+            if err.status == 403:
+                # An Event is worth less than the pass that posts it, but a missing RBAC rule must show.
+                log.warning(
+                    "event %s on %s/%s refused (403): %s", reason, meta["namespace"], meta["name"], err.reason
+                )
+            elif err.status != 409:
                 raise
 
 

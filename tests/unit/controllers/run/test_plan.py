@@ -155,6 +155,14 @@ def test_initial_with_a_fixed_worker_account_makes_no_identity() -> None:
     assert result.worker_identity == []
 
 
+def test_a_run_without_items_makes_no_identity() -> None:
+    # An empty resourceNames list would grant the worker every RunShard of the namespace.
+    obs = b.observed(b.run_body(items=[]))
+    result = plan.initial(obs, RunStatus(), plan.resolve(obs.run, plan.Sources()), UNMETERED, b.settings())
+    assert result.shards == []
+    assert result.worker_identity == []
+
+
 def test_dry_run_shards_carry_their_skipped_status() -> None:
     obs = b.observed(b.run_body(mode="dry_run"))
     result = plan.initial(obs, RunStatus(), plan.resolve(obs.run, plan.Sources()), UNMETERED, b.settings())
