@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
+from kubernetes.client.exceptions import (
+    ApiException as ApiException,
+)  # re-exported: the refusal type callers catch
 
 from oxygen.api.common import GROUP, VERSION
 from oxygen.timefmt import rfc3339

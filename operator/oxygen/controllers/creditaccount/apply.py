@@ -8,11 +8,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
 from oxygen.controllers.creditaccount.decide import AccountPlan
 from oxygen.controllers.creditaccount.observe import AccountMemory
-from oxygen.kube.client import Kube
+from oxygen.kube.client import ApiException, Kube
 
 log = logging.getLogger("oxygen.creditaccount")
 

@@ -15,22 +15,14 @@ import kopf
 
 from oxygen import metrics
 from oxygen.api.common import GROUP, VERSION
+from oxygen.controllers import runtime
 from oxygen.controllers.creditaccount.apply import apply
 from oxygen.controllers.creditaccount.decide import decide
 from oxygen.controllers.creditaccount.observe import AccountMemory, observe
 from oxygen.credits.gate import account_of, share_of
-from oxygen.kube.client import Kube, load_api_client
+from oxygen.kube.client import Kube
 
 PASS_INTERVAL = 1.0
-
-_kube: Kube | None = None
-
-
-def kube() -> Kube:
-    global _kube
-    if _kube is None:
-        _kube = Kube(metrics.instrument_api_client(load_api_client()))
-    return _kube
 
 
 @kopf.on.event(GROUP, VERSION, "creditaccounts")
@@ -49,9 +41,9 @@ def runs_by_account(body: kopf.Body, namespace: str | None, **_: Any) -> dict[An
     return {(namespace, account_of(raw)): share_of(raw)}
 
 
-def _pass(body: dict[str, Any], shares: list[Any], memory: AccountMemory) -> None:
+def _pass(body: dict[str, Any], shares: list[Any], memory: AccountMemory, kube: Kube) -> None:
     plan = decide(observe(body, shares), memory.last)
-    apply(kube(), body, plan, memory)
+    apply(kube, body, plan, memory)
 
 
 @kopf.daemon(GROUP, VERSION, "creditaccounts", cancellation_timeout=5.0)  # type: ignore[arg-type]
@@ -61,16 +53,18 @@ async def account_daemon(
     namespace: str,
     stopped: kopf.DaemonStopped,
     runs_by_account: kopf.Index[Any, Any],
+    memo: kopf.Memo,
     logger: kopf.Logger,
     **_: Any,
 ) -> None:
     """About once a second, derive the account's status from its runs (written only on change)."""
     memory = AccountMemory()
+    kube = runtime.kube(memo)
     while not stopped:
         snapshot = copy.deepcopy(dict(body))
         shares = list(runs_by_account.get((namespace, name), []))
         try:
-            await asyncio.to_thread(_pass, snapshot, shares, memory)
+            await asyncio.to_thread(_pass, snapshot, shares, memory, kube)
         except Exception as err:  # keep the daemon alive; the next pass retries
             logger.exception("account reconcile failed: %s", err)
         await stopped.wait(PASS_INTERVAL)

@@ -8,7 +8,7 @@ from typing import Any
 
 from oxygen.api.creditaccount import CreditAccount
 from oxygen.credits import ledger
-from oxygen.kube.client import now
+from oxygen.timefmt import rfc3339
 
 
 @dataclass
@@ -29,4 +29,4 @@ def observe(
     body: Mapping[str, Any], shares: Iterable[ledger.RunShare], stamp: str | None = None
 ) -> AccountObservation:
     """One snapshot: totals come from this one list, so `granted = captured + reserved + available`."""
-    return AccountObservation(CreditAccount.model_validate(dict(body)), list(shares), stamp or now())
+    return AccountObservation(CreditAccount.model_validate(dict(body)), list(shares), stamp or rfc3339())

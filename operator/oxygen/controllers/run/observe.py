@@ -15,8 +15,6 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
 from oxygen.api.common import GROUP
 from oxygen.api.creditaccount import CreditAccount
 from oxygen.api.labels import LABEL_RUN_UID
@@ -26,7 +24,7 @@ from oxygen.api.workflow import Workflow
 from oxygen.controllers.run.plan import Sources
 from oxygen.controllers.run.types import Observed, RunState
 from oxygen.credits.gate import CreditSnapshot, account_of, share_of
-from oxygen.kube.client import Kube
+from oxygen.kube.client import ApiException, Kube
 from oxygen.status.views import JobView, ShardView, shard_view
 
 # Shards read per request when a new round is planned (each can hold ~1 MiB of results).

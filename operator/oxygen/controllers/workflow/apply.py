@@ -16,8 +16,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
 from oxygen.api.common import GROUP, VERSION
 from oxygen.controllers.workflow.clock import Clock, SystemClock, format_time
 from oxygen.controllers.workflow.decide import latest_schedule, status_changed
@@ -26,7 +24,7 @@ from oxygen.controllers.workflow.managed import edited
 from oxygen.controllers.workflow.observe import WorkflowMemory
 from oxygen.controllers.workflow.plan import Notice, Plan, SourceMark
 from oxygen.controllers.workflow.views import run_view
-from oxygen.kube.client import Kube
+from oxygen.kube.client import ApiException, Kube
 
 log = logging.getLogger("oxygen.workflow")
 

@@ -22,9 +22,9 @@ from typing import Any
 import kopf
 from aiohttp import web
 
-from oxygen import metrics
 from oxygen.api.common import GROUP, VERSION
 from oxygen.api.run import TERMINAL_PHASES
+from oxygen.controllers import runtime
 from oxygen.controllers.workflow.apply import WorkflowApplier
 from oxygen.controllers.workflow.clock import Clock, clock_from_env
 from oxygen.controllers.workflow.decide import decide
@@ -32,7 +32,6 @@ from oxygen.controllers.workflow.observe import WorkflowMemory, observe
 from oxygen.controllers.workflow.runs import LABEL_WORKFLOW, workflow_label
 from oxygen.controllers.workflow.views import run_view
 from oxygen.controllers.workflow.webhook import start_webhook_server
-from oxygen.kube.client import Kube, load_api_client
 
 log = logging.getLogger("oxygen.workflow")
 
@@ -41,17 +40,8 @@ WEBHOOK_HOST_ENV = "OXYGEN_WEBHOOK_HOST"
 DEFAULT_WEBHOOK_PORT = 8082
 PASS_INTERVAL = 1.0
 
-_applier: WorkflowApplier | None = None
 _clock: Clock | None = None
 _webhook: web.AppRunner | None = None
-
-
-def applier() -> WorkflowApplier:
-    global _applier
-    if _applier is None:
-        # Instrumented: the workflow daemons' and the webhook's API calls show in the request metrics.
-        _applier = WorkflowApplier(Kube(metrics.instrument_api_client(load_api_client())))
-    return _applier
 
 
 def schedule_clock() -> Clock:
@@ -61,7 +51,13 @@ def schedule_clock() -> Clock:
     return _clock
 
 
-def one_pass(body: dict[str, Any], runs: list[Any], finished: list[Any], memory: WorkflowMemory) -> None:
+def one_pass(
+    body: dict[str, Any],
+    runs: list[Any],
+    finished: list[Any],
+    memory: WorkflowMemory,
+    applier: WorkflowApplier,
+) -> None:
     """observe → decide → apply for one Workflow (blocking: call it from a thread)."""
     seen = observe(body, runs, finished, memory, schedule_clock())
     plan = decide(
@@ -74,11 +70,11 @@ def one_pass(body: dict[str, Any], runs: list[Any], finished: list[Any], memory:
         fired=memory.fired,
         marked=memory.marked,
     )
-    applier().apply(seen.body, plan, memory)
+    applier.apply(seen.body, plan, memory)
 
 
 @kopf.on.startup()
-async def start_webhook(**_: Any) -> None:
+async def start_webhook(memo: kopf.Memo, **_: Any) -> None:
     global _webhook
     port = int(os.environ.get(WEBHOOK_PORT_ENV, str(DEFAULT_WEBHOOK_PORT)))
     if port == 0:
@@ -86,7 +82,7 @@ async def start_webhook(**_: Any) -> None:
         return
     host = os.environ.get(WEBHOOK_HOST_ENV, "0.0.0.0")
     try:
-        _webhook = await start_webhook_server(host, port, applier().kube)
+        _webhook = await start_webhook_server(host, port, runtime.kube(memo))
     except OSError as err:  # e.g. the port is taken: the rest of the operator still works
         log.error("webhook server not started on %s:%d: %s", host, port, err)
 
@@ -121,11 +117,13 @@ async def workflow_daemon(
     stopped: kopf.DaemonStopped,
     runs_by_workflow: kopf.Index[Any, Any],
     finished_runs: kopf.Index[Any, Any],
+    memo: kopf.Memo,
     logger: kopf.Logger,
     **_: Any,
 ) -> None:
     """About once a second: schedule, event triggers, history and status, in one pass."""
     memory = WorkflowMemory()
+    applier = WorkflowApplier(runtime.kube(memo))
     key = (namespace, workflow_label(name))
     while not stopped:
         snapshot = copy.deepcopy(dict(body))
@@ -135,7 +133,7 @@ async def workflow_daemon(
         events = snapshot.get("spec", {}).get("triggers", {}).get("events")
         done = list(finished_runs.get(namespace, [])) if events else []
         try:
-            await asyncio.to_thread(one_pass, snapshot, runs, done, memory)
+            await asyncio.to_thread(one_pass, snapshot, runs, done, memory, applier)
         except Exception as err:  # one bad pass must not kill the daemon; the next one retries
             logger.exception("workflow pass failed: %s", err)
         await stopped.wait(PASS_INTERVAL)

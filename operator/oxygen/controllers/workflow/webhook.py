@@ -36,13 +36,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from kubernetes.client.exceptions import ApiException
 
 from oxygen.api.workflow import WebhookTrigger, Workflow
 from oxygen.controllers.workflow.apply import WorkflowApplier
 from oxygen.controllers.workflow.runs import generate_name, run_manifest
 from oxygen.controllers.workflow.webhook_guard import RateLimiter, TtlCache, WebhookSettings, retry_after
-from oxygen.kube.client import Kube
+from oxygen.kube.client import ApiException, Kube
 
 log = logging.getLogger("oxygen.workflow.webhook")
 
