@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from oxygen.api.common import API_VERSION
 from oxygen.api.labels import LABEL_ROUND, LABEL_RUN, LABEL_RUN_UID, MANAGED_BY, owner_reference
-from oxygen.api.run import Producer, RunSpec, effective_producer
+from oxygen.api.run import Producer, Retry, RunSpec, effective_producer
 from oxygen.api.runshard import ItemResult, RunShardSpec, RunShardStatus, ShardItem
 from oxygen.planning.items import PlannedItem
 from oxygen.planning.names import shard_name
@@ -33,6 +33,8 @@ class Shape:
     context: dict[str, Any] | None = None
     max_pages: int | None = None
     producer: Producer | None = None
+    # The run's retry as its Providers allow (preflight.retry); None: the run's own.
+    retry: Retry | None = None
 
     @property
     def single_shard(self) -> bool:
@@ -87,7 +89,7 @@ def shard_bodies(
                 execute=group.execute,
                 skip_reason=group.skip_reason,
                 producer=shape.producer or effective_producer(spec),
-                retry=spec.retry,
+                retry=shape.retry or spec.retry,
                 sequence=shape.sequence,
                 context=shape.context,
                 max_pages=shape.max_pages,
