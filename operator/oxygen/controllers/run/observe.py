@@ -162,24 +162,22 @@ class Reader:
         metadata-only verb: this is a `get` on secrets, which the chart grants the operator for
         webhook tokens (webhook.enabled, the default). Without it the answer is 403 and the operator
         cannot tell (None): the check is skipped, the pod's envFrom still refuses to start."""
-        path = "/api/v1/namespaces/{namespace}/secrets/{name}"
-        try:
-            response = self.kube.api_client.call_api(
-                path,
-                "GET",
-                path_params={"namespace": namespace, "name": name},
-                header_params={"Accept": METADATA_ONLY},
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _return_http_data_only=True,
-            )
-            response.release_conn()
-        except ApiException as err:
-            if err.status == 404:
-                return False
-            if err.status == 403:
-                return None
-            raise
+        api = self.kube.api_client
+        method, url, headers, _, _ = api.param_serialize(
+            "GET",
+            "/api/v1/namespaces/{namespace}/secrets/{name}",
+            path_params={"namespace": namespace, "name": name},
+            header_params={"Accept": METADATA_ONLY},
+            auth_settings=["BearerToken"],
+        )
+        response = api.call_api(method, url, header_params=headers)
+        response.read()  # the metadata, discarded: only the status code matters
+        if response.status == 404:
+            return False
+        if response.status == 403:
+            return None
+        if not 200 <= response.status < 300:
+            raise ApiException(status=response.status, reason=response.reason)
         return True
 
     def credits(self, run: Run) -> CreditSnapshot:

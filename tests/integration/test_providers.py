@@ -1,0 +1,294 @@
+"""Providers against the real control plane: a Run names a Provider and runs with its URL, header
+Secret and price; what a run names must exist before anything of it runs; a tenant cannot set her own
+price on an account that requires Providers, nor name a Provider she may not read."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from oxygen.api.common import GROUP, VERSION
+from oxygen.devcluster import LocalCluster
+from oxygen.devcluster.wait import wait_for
+from tests.support.provider import Provider, echo
+from tests.support.runs import Runs
+
+pytestmark = pytest.mark.cluster
+
+KEY = "k-5f0c1d2e-provider-key-value"
+ALICE = "alice"
+
+
+def provider_manifest(
+    name: str, url: str, price: str = "2", secret: str | None = "clearbit-key"
+) -> dict[str, Any]:
+    http: dict[str, Any] = {"url": url, "timeoutSeconds": 5}
+    if secret is not None:
+        http["headersFrom"] = {"secretRef": {"name": secret}}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Provider",
+        "metadata": {"name": name},
+        "spec": {"http": http, "price": price, "retry": {"maxAttempts": 2, "backoffSeconds": 0.1}},
+    }
+
+
+def create(api: client.ApiClient, ns: str, plural: str, body: dict[str, Any]) -> dict[str, Any]:
+    created: dict[str, Any] = client.CustomObjectsApi(api).create_namespaced_custom_object(
+        GROUP, VERSION, ns, plural, body
+    )
+    return created
+
+
+def secret(api: client.ApiClient, ns: str, name: str, headers: dict[str, str]) -> None:
+    data = {k: base64.b64encode(v.encode()).decode() for k, v in headers.items()}
+    client.CoreV1Api(api).create_namespaced_secret(ns, {"metadata": {"name": name}, "data": data})
+
+
+def account(api: client.ApiClient, ns: str, granted: str | None, require: bool) -> None:
+    spec: dict[str, Any] = {"onInsufficient": "fail", "requirePricedProviders": require}
+    if granted is not None:
+        spec["grants"] = [{"id": "g1", "amount": granted}]
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "CreditAccount",
+        "metadata": {"name": "default"},
+        "spec": spec,
+    }
+    create(api, ns, "creditaccounts", body)
+
+
+ITEMS = [{"rowId": f"r{i}", "inputs": {"domain": f"d{i}.example"}} for i in range(5)]
+
+
+def test_a_run_naming_a_provider_uses_its_url_secret_and_price(runs: Runs, api: client.ApiClient) -> None:
+    secret(api, runs.ns, "clearbit-key", {"X-Api-Key": KEY})
+    account(api, runs.ns, "100", require=True)
+    with Provider(echo(), required_headers={"X-Api-Key": KEY}) as endpoint:
+        create(api, runs.ns, "providers", provider_manifest("clearbit", endpoint.url))
+        runs.create("priced", {"items": ITEMS, "producer": {"providerRef": {"name": "clearbit"}}})
+        status = runs.wait_phase("priced", timeout=120)
+        calls = endpoint.calls
+    assert status["phase"] == "succeeded", status
+    assert len(calls) == 5 and all(c.status == 200 for c in calls)
+    # The Provider's price per successful call, exactly; summaries under the Provider's name.
+    assert status["creditsUsed"] == "10" and status["creditsPerItem"] == "2"
+    assert [(p["provider"], p["creditsUsed"], p["itemsSucceeded"]) for p in status["providers"]] == [
+        ("clearbit", "10", 5)
+    ]
+    (shard,) = runs.shards("priced")
+    assert shard["spec"]["producer"]["http"]["url"] == endpoint.url
+    assert shard["spec"]["retry"]["maxAttempts"] == 2  # the Provider's, tighter than the run's 3
+    accounts = client.CustomObjectsApi(api)
+    wait_for(
+        lambda: (
+            accounts.get_namespaced_custom_object(GROUP, VERSION, runs.ns, "creditaccounts", "default")
+            .get("status", {})
+            .get("captured")
+            == "10"
+        ),
+        timeout=30,
+        what="the account to capture the run's 10 credits",
+    )
+    assert KEY not in json.dumps(runs.get("priced")) + json.dumps(shard)
+
+
+@pytest.mark.parametrize(
+    ("producer", "provider_secret", "reason", "message"),
+    [
+        (
+            {"providerRef": {"name": "nope"}},
+            None,
+            "ProviderNotFound",
+            'providers.oxygen.dev "nope" not found (spec.producer.providerRef)',
+        ),
+        (
+            {"providerRef": {"name": "keyless"}},
+            "nope",
+            "SecretNotFound",
+            'secrets "nope" not found (Provider keyless\'s spec.http.headersFrom.secretRef)',
+        ),
+        (
+            {
+                "provider": "p",
+                "http": {"url": "http://127.0.0.1:9/", "headersFrom": {"secretRef": {"name": "nope"}}},
+            },
+            None,
+            "SecretNotFound",
+            'secrets "nope" not found (spec.producer.http.headersFrom.secretRef)',
+        ),
+    ],
+    ids=["provider", "providers-secret", "runs-secret"],
+)
+def test_a_missing_provider_or_secret_fails_the_run_at_once(
+    runs: Runs,
+    api: client.ApiClient,
+    producer: dict[str, Any],
+    provider_secret: str | None,
+    reason: str,
+    message: str,
+) -> None:
+    if provider_secret is not None:
+        create(
+            api,
+            runs.ns,
+            "providers",
+            provider_manifest("keyless", "http://127.0.0.1:9/", secret=provider_secret),
+        )
+    runs.create("broken", {"items": ITEMS, "producer": producer})
+    status = runs.wait_phase("broken", timeout=60)
+    assert status["phase"] == "failed" and status["message"] == message
+    (failed,) = [c for c in status["conditions"] if c["type"] == "Failed"]
+    assert (failed["status"], failed["reason"], failed["message"]) == ("True", reason, message)
+    assert runs.shards("broken") == [] and runs.jobs("broken") == []
+    assert [e.reason for e in runs.events("broken") if e.type == "Warning"] == [reason]
+
+
+# -- tenants ---------------------------------------------------------------------------------------
+
+
+def impersonating(cluster: LocalCluster, user: str) -> client.ApiClient:
+    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    api.set_default_header("Impersonate-User", user)
+    return api
+
+
+def grant(api: client.ApiClient, ns: str, name: str, user: str, rules: list[dict[str, Any]]) -> None:
+    rbac = client.RbacAuthorizationV1Api(api)
+    rbac.create_namespaced_role(ns, {"metadata": {"name": name}, "rules": rules})
+    subject = {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}
+    ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}
+    rbac.create_namespaced_role_binding(
+        ns, {"metadata": {"name": name}, "roleRef": ref, "subjects": [subject]}
+    )
+
+
+@pytest.fixture
+def alice(cluster: LocalCluster, api: client.ApiClient, runs: Runs) -> Iterator[client.ApiClient]:
+    """alice may create, get and list Runs here, and nothing else."""
+    rules = [{"apiGroups": [GROUP], "resources": ["runs"], "verbs": ["create", "get", "list"]}]
+    grant(api, runs.ns, "alice", ALICE, rules)
+    tenant = impersonating(cluster, ALICE)
+    yield tenant
+    tenant.close()
+
+
+def run_manifest(name: str, producer: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Run",
+        "metadata": {"name": name},
+        "spec": {"items": ITEMS, "producer": producer},
+    }
+
+
+def refusal(call: Callable[[], object]) -> tuple[int, str]:
+    with pytest.raises(ApiException) as caught:
+        call()
+    message: str = json.loads(caught.value.body)["message"]
+    return caught.value.status, message
+
+
+def test_free_credits_are_refused_where_the_account_requires_providers(
+    runs: Runs, api: client.ApiClient, alice: client.ApiClient
+) -> None:
+    """alice's Run sets its own price ("0") on an account with no credits that requires Providers."""
+    account(api, runs.ns, None, require=True)
+    with Provider(echo()) as hers:
+        free = {"provider": "mine", "costPerItem": "0", "http": {"url": hers.url}}
+        create(alice, runs.ns, "runs", run_manifest("free", free))
+        status = runs.wait_phase("free", timeout=60)
+        calls = hers.calls
+    assert status["phase"] == "failed", status
+    (failed,) = [c for c in status["conditions"] if c["type"] == "Failed"]
+    assert failed["reason"] == "UnpricedProducer"
+    assert "requires priced Providers" in status["message"] and "spec.producer" in status["message"]
+    assert calls == [] and runs.jobs("free") == []
+    assert [e.reason for e in runs.events("free") if e.type == "Warning"] == ["UnpricedProducer"]
+    # Naming a Provider and lowering its price is refused by the schema itself.
+    cheap = {"providerRef": {"name": "clearbit"}, "costPerItem": "0"}
+    code, message = refusal(lambda: create(alice, runs.ns, "runs", run_manifest("cheap", cheap)))
+    assert code == 422 and "costPerItem is not allowed" in message, message
+
+
+def _enforced(call: Callable[[], object]) -> bool:
+    try:
+        call()
+    except ApiException as err:
+        return err.status == 403 and "ValidatingAdmissionPolicy" in str(err.body)
+    return False
+
+
+def test_a_provider_is_named_only_by_those_who_may_get_it(
+    cluster: LocalCluster, runs: Runs, api: client.ApiClient, alice: client.ApiClient
+) -> None:
+    secret(api, runs.ns, "clearbit-key", {"X-Api-Key": KEY})
+    with Provider(echo(), required_headers={"X-Api-Key": KEY}) as endpoint:
+        create(api, runs.ns, "providers", provider_manifest("clearbit", endpoint.url, price="1"))
+        borrow = run_manifest("borrow", {"providerRef": {"name": "clearbit"}})
+        wait_for(
+            lambda: _enforced(
+                lambda: client.CustomObjectsApi(alice).create_namespaced_custom_object(
+                    GROUP, VERSION, runs.ns, "runs", borrow, dry_run="All"
+                )
+            ),
+            timeout=30,
+            what="the admission policies to be enforced",
+        )
+        code, message = refusal(lambda: create(alice, runs.ns, "runs", borrow))
+        assert code == 403, message
+        expected = (
+            f"Run borrow names Provider clearbit (spec.producer.providerRef), but {ALICE} may not get "
+            f"providers clearbit in namespace {runs.ns}"
+        )
+        assert expected in message, message
+        assert endpoint.calls == []
+
+        # Benign: with `get` on that Provider she may name it, and the run is charged its price.
+        rules = [
+            {
+                "apiGroups": [GROUP],
+                "resources": ["providers"],
+                "resourceNames": ["clearbit"],
+                "verbs": ["get"],
+            }
+        ]
+        grant(api, runs.ns, "alice-clearbit", ALICE, rules)
+        wait_for(
+            lambda: (
+                not _enforced(
+                    lambda: client.CustomObjectsApi(alice).create_namespaced_custom_object(
+                        GROUP, VERSION, runs.ns, "runs", borrow, dry_run="All"
+                    )
+                )
+            ),
+            timeout=30,
+            what="alice's new permission to be seen",
+        )
+        create(alice, runs.ns, "runs", borrow)
+        status = runs.wait_phase("borrow", timeout=120)
+    assert status["phase"] == "succeeded" and status["creditsUsed"] == "5", status
+
+    # A Provider may name a Secret only if its writer may get it: bob may create Providers only.
+    grant(
+        api, runs.ns, "bob", "bob", [{"apiGroups": [GROUP], "resources": ["providers"], "verbs": ["create"]}]
+    )
+    bob = impersonating(cluster, "bob")
+    try:
+        code, message = refusal(
+            lambda: create(bob, runs.ns, "providers", provider_manifest("stolen", "http://127.0.0.1:9/"))
+        )
+    finally:
+        bob.close()
+    assert code == 403, message
+    expected = (
+        "Provider stolen names Secret clearbit-key (spec.http.headersFrom.secretRef), but bob may not get "
+        f"secrets clearbit-key in namespace {runs.ns}"
+    )
+    assert expected in message, message
