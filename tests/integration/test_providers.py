@@ -14,8 +14,10 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from oxygen.api.common import GROUP, VERSION
+from oxygen.controllers.run.observe import Reader
 from oxygen.devcluster import LocalCluster
 from oxygen.devcluster.wait import wait_for
+from oxygen.kube.client import Kube
 from tests.support.provider import Provider, echo
 from tests.support.runs import Runs
 
@@ -292,3 +294,17 @@ def test_a_provider_is_named_only_by_those_who_may_get_it(
         f"secrets clearbit-key in namespace {runs.ns}"
     )
     assert expected in message, message
+
+
+def test_the_secret_check_needs_get_and_says_when_it_cannot_tell(
+    cluster: LocalCluster, runs: Runs, api: client.ApiClient
+) -> None:
+    """Exists, missing, or (without `get` on secrets) unknown: then the run is not failed for it."""
+    secret(api, runs.ns, "present", {"X-Api-Key": KEY})
+    admin = Reader(Kube(api))
+    assert (admin.secret_exists(runs.ns, "present"), admin.secret_exists(runs.ns, "absent")) == (True, False)
+    nobody = impersonating(cluster, "nobody")
+    try:
+        assert Reader(Kube(nobody)).secret_exists(runs.ns, "present") is None
+    finally:
+        nobody.close()
