@@ -221,7 +221,8 @@ def test_helm_lint_and_template(helm: Path, tmp_path: Path, values: dict[str, An
 
 
 # The admission policies (oxygen/api/admission.py): two policies and their bindings.
-ADMISSION_KINDS = ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * 2
+# A policy and its binding per guarded resource (Runs, Workflows twice, Providers).
+ADMISSION_KINDS = ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * len(admission.GUARDED)
 
 
 def test_admission_policies_are_the_generated_ones_behind_their_toggle(helm: Path, tmp_path: Path) -> None:

@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         from oxygen.kube.login import register_login
 
         register_login(Path(kubeconfig))
+    import oxygen.controllers.provider.handlers
     import oxygen.controllers.run.handlers
     import oxygen.reconcile.handlers
     import oxygen.triggers.handlers  # noqa: F401  (workflow triggers: daemon per Workflow, webhook server)
