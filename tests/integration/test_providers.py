@@ -18,7 +18,7 @@ from oxygen.controllers.run.observe import Reader
 from oxygen.devcluster import LocalCluster
 from oxygen.devcluster.wait import wait_for
 from oxygen.kube.client import Kube
-from tests.support.provider import Provider, echo
+from tests.support.provider import Provider, echo, with_latency
 from tests.support.runs import Runs
 
 pytestmark = pytest.mark.cluster
@@ -308,3 +308,50 @@ def test_the_secret_check_needs_get_and_says_when_it_cannot_tell(
         assert Reader(Kube(nobody)).secret_exists(runs.ns, "present") is None
     finally:
         nobody.close()
+
+
+def provider_status(api: client.ApiClient, ns: str, name: str) -> dict[str, Any]:
+    body = client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, ns, "providers", name)
+    status: dict[str, Any] = body.get("status") or {}
+    return status
+
+
+def ready(status: dict[str, Any]) -> tuple[str, str] | None:
+    found = [(c["status"], c["reason"]) for c in status.get("conditions", []) if c["type"] == "Ready"]
+    return found[0] if found else None
+
+
+def test_a_providers_status_counts_the_runs_using_it_and_says_when_it_is_not_ready(
+    runs: Runs, api: client.ApiClient
+) -> None:
+    create(api, runs.ns, "providers", provider_manifest("keyless", "http://127.0.0.1:9/", secret="later"))
+    wait_for(
+        lambda: ready(provider_status(api, runs.ns, "keyless")) == ("False", "SecretNotFound"),
+        timeout=30,
+        what="the Provider without its Secret to be not Ready",
+    )
+    secret(api, runs.ns, "later", {"X-Api-Key": KEY})
+    wait_for(
+        lambda: ready(provider_status(api, runs.ns, "keyless")) == ("True", "Ready"),
+        timeout=30,
+        what="the Provider to be Ready once its Secret exists",
+    )
+
+    with Provider(with_latency(0.3, echo())) as endpoint:
+        create(api, runs.ns, "providers", provider_manifest("slow", endpoint.url, secret=None))
+        rows = [{"inputs": {"i": i}} for i in range(30)]
+        runs.create("busy", {"items": rows, "producer": {"providerRef": {"name": "slow"}}, "parallelism": 1})
+        wait_for(
+            lambda: provider_status(api, runs.ns, "slow").get("runs") == 1,
+            timeout=30,
+            what="the Provider to count the run using it",
+        )
+        assert runs.wait_phase("busy", timeout=120)["phase"] == "succeeded"
+    assert all(s["metadata"]["labels"][f"{GROUP}/provider"] == "slow" for s in runs.shards("busy"))
+    wait_for(
+        lambda: (
+            (s := provider_status(api, runs.ns, "slow")).get("runs", 0) == 0 and s.get("inFlight", 0) == 0
+        ),
+        timeout=30,
+        what="the finished run to be no longer counted",
+    )
