@@ -355,3 +355,28 @@ def test_a_providers_status_counts_the_runs_using_it_and_says_when_it_is_not_rea
         timeout=30,
         what="the finished run to be no longer counted",
     )
+
+
+def test_a_workflow_step_names_a_provider_and_is_charged_its_price(runs: Runs, api: client.ApiClient) -> None:
+    secret(api, runs.ns, "clearbit-key", {"X-Api-Key": KEY})
+    with Provider(echo(), required_headers={"X-Api-Key": KEY}) as endpoint:
+        create(api, runs.ns, "providers", provider_manifest("clearbit", endpoint.url, price="3"))
+        steps = [
+            {
+                "name": "enrich",
+                "producer": {"providerRef": {"name": "clearbit"}},
+                "inputs": {"d": "${inputs.d}"},
+            },
+            {"name": "score", "producer": {"provider": "echo", "builtin": "echo"}, "inputs": {"x": 1}},
+        ]
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Workflow", "metadata": {"name": "wf"}}
+        create(api, runs.ns, "workflows", {**body, "spec": {"steps": steps}})
+        runs.create(
+            "wf-run", {"kind": "workflow", "workflowRef": {"name": "wf"}, "inputs": {"d": "a.example"}}
+        )
+        status = runs.wait_phase("wf-run", timeout=120)
+        calls = endpoint.calls
+    assert status["phase"] == "succeeded", status
+    assert len(calls) == 1 and status["creditsUsed"] == "3"
+    by_provider = {p["provider"]: p["creditsUsed"] for p in status["providers"]}
+    assert by_provider["clearbit"] == "3", status["providers"]
