@@ -250,6 +250,19 @@ def test_a_provider_is_named_only_by_those_who_may_get_it(
             f"providers clearbit in namespace {runs.ns}"
         )
         assert expected in message, message
+        # Nor may a Workflow step of hers name it (she may create Workflows).
+        workflows = [{"apiGroups": [GROUP], "resources": ["workflows"], "verbs": ["create"]}]
+        grant(api, runs.ns, "alice-workflows", ALICE, workflows)
+        step = {"name": "enrich", "producer": {"providerRef": {"name": "clearbit"}}}
+        wf = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Workflow", "metadata": {"name": "wf"}}
+        wf["spec"] = {"steps": [step]}
+        code, message = refusal(lambda: create(alice, runs.ns, "workflows", wf))
+        assert code == 403, message
+        expected = (
+            f"Workflow wf names Provider clearbit (spec.steps[enrich].producer.providerRef), but {ALICE} "
+            f"may not get providers clearbit in namespace {runs.ns}"
+        )
+        assert expected in message, message
         assert endpoint.calls == []
 
         # Benign: with `get` on that Provider she may name it, and the run is charged its price.
