@@ -121,7 +121,8 @@ def test_helm_lint_and_template(helm: Path, tmp_path: Path, values: dict[str, An
 
 
 # The admission policies (oxygen/api/admission.py): two policies and their bindings.
-ADMISSION_KINDS = ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * 2
+# A policy and its binding per guarded resource (Runs, Workflows twice, Providers).
+ADMISSION_KINDS = ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * len(admission.GUARDED)
 
 
 def test_admission_policies_are_the_generated_ones_behind_their_toggle(helm: Path, tmp_path: Path) -> None:
@@ -328,6 +329,44 @@ def test_runs_complete_with_only_the_charts_rbac_and_nothing_more(
         pods = runs.pods("alpha")
         assert len(pods) >= 3 and all(p.spec.service_account_name == "alpha-worker" for p in pods)
         assert {"Planned", "Succeeded"} <= {e.reason for e in runs.events("alpha")}
+        # A run naming a Provider (its header Secret checked by a metadata-only read, its price
+        # charged, its status written) and one naming a Provider that does not exist (failed at once).
+        core.create_namespaced_secret(
+            work, {"metadata": {"name": "gamma-key"}, "stringData": {"X-Api-Key": "g-key"}}
+        )
+        with Provider(echo(), required_headers={"X-Api-Key": "g-key"}) as priced:
+            http = {"url": priced.url, "headersFrom": {"secretRef": {"name": "gamma-key"}}}
+            runs.custom.create_namespaced_custom_object(
+                "oxygen.dev",
+                "v1alpha1",
+                work,
+                "providers",
+                {
+                    "apiVersion": "oxygen.dev/v1alpha1",
+                    "kind": "Provider",
+                    "metadata": {"name": "priced"},
+                    "spec": {"http": http, "price": "1"},
+                },
+            )
+            rows3 = [{"inputs": {"i": i}} for i in range(3)]
+            runs.create("gamma", {"items": rows3, "producer": {"providerRef": {"name": "priced"}}})
+            runs.create("delta", {"items": rows3, "producer": {"providerRef": {"name": "absent"}}})
+            gamma = runs.wait_phase("gamma", timeout=120)
+            delta = runs.wait_phase("delta", timeout=60)
+        assert (gamma["phase"], gamma["creditsUsed"]) == ("succeeded", "3"), gamma
+        assert delta["phase"] == "failed", delta
+        assert delta["message"].startswith('providers.oxygen.dev "absent" not found'), delta
+
+        def provider_ready() -> bool:
+            found = runs.custom.get_namespaced_custom_object(
+                "oxygen.dev", "v1alpha1", work, "providers", "priced"
+            )
+            return any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in found.get("status", {}).get("conditions", [])
+            )
+
+        wait_for(provider_ready, timeout=30, what="the Provider's status written under the chart's RBAC")
         log = chart_operator.text()
         assert "403" not in log and "Forbidden" not in log, log[-4000:]
 
@@ -356,6 +395,10 @@ def test_runs_complete_with_only_the_charts_rbac_and_nothing_more(
             ("create", "runs.oxygen.dev"),
             ("delete", "runs.oxygen.dev"),
             ("get", "secrets"),
+            # Providers: read when a run names one, their status written by the Provider controller.
+            ("get", "providers.oxygen.dev"),
+            ("watch", "providers.oxygen.dev"),
+            ("patch", "providers.oxygen.dev", "--subresource=status"),
         ]
         refused = [
             ("list", "secrets"),

@@ -9,6 +9,7 @@ from typing import Any
 
 from oxygen.api.common import API_VERSION
 from oxygen.api.creditaccount import CreditAccount
+from oxygen.api.provider import Provider
 from oxygen.api.run import Run, RunStatus
 from oxygen.api.runshard import ItemResult, RunShard, ShardSummary
 from oxygen.controllers.run.types import Observed
@@ -200,3 +201,39 @@ def observed(
 
 def settings(**fields: Any) -> OperatorSettings:
     return OperatorSettings(web_base_url="https://oxygen.example", **fields)
+
+
+def provider(
+    name: str = "clearbit",
+    url: str = "https://enrich.example/v2/company",
+    price: str = "2",
+    secret: str | None = "clearbit-key",
+    **spec: Any,
+) -> Provider:
+    """A Provider as an admin declares it; `spec` in camelCase (retry, rateLimit, maxInFlight, …)."""
+    http: dict[str, Any] = {"url": url, "timeoutSeconds": 7}
+    if secret is not None:
+        http["headersFrom"] = {"secretRef": {"name": secret}}
+    return Provider.model_validate(
+        {"metadata": {"name": name, "namespace": NS}, "spec": {"http": http, "price": price, **spec}}
+    )
+
+
+def provider_ref(name: str = "clearbit") -> dict[str, Any]:
+    """A producer naming a Provider (camelCase, for run_body's producer=)."""
+    return {"providerRef": {"name": name}}
+
+
+def priced_account(granted: str = "100", require: bool = True, name: str = "default") -> CreditSnapshot:
+    """An account that requires its runs to use Providers (requirePricedProviders)."""
+    account = CreditAccount.model_validate(
+        {
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {
+                "grants": [{"id": "g1", "amount": granted}],
+                "onInsufficient": "fail",
+                "requirePricedProviders": require,
+            },
+        }
+    )
+    return CreditSnapshot(NS, name, account, any_account=True)

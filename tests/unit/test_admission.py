@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import re
 
-from oxygen.api.admission import GUARDED, MAX_NEW_NAMES, documents, policy
+from oxygen.api.admission import (
+    GUARDED,
+    MAX_NEW_NAMES,
+    PROVIDER,
+    RUN,
+    WORKFLOW,
+    WORKFLOW_PROVIDERS,
+    documents,
+    policy,
+)
 
 # One authorizer check costs about a third of an expression's CEL cost limit, and the checks of
 # one request share the policy's runtime budget (measured on kube-apiserver 1.35: three checks in
@@ -32,8 +41,7 @@ def test_every_authorizer_check_has_an_expression_of_its_own() -> None:
 
 
 def test_a_workflow_may_name_many_secrets_and_each_distinct_name_is_checked_once() -> None:
-    (workflow,) = [g for g in GUARDED if g.kind == "Workflow"]
-    validations = policy(workflow)["spec"]["validations"]
+    validations = policy(WORKFLOW)["spec"]["validations"]
     secret_checks = [v for v in validations if "resource('secrets')" in v["expression"]]
     assert len(secret_checks) == MAX_NEW_NAMES
     slots = [re.findall(r"secretsNames\[(\d+)\]", v["expression"]) for v in secret_checks]
@@ -50,3 +58,20 @@ def test_runs_and_workflows_are_matched_on_create_and_update_only() -> None:
         assert rule["resources"] == [guarded.plural]
         assert rule["operations"] == ["CREATE", "UPDATE"]
         assert policy(guarded)["spec"]["failurePolicy"] == "Fail"
+
+
+def test_providers_are_named_only_by_those_who_may_get_them() -> None:
+    """A Run names one Provider; a Workflow's steps up to MAX_NEW_NAMES new ones per write, in a
+    policy of their own (the secrets' checks already use most of the Workflow policy's budget); a
+    Provider's Secret is checked like a Run's."""
+    run_checks = [v for v in policy(RUN)["spec"]["validations"] if "resource('providers')" in v["expression"]]
+    assert len(run_checks) == 1
+    assert "group('oxygen.dev')" in run_checks[0]["expression"]
+    assert "check('get')" in run_checks[0]["expression"]
+    steps = policy(WORKFLOW_PROVIDERS)["spec"]["validations"]
+    assert len([v for v in steps if "resource('providers')" in v["expression"]]) == MAX_NEW_NAMES
+    names = {policy(g)["metadata"]["name"] for g in GUARDED}
+    assert len(names) == len(GUARDED)
+    validations = policy(PROVIDER)["spec"]["validations"]
+    (secret,) = [v for v in validations if "resource('secrets')" in v["expression"]]
+    assert "'spec.http.headersFrom.secretRef'" in secret["messageExpression"]

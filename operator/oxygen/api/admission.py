@@ -11,8 +11,9 @@ A guarded resource lists `Permission`s (get secrets, create pods, …), each wit
 need it: the parts of the object that make the operator use something (`uses`), and the part whose
 change calls for a new check (`key`). On UPDATE only uses whose key is new are checked, so spec-less
 writes (the operator's finalizers and annotations) and a user's pause, cancel or retry still pass;
-status is a subresource these policies do not match. Guarding another resource (Providers) is one more
-`Guarded`.
+status is a subresource these policies do not match. Providers are guarded the same way: a Run or a
+Workflow step may name one only if its writer may `get` it, and a Provider may name a Secret only if
+its writer may `get` that Secret.
 
 An authorizer check is expensive for CEL's cost budget (about a third of one expression's limit), so
 each named object is checked by its own validation, once per distinct name, and a write may bring at
@@ -172,10 +173,12 @@ class Guarded:
     kind: str
     plural: str
     permissions: tuple[Permission, ...]
+    # One policy per Guarded; a kind whose checks exceed one policy's CEL budget gets a second part.
+    part: str = "writer-permissions"
 
     @property
     def policy_name(self) -> str:
-        return f"{self.plural}.{GROUP}-writer-permissions"
+        return f"{self.plural}.{GROUP}-{self.part}"
 
 
 def _secrets(*references: Reference) -> Permission:
@@ -185,6 +188,13 @@ def _secrets(*references: Reference) -> Permission:
 def _pods(*references: Reference) -> Permission:
     return Permission(
         id="pods", resource="pods", verb="create", noun="runs a command in a pod", references=references
+    )
+
+
+def _providers(*references: Reference) -> Permission:
+    """A Provider's endpoint, Secret and price are used for whoever names it: only those who may read it."""
+    return Permission(
+        id="providers", group=GROUP, resource="providers", verb="get", noun="Provider", references=references
     )
 
 
@@ -240,6 +250,14 @@ RUN = Guarded(
                 field="'spec.producer.command'",
             ),
         ),
+        _providers(
+            Reference(
+                uses=optional("{o}", "spec.producer.providerRef"),
+                field="'spec.producer.providerRef'",
+                key="u.name",
+                name="u.name",
+            ),
+        ),
     ),
 )
 
@@ -273,7 +291,40 @@ WORKFLOW = Guarded(
     ),
 )
 
-GUARDED = (RUN, WORKFLOW)
+# A Workflow's steps may each name a Provider: up to MAX_NEW_NAMES more checks, a policy of their own.
+WORKFLOW_PROVIDERS = Guarded(
+    kind="Workflow",
+    plural="workflows",
+    part="writer-providers",
+    permissions=(
+        _providers(
+            Reference(
+                uses="{o}.spec.steps.filter(s, has(s.producer.providerRef))",
+                field="'spec.steps[' + u.name + '].producer.providerRef'",
+                key="u.producer.providerRef",
+                name="u.producer.providerRef.name",
+                many=True,
+            ),
+        ),
+    ),
+)
+
+# A Provider's Secret goes to its URL: any change of the block holding both re-checks the Secret.
+PROVIDER = Guarded(
+    kind="Provider",
+    plural="providers",
+    permissions=(
+        _secrets(
+            Reference(
+                uses=optional("{o}", "spec.http") + ".filter(h, has(h.headersFrom))",
+                field="'spec.http.headersFrom.secretRef'",
+                name="u.headersFrom.secretRef.name",
+            ),
+        ),
+    ),
+)
+
+GUARDED = (RUN, WORKFLOW, WORKFLOW_PROVIDERS, PROVIDER)
 
 
 def policy(guarded: Guarded) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from oxygen.api import admission
 from oxygen.api.common import GROUP, VERSION
 from oxygen.api.creditaccount import CreditAccountSpec, CreditAccountStatus
+from oxygen.api.provider import ProviderSpec, ProviderStatus
 from oxygen.api.run import RunSpec, RunStatus
 from oxygen.api.runshard import RunShardSpec, RunShardStatus
 from oxygen.api.workflow import WorkflowSpec, WorkflowStatus
@@ -124,6 +125,22 @@ RESOURCES = [
             {"name": "Reserved", "type": "string", "jsonPath": ".status.reserved"},
             {"name": "Captured", "type": "string", "jsonPath": ".status.captured"},
             {"name": "Granted", "type": "string", "jsonPath": ".status.granted"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+    ),
+    Resource(
+        kind="Provider",
+        plural="providers",
+        singular="provider",
+        spec=ProviderSpec,
+        status=ProviderStatus,
+        short_names=["oxp"],
+        categories=["oxygen"],
+        columns=[
+            {"name": "URL", "type": "string", "jsonPath": ".spec.http.url"},
+            {"name": "Price", "type": "string", "jsonPath": ".spec.price"},
+            {"name": "RPS", "type": "number", "jsonPath": ".spec.rateLimit.requestsPerSecond"},
+            {"name": "Runs", "type": "integer", "jsonPath": ".status.runs"},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         ],
     ),

@@ -21,6 +21,9 @@ class Grant(Model):
 class CreditAccountSpec(Model):
     grants: list[Grant] = Field(default_factory=list)
     on_insufficient: Literal["queue", "fail"] = "queue"
+    # True: runs charged here must name Providers (prices from objects tenants do not control); a run
+    # with an inline producer (its own price) fails at planning, reason UnpricedProducer.
+    require_priced_providers: bool = False
 
 
 class AccountRun(Model):

@@ -8,6 +8,8 @@ LABEL_RUN = f"{GROUP}/run"
 LABEL_RUN_UID = f"{GROUP}/run-uid"
 LABEL_SHARD = f"{GROUP}/shard"
 LABEL_ROUND = f"{GROUP}/round"
+# On a shard whose producer was resolved from a Provider: the Provider's controller finds them by it.
+LABEL_PROVIDER = f"{GROUP}/provider"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "oxygen-operator"}
 
 

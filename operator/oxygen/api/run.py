@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -57,26 +57,65 @@ class HttpProducer(Model):
     headers_from: HeadersFrom | None = None
 
 
+class ProviderRef(Model):
+    name: str = Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    """The API server must not fill the field in: a rule tells an omitted one from a written one."""
+    schema.pop("default", None)
+
+
 class Producer(Model):
-    """Which provider is called per item, and how: exactly one of http, builtin, command."""
+    """Which provider is called per item, and how: exactly one of providerRef, http, builtin, command."""
+
+    # With providerRef the Provider (admin-owned) says where, with which Secret and at what price:
+    # the operator resolves it into an http producer when it plans the run (controllers/run/plan.py).
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "[has(self.http), has(self.builtin), has(self.command)].filter(x, x).size() == 1",
-                    "message": "producer needs exactly one of http, builtin or command",
-                }
+                    "rule": "[has(self.providerRef), has(self.http), has(self.builtin), has(self.command)]"
+                    ".filter(x, x).size() == 1",
+                    "message": "producer needs exactly one of providerRef, http, builtin or command",
+                },
+                {
+                    "rule": "has(self.provider) || has(self.providerRef)",
+                    "message": "producer needs provider (its summary name) unless it names a providerRef",
+                },
+                {
+                    "rule": "!has(self.providerRef) || !has(self.provider) "
+                    "|| self.provider == self.providerRef.name",
+                    "message": "with providerRef, provider is the Provider's name (or omitted)",
+                },
+                {
+                    "rule": "!has(self.providerRef) || !has(self.costPerItem)",
+                    "message": "a producer with providerRef is charged the Provider's price: "
+                    "costPerItem is not allowed",
+                },
             ]
         }
     )
 
-    provider: str = Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    # The name in summaries and metrics; with providerRef, the Provider's name.
+    provider: str | None = Field(
+        default=None, min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+    )
+    provider_ref: ProviderRef | None = None
     http: HttpProducer | None = None
     builtin: Literal["echo"] | None = None
     command: list[str] | None = Field(default=None, min_length=1, max_length=64)
-    cost_per_item: Credits = Decimal(0)
+    # Omitted means 0 (inline producers); never set with providerRef (the Provider's price applies).
+    cost_per_item: Credits = Field(default=Decimal(0), json_schema_extra=_no_default)
     max_output_bytes: int = Field(default=DEFAULT_MAX_OUTPUT_BYTES, ge=64, le=256 * 1024)
+
+    @property
+    def name(self) -> str:
+        """The provider's name in summaries and metrics."""
+        if self.provider_ref is not None:
+            return self.provider_ref.name
+        return self.provider or "unknown"
 
 
 class WorkflowRef(Model):

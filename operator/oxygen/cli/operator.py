@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     # Importing a handlers module registers its handlers with kopf.
     import oxygen.controllers.creditaccount.handlers
     import oxygen.controllers.process
+    import oxygen.controllers.provider.handlers
     import oxygen.controllers.run.handlers
     import oxygen.controllers.workflow.handlers  # noqa: F401
 

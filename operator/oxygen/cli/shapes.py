@@ -48,7 +48,7 @@ def run_shape(run: Obj) -> dict[str, Any]:
         "message": status.get("message"),
         "table": spec.get("table"),
         "column": spec.get("column"),
-        "provider": producer.get("provider"),
+        "provider": producer.get("provider") or (producer.get("providerRef") or {}).get("name"),
         "paused": bool(spec.get("paused", False)),
         "retry_failed": int(spec.get("retryFailed", 0)),
         "created_at": meta.get("creationTimestamp"),

@@ -149,7 +149,10 @@ class RunMetrics(Collector):
             record.kind = str(spec.get("kind") or status.get("kind") or "column")
             record.mode = str(spec.get("mode") or status.get("mode") or "live")
             record.account = str(status.get("creditAccount") or spec.get("creditAccount") or "default")
-            record.provider = str((spec.get("producer") or {}).get("provider") or "unknown")
+            producer = spec.get("producer") or {}
+            # A Provider's runs are labelled with the Provider's name.
+            named = producer.get("provider") or (producer.get("providerRef") or {}).get("name")
+            record.provider = str(named or "unknown")
             record.reserved = to_decimal(status.get("creditsReserved", 0))
             record.items = {s: _int(status.get(f, 0)) for s, f in _STATUS_FIELDS.items()}
             finished_items = sum(record.items[s] for s in ("succeeded", "failed", "skipped"))

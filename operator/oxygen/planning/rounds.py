@@ -13,8 +13,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from oxygen.api.common import API_VERSION
-from oxygen.api.labels import LABEL_ROUND, LABEL_RUN, LABEL_RUN_UID, MANAGED_BY, owner_reference
-from oxygen.api.run import Producer, RunSpec, effective_producer
+from oxygen.api.labels import (
+    LABEL_PROVIDER,
+    LABEL_ROUND,
+    LABEL_RUN,
+    LABEL_RUN_UID,
+    MANAGED_BY,
+    owner_reference,
+)
+from oxygen.api.run import Producer, Retry, RunSpec, effective_producer
 from oxygen.api.runshard import ItemResult, RunShardSpec, RunShardStatus, ShardItem
 from oxygen.planning.items import PlannedItem
 from oxygen.planning.names import shard_name
@@ -33,6 +40,8 @@ class Shape:
     context: dict[str, Any] | None = None
     max_pages: int | None = None
     producer: Producer | None = None
+    # The run's retry as its Providers allow (preflight.retry); None: the run's own.
+    retry: Retry | None = None
 
     @property
     def single_shard(self) -> bool:
@@ -87,7 +96,7 @@ def shard_bodies(
                 execute=group.execute,
                 skip_reason=group.skip_reason,
                 producer=shape.producer or effective_producer(spec),
-                retry=spec.retry,
+                retry=shape.retry or spec.retry,
                 sequence=shape.sequence,
                 context=shape.context,
                 max_pages=shape.max_pages,
@@ -115,6 +124,7 @@ def shard_bodies(
                             LABEL_RUN: meta["name"][:63],
                             LABEL_RUN_UID: meta["uid"],
                             LABEL_ROUND: str(round_),
+                            **provider_label(spec),
                             **MANAGED_BY,
                         },
                         "ownerReferences": [owner_reference(run_body)],
@@ -123,6 +133,12 @@ def shard_bodies(
                 }
             )
     return bodies
+
+
+def provider_label(spec: RunSpec) -> dict[str, str]:
+    """The Provider a column run names (its shards then carry that Provider's resolved producer)."""
+    ref = spec.producer.provider_ref if spec.producer is not None else None
+    return {LABEL_PROVIDER: ref.name[:63]} if ref is not None else {}
 
 
 def skipped_status(spec: RunShardSpec) -> RunShardStatus:

@@ -162,7 +162,7 @@ def render(
         ("kind", e(status.get("kind") or spec.get("kind"))),
         ("mode", e(status.get("mode") or spec.get("mode"))),
         ("trigger", e(status.get("trigger") or spec.get("trigger"))),
-        ("provider", e((spec.get("producer") or {}).get("provider"))),
+        ("provider", e(_provider(spec.get("producer") or {}))),
         ("items-total", str(total)),
         *((f"items-{k}", str(v)) for k, v in counts.items()),
         ("credits-used", e(status.get("creditsUsed", "0"))),
@@ -289,3 +289,9 @@ table.shape th{width:40%;color:#52606d;font-weight:500}
 .key{margin-right:14px}.key i{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
 code{white-space:pre-wrap;word-break:break-word;font-size:12px}
 """
+
+
+def _provider(producer: dict[str, Any]) -> str | None:
+    """The provider's name: the producer's, or the Provider it names."""
+    name = producer.get("provider") or (producer.get("providerRef") or {}).get("name")
+    return str(name) if name else None

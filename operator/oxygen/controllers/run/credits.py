@@ -8,9 +8,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from oxygen.api.run import Run, RunStatus, effective_producer
-from oxygen.controllers.run.types import Event, Observed
+from oxygen.controllers.run.types import Event, Observed, Resolved, RunFailure
 from oxygen.credits import ledger
-from oxygen.credits.gate import Decision
+from oxygen.credits.gate import CreditSnapshot, Decision
 from oxygen.status import run as aggregate
 
 # The message prefix of an InsufficientCredits condition set by a later round (retry, promotion).
@@ -21,6 +21,19 @@ def unit_cost(run: Run, status: RunStatus) -> Decimal:
     if status.credits_per_item is not None:
         return status.credits_per_item
     return effective_producer(run.spec).cost_per_item
+
+
+def require_priced(resolved: Resolved, snapshot: CreditSnapshot) -> None:
+    """An account that requires priced Providers refuses a run that sets its own price (a tenant
+    writing `costPerItem: "0"` would otherwise run for free): the run fails, reason UnpricedProducer."""
+    account = snapshot.account
+    if account is None or not account.spec.require_priced_providers or not resolved.unpriced:
+        return
+    raise RunFailure(
+        "UnpricedProducer",
+        f"CreditAccount {snapshot.name!r} requires priced Providers, but {', '.join(resolved.unpriced)} "
+        "calls out at a price the run sets itself: name a Provider (producer.providerRef)",
+    )
 
 
 def waiting(status: RunStatus) -> bool:

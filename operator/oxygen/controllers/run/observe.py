@@ -18,14 +18,19 @@ from typing import Any
 from oxygen.api.common import GROUP
 from oxygen.api.creditaccount import CreditAccount
 from oxygen.api.labels import LABEL_RUN_UID
+from oxygen.api.provider import Provider
 from oxygen.api.run import Run
 from oxygen.api.runshard import RunShard
 from oxygen.api.workflow import Workflow
+from oxygen.controllers.run import preflight
 from oxygen.controllers.run.plan import Sources
 from oxygen.controllers.run.types import Observed, RunState
 from oxygen.credits.gate import CreditSnapshot, account_of, share_of
 from oxygen.kube.client import ApiException, Kube
 from oxygen.status.views import JobView, ShardView, shard_view
+
+# A metadata-only read: the API server answers with name, uid and labels, never a Secret's data.
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 # Shards read per request when a new round is planned (each can hold ~1 MiB of results).
 SHARDS_PER_REQUEST = 5
@@ -126,19 +131,52 @@ class Reader:
         self.kube = kube
 
     def sources(self, run: Run) -> Sources:
+        """What the run's items come from, the Providers it names and whether their Secrets exist."""
         ns, spec = run.metadata.namespace, run.spec
+        workflow: Workflow | None = None
+        config_map: dict[str, str] | None = None
         if spec.kind == "workflow" and spec.workflow_ref is not None:
             found = self._get("workflows", ns, spec.workflow_ref.name)
-            return Sources(workflow=Workflow.model_validate(found) if found is not None else None)
-        if spec.items is None and spec.items_from is not None:
+            workflow = Workflow.model_validate(found) if found is not None else None
+        elif spec.items is None and spec.items_from is not None:
             try:
-                data = self.kube.read_config_map(ns, spec.items_from.config_map_key_ref.name)
+                config_map = self.kube.read_config_map(ns, spec.items_from.config_map_key_ref.name)
             except ApiException as err:
                 if err.status != 404:
                     raise
-                return Sources()
-            return Sources(config_map=data)
-        return Sources()
+        declared = preflight.uses(run, workflow)
+        providers: dict[str, Provider | None] = {}
+        for name in preflight.provider_names(declared):
+            body = self._get("providers", ns, name)
+            providers[name] = Provider.model_validate(body) if body is not None else None
+        refs = preflight.secret_refs(declared, providers)
+        secrets = {name: self.secret_exists(ns, name) for name, _ in refs}
+        return Sources(workflow=workflow, config_map=config_map, providers=providers, secrets=secrets)
+
+    def secret_exists(self, namespace: str, name: str) -> bool | None:
+        """Whether the Secret exists, read as metadata only: its values never reach the operator.
+
+        The request asks for a PartialObjectMetadata (name, uid, labels; no `data`). RBAC has no
+        metadata-only verb: this is a `get` on secrets, which the chart grants the operator for
+        webhook tokens (webhook.enabled, the default). Without it the answer is 403 and the operator
+        cannot tell (None): the check is skipped, the pod's envFrom still refuses to start."""
+        api = self.kube.api_client
+        method, url, headers, _, _ = api.param_serialize(
+            "GET",
+            "/api/v1/namespaces/{namespace}/secrets/{name}",
+            path_params={"namespace": namespace, "name": name},
+            header_params={"Accept": METADATA_ONLY},
+            auth_settings=["BearerToken"],
+        )
+        response = api.call_api(method, url, header_params=headers)
+        response.read()  # the metadata, discarded: only the status code matters
+        if response.status == 404:
+            return False
+        if response.status == 403:
+            return None
+        if not 200 <= response.status < 300:
+            raise ApiException(status=response.status, reason=response.reason)
+        return True
 
     def credits(self, run: Run) -> CreditSnapshot:
         """The account and its runs' shares: read under the account's lock, right before deciding."""

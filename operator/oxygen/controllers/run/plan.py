@@ -6,14 +6,16 @@ decision is taken under the account's lock by reconcile.py and handed in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from oxygen.api.run import Round, Run, RunStatus
+from oxygen.api.provider import Provider
+from oxygen.api.run import Retry, Round, Run, RunStatus
 from oxygen.api.runshard import RunShardSpec
 from oxygen.api.workflow import Workflow
-from oxygen.controllers.run import credits, jobs
+from oxygen.controllers.run import credits, jobs, preflight
 from oxygen.controllers.run import status as run_status
 from oxygen.controllers.run.types import Event, NewShard, Observed, Plan, Resolved, RunFailure
 from oxygen.credits import ledger
@@ -34,40 +36,59 @@ class Sources:
 
     workflow: Workflow | None = None
     config_map: dict[str, str] | None = None
+    # The Providers the run names (None: not found), and whether each header Secret its pods will
+    # reference exists (None: the operator may not tell; see observe.Reader.secret_exists).
+    providers: Mapping[str, Provider | None] = field(default_factory=dict)
+    secrets: Mapping[str, bool | None] = field(default_factory=dict)
 
 
 def resolve(run: Run, sources: Sources) -> Resolved:
-    """A run's items, how its shards execute, and what each item holds in credits."""
+    """A run's items, how its shards execute, and what each item holds in credits.
+
+    Everything the run names must exist first (preflight.check): nothing is planned otherwise."""
     spec = run.spec
+    if spec.kind == "workflow" and sources.workflow is None:
+        assert spec.workflow_ref is not None
+        raise RunFailure("WorkflowNotFound", f"Workflow {spec.workflow_ref.name!r} not found")
+    declared = preflight.uses(run, sources.workflow)
+    preflight.check(declared, sources.providers, sources.secrets)
+    retry = preflight.retry(spec.retry, declared, sources.providers)
+    unpriced = tuple(preflight.unpriced(declared))
     if spec.kind == "workflow":
-        return _resolve_workflow(run, sources.workflow)
+        assert sources.workflow is not None
+        return _resolve_workflow(run, sources.workflow, sources.providers, retry, unpriced)
     if spec.kind == "ingestion":
         assert spec.ingestion is not None
         ing = spec.ingestion
         first = PlannedItem(
             "0", None, {"query": ing.query, "pageSize": ing.page_size, "cursor": None, "page": 0}
         )
-        return Resolved(
-            [first], Shape(sequence="pages", max_pages=ing.max_pages), ing.cost_per_page, ing.max_pages
-        )
+        shape = Shape(sequence="pages", max_pages=ing.max_pages, retry=retry)
+        return Resolved([first], shape, ing.cost_per_page, ing.max_pages, unpriced)
     assert spec.producer is not None
+    producer = preflight.resolve(spec.producer, sources.providers)
     items = _resolve_items(run, sources.config_map)
-    return Resolved(items, Shape(), spec.producer.cost_per_item, len(items))
+    shape = Shape(producer=producer, retry=retry)
+    return Resolved(items, shape, producer.cost_per_item, len(items), unpriced)
 
 
-def _resolve_workflow(run: Run, workflow: Workflow | None) -> Resolved:
-    assert run.spec.workflow_ref is not None
-    if workflow is None:
-        raise RunFailure("WorkflowNotFound", f"Workflow {run.spec.workflow_ref.name!r} not found")
-    steps = workflow.spec.steps
+def _resolve_workflow(
+    run: Run,
+    workflow: Workflow,
+    providers: Mapping[str, Provider | None],
+    retry: Retry,
+    unpriced: tuple[str, ...],
+) -> Resolved:
+    steps = [(s, preflight.resolve(s.producer, providers)) for s in workflow.spec.steps]
     items = [
-        PlannedItem(str(k), None, {}, step=s.name, producer=s.producer, inputs_template=s.inputs)
-        for k, s in enumerate(steps)
+        PlannedItem(str(k), None, {}, step=s.name, producer=producer, inputs_template=s.inputs)
+        for k, (s, producer) in enumerate(steps)
     ]
     context = {"inputs": {**workflow.spec.inputs, **(run.spec.inputs or {})}, "steps": {}}
     # Steps differ in cost; each unfinished step holds the most expensive one's (never too little).
-    unit = max(s.producer.cost_per_item for s in steps)
-    return Resolved(items, Shape(sequence="steps", context=context), unit, len(items))
+    unit = max(producer.cost_per_item for _, producer in steps)
+    shape = Shape(sequence="steps", context=context, retry=retry)
+    return Resolved(items, shape, unit, len(items), unpriced)
 
 
 def _resolve_items(run: Run, data: dict[str, str] | None) -> list[PlannedItem]:

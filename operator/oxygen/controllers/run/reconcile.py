@@ -109,7 +109,9 @@ class RunController:
         _, estimate = plan.scope(run, resolved)
         # The decision and the status recording it are one step under the account's lock.
         with self.locks.hold(run.metadata.namespace, run.spec.credit_account):
-            decision = gate.decide(self.read.credits(run), run.metadata.uid, estimate)
+            snapshot = self.read.credits(run)
+            credits.require_priced(resolved, snapshot)
+            decision = gate.decide(snapshot, run.metadata.uid, estimate)
             self.applier.apply(plan.initial(obs, status, resolved, decision, self.settings), obs.body, state)
         if status.rounds:
             state.items_cache = None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from oxygen.api.run import Round, Run, RunStatus
+from oxygen.api.run import Round, Run, RunSpec, RunStatus
 from oxygen.api.runshard import ItemResult, RunShard, RunShardSpec, RunShardStatus, ShardItem
 from oxygen.controllers.run import credits
 from oxygen.controllers.run.plan import new_round
@@ -96,14 +96,26 @@ def cost(run: Run, status: RunStatus, found: Collected) -> Decimal:
     return credits.unit_cost(run, status) * len(found.moved)
 
 
-def later_shape(first: RunShardSpec, steps: dict[str, Any]) -> Shape:
-    """A later round executes like the first; a workflow's also knows the steps that succeeded."""
+def later_shape(first: RunShardSpec, steps: dict[str, Any], spec: RunSpec | None = None) -> Shape:
+    """A later round executes like the first; a workflow's also knows the steps that succeeded.
+
+    A column run's inline producer is the spec's as it is now (fix the producer, then retry); one
+    that names a Provider keeps the Provider as resolved at planning (its price is what the run holds)."""
     if first.sequence == "independent":
+        if spec is not None and spec.producer is not None and spec.producer.provider_ref is not None:
+            return Shape(producer=first.producer, retry=first.retry)
         return Shape()
     context: dict[str, Any] | None = None
     if first.sequence == "steps":
         context = {"inputs": (first.context or {}).get("inputs", {}), "steps": steps}
-    return Shape(sequence=first.sequence, context=context, max_pages=first.max_pages, producer=first.producer)
+    return Shape(
+        sequence=first.sequence,
+        context=context,
+        max_pages=first.max_pages,
+        producer=first.producer,
+        # A workflow's steps may name Providers: their retry stays as tightened at planning.
+        retry=first.retry if first.sequence == "steps" else None,
+    )
 
 
 @dataclass
@@ -141,7 +153,7 @@ def start(
         for item, spec_item in moved
     ]
     attempts = {item.id: item.attempt_count for item, _ in moved}
-    shape = later_shape(found.first, found.steps)
+    shape = later_shape(found.first, found.steps, run.spec)
     bodies = shard_bodies(run_body, run.spec, found.round, [Group(planned, attempts=attempts)], shape)
     shards = new_round(run_body, status, bodies, settings)
     new_home = {item["id"]: b["metadata"]["name"] for b in bodies for item in b["spec"]["items"]}

@@ -23,6 +23,8 @@ class Resolved:
     unit_cost: Decimal
     # Items an estimate counts: all of a column's, a workflow's steps, an ingestion's maxPages.
     in_scope: int
+    # Where the run calls out at a price it set itself (not a Provider's): see credits.require_priced.
+    unpriced: tuple[str, ...] = ()
 
 
 class RunFailure(Exception):

@@ -115,6 +115,46 @@ def test_a_run_whose_items_cannot_be_read_fails_once() -> None:
     assert kube.calls == []
 
 
+def test_a_run_naming_a_missing_provider_fails_once_before_anything_is_created() -> None:
+    kube = RecordingKube()
+    body = b.run_body(producer=b.provider_ref())
+    state = RunState.from_body(body)
+    controller = _controller(StubReader(Sources(providers={"clearbit": None})), kube)
+    assert _pass(controller, body, state) == IDLE_INTERVAL
+    assert kube.calls == [("status:runs", "leads"), ("event", "ProviderNotFound")]
+    assert state.status.phase == "failed"
+    assert state.status.message == 'providers.oxygen.dev "clearbit" not found (spec.producer.providerRef)'
+    (failed,) = [c for c in state.status.conditions if c.type == "Failed"]
+    assert (failed.status, failed.reason) == ("True", "ProviderNotFound")
+
+
+def test_a_run_setting_its_own_price_on_an_account_requiring_providers_fails_once() -> None:
+    kube = RecordingKube()
+    body = b.run_body(producer={"provider": "p", "http": {"url": "http://x/"}, "costPerItem": "0"})
+    state = RunState.from_body(body)
+    controller = _controller(StubReader(snapshot=b.priced_account("0")), kube)
+    assert _pass(controller, body, state) == IDLE_INTERVAL
+    assert kube.calls == [("status:runs", "leads"), ("event", "UnpricedProducer")]
+    assert state.status.phase == "failed" and not state.status.rounds
+
+
+def test_a_provider_run_is_planned_with_the_providers_price() -> None:
+    kube = RecordingKube()
+    body = b.run_body(producer=b.provider_ref())
+    state = RunState.from_body(body)
+    reader = StubReader(
+        Sources(providers={"clearbit": b.provider()}, secrets={"clearbit-key": True}),
+        snapshot=b.priced_account("100"),
+    )
+    reader.bodies = kube.shards
+    controller = _controller(reader, kube)
+    assert _pass(controller, body, state) == ACTIVE_INTERVAL
+    assert state.status.credits_per_item == 2 and state.status.credits_reserved == 6
+    (shard,) = kube.shards.values()
+    assert shard["spec"]["producer"]["provider"] == "clearbit"
+    assert shard["spec"]["producer"]["costPerItem"] == "2"
+
+
 def test_waiting_for_credits_keeps_the_resolved_items() -> None:
     kube = RecordingKube()
     body = b.run_body(producer={**b.ECHO, "costPerItem": "50"})

@@ -1,0 +1,24 @@
+"""Apply: the Provider controller's only writes, its status and its Events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oxygen.controllers.provider.decide import Decision
+from oxygen.controllers.provider.observe import ProviderState
+from oxygen.kube.client import Kube
+
+
+class Applier:
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+
+    def apply(self, decision: Decision, body: dict[str, Any], state: ProviderState, clock: float) -> None:
+        state.attempts, state.at = decision.attempts, clock
+        if decision.status is None:
+            return
+        meta = body["metadata"]
+        self.kube.patch_status("providers", meta["namespace"], meta["name"], decision.status.wire())
+        state.written = decision.status
+        for event in decision.events:
+            self.kube.event(body, event.reason, event.message, type_=event.type)
