@@ -26,6 +26,9 @@ from oxygen.timefmt import rfc3339
 
 log = logging.getLogger("oxygen.kube")
 
+# A PartialObjectMetadata answer: name, uid, labels, never an object's data.
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+
 
 def load_api_client(kubeconfig: Path | str | None = None, context: str | None = None) -> Any:
     """A client from an explicit kubeconfig, $KUBECONFIG/~/.kube/config, or in-cluster credentials."""
@@ -211,6 +214,31 @@ class Kube:
             raise OwnershipConflict(kind, name, namesake)
         if replace is not None:
             replace(name, namespace, body)
+
+    def secret_exists(self, namespace: str, name: str) -> bool | None:
+        """Whether the Secret exists, read as metadata only: its values never reach the operator.
+
+        The request asks for a PartialObjectMetadata (name, uid, labels; no `data`). RBAC has no
+        metadata-only verb: this is a `get` on secrets, which the chart grants the operator for
+        webhook tokens (webhook.enabled, the default). Without it the answer is 403 and the operator
+        cannot tell (None): the check is skipped, the pod's envFrom still refuses to start."""
+        api = self.api_client
+        method, url, headers, _, _ = api.param_serialize(
+            "GET",
+            "/api/v1/namespaces/{namespace}/secrets/{name}",
+            path_params={"namespace": namespace, "name": name},
+            header_params={"Accept": METADATA_ONLY},
+            auth_settings=["BearerToken"],
+        )
+        response = api.call_api(method, url, header_params=headers)
+        response.read()  # the metadata, discarded: only the status code matters
+        if response.status == 404:
+            return False
+        if response.status == 403:
+            return None
+        if not 200 <= response.status < 300:
+            raise ApiException(status=response.status, reason=response.reason)
+        return True
 
     def event(
         self,

@@ -30,7 +30,6 @@ from oxygen.kube.client import ApiException, Kube
 from oxygen.status.views import JobView, ShardView, shard_view
 
 # A metadata-only read: the API server answers with name, uid and labels, never a Secret's data.
-METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 # Shards read per request when a new round is planned (each can hold ~1 MiB of results).
 SHARDS_PER_REQUEST = 5
@@ -154,29 +153,8 @@ class Reader:
         return Sources(workflow=workflow, config_map=config_map, providers=providers, secrets=secrets)
 
     def secret_exists(self, namespace: str, name: str) -> bool | None:
-        """Whether the Secret exists, read as metadata only: its values never reach the operator.
-
-        The request asks for a PartialObjectMetadata (name, uid, labels; no `data`). RBAC has no
-        metadata-only verb: this is a `get` on secrets, which the chart grants the operator for
-        webhook tokens (webhook.enabled, the default). Without it the answer is 403 and the operator
-        cannot tell (None): the check is skipped, the pod's envFrom still refuses to start."""
-        api = self.kube.api_client
-        method, url, headers, _, _ = api.param_serialize(
-            "GET",
-            "/api/v1/namespaces/{namespace}/secrets/{name}",
-            path_params={"namespace": namespace, "name": name},
-            header_params={"Accept": METADATA_ONLY},
-            auth_settings=["BearerToken"],
-        )
-        response = api.call_api(method, url, header_params=headers)
-        response.read()  # the metadata, discarded: only the status code matters
-        if response.status == 404:
-            return False
-        if response.status == 403:
-            return None
-        if not 200 <= response.status < 300:
-            raise ApiException(status=response.status, reason=response.reason)
-        return True
+        """Whether the Secret exists (its values never reach the operator; see Kube.secret_exists)."""
+        return self.kube.secret_exists(namespace, name)
 
     def credits(self, run: Run) -> CreditSnapshot:
         """The account and its runs' shares: read under the account's lock, right before deciding."""
