@@ -109,14 +109,21 @@ def test_killed_worker_jobs_are_replaced_and_never_reached_items_are_not_failed(
         assert jobs == sorted(job_name(shard, n) for n in range(MAX_REPLACEMENTS + 1))
 
         # The account agrees with the run once it settled, and the identity held at every look.
+        used = Decimal(status["creditsUsed"])
         final = wait_for(
-            lambda: (s := account_status(runs)) and Decimal(s["reserved"]) == 0 and s,
+            lambda: (
+                (s := account_status(runs))
+                and Decimal(s["reserved"]) == 0
+                and Decimal(s["captured"]) == used
+                and s
+            ),
             timeout=60,
-            what="the account to settle",
+            what="the account to agree with the run",
+            describe=lambda: str(account_status(runs)),
         )
         observed.append(final)
         assert all(identity_holds(s) for s in observed)
-        assert Decimal(final["captured"]) == Decimal(status["creditsUsed"]) == succeeded
+        assert used == succeeded
 
         # A retryFailed bump runs the skipped-because-never-reached items (and the failed ones).
         runs.patch("fragile", {"retryFailed": 1})
