@@ -57,8 +57,7 @@ def test_killed_worker_jobs_are_replaced_and_never_reached_items_are_not_failed(
             {
                 "items": [{"rowId": f"r{i}", "inputs": {"i": i}} for i in range(ITEMS)],
                 "batchSize": ITEMS,
-                "costPerItem": "1",
-                "producer": {"provider": "p", "http": {"url": provider.url}},
+                "producer": {"provider": "p", "http": {"url": provider.url}, "costPerItem": "1"},
             },
         )
         shard = "fragile-r0-0000"
