@@ -177,7 +177,8 @@ def after_death(
     attempted = fail_attempted(shard, death.reason, now)
     if attempted.phase == "Succeeded":  # nothing left that a worker has not reached: no replacement
         return Plan(shard_status=[(death.shard, attempted.wire())])
-    manifest = shard_job(run, shard, body, False, worker)
+    # A paused run's replacement waits suspended, like every other Job of the run.
+    manifest = shard_job(run, shard, body, run.spec.paused, worker)
     manifest["metadata"]["name"] = death.next_job
     message = (
         f"shard {death.shard}: worker Job failed ({failure}), "

@@ -231,6 +231,16 @@ def test_after_death(
         assert manifest["metadata"]["ownerReferences"][0]["kind"] == "RunShard"
 
 
+def test_a_paused_runs_replacement_starts_suspended() -> None:
+    body = b.shard_body(b.run_body(), items=["running", "pending"])
+    from oxygen.api.runshard import RunShard
+
+    plan = jobs.after_death(
+        b.run(paused=True), RunShard.model_validate(body), body, _death("replace"), WorkerDefaults(), b.NOW
+    )
+    assert [j["spec"]["suspend"] for j in plan.create_jobs] == [True]
+
+
 def test_never_attempted_items_are_retried_by_a_retry_bump() -> None:
     from oxygen.controllers.run import rounds
 
