@@ -113,14 +113,43 @@ def test_folding_is_idempotent_in_every_order() -> None:
     )
 
 
-def test_the_list_is_bounded_the_totals_are_not() -> None:
+def _passes(shares: list[RunShare], release_works: bool = True, passes: int = 20) -> tuple[Retired, int]:
+    """Account passes over runs deleted at once; a released run is gone from the next pass."""
+    folded, gone, used = Retired(), set(), 0
+    for _ in range(passes):
+        left = [s for s in shares if s.name not in gone]
+        if not left:
+            break
+        folded = retire.fold(folded, left)
+        if release_works:
+            gone |= set(retire.releasable(folded, left))
+        used += 1
+    return folded, used
+
+
+def test_many_runs_deleted_at_once_are_folded_a_few_per_pass_each_once() -> None:
     shares = [
         share(f"r{i:03}", "succeeded", captured="1", deleted_at=GONE) for i in range(MAX_RETIRED_LISTED + 5)
     ]
-    folded = retire.fold(Retired(), shares)
+    folded, used = _passes(shares)
     assert folded.runs == MAX_RETIRED_LISTED + 5
     assert folded.captured == MAX_RETIRED_LISTED + 5
     assert len(folded.latest) == MAX_RETIRED_LISTED
+    assert used == 6  # FOLD_PER_PASS at a time
+
+
+def test_runs_never_let_go_are_never_counted_twice() -> None:
+    """Finalizer removal failing pass after pass: the list fills, nothing is folded twice."""
+    shares = [
+        share(f"r{i:03}", "succeeded", captured="1", deleted_at=GONE) for i in range(MAX_RETIRED_LISTED + 5)
+    ]
+    folded, _ = _passes(shares, release_works=False)
+    assert folded.runs == MAX_RETIRED_LISTED == folded.captured
+    assert len({r.uid for r in folded.latest}) == MAX_RETIRED_LISTED
+    # Once they go, the rest follow.
+    remaining = [s for s in shares if s.uid not in retire.folded_uids(folded)]
+    rest = retire.fold(folded, remaining)
+    assert rest.runs == MAX_RETIRED_LISTED + 5
 
 
 def test_the_gate_counts_deleted_runs() -> None:
