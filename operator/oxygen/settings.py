@@ -52,6 +52,8 @@ def _worker(env: Mapping[str, str]) -> WorkerDefaults:
         active_deadline_seconds=_positive_int(
             env, "OXYGEN_WORKER_DEADLINE_SECONDS", DEFAULT_WORKER_DEADLINE_SECONDS
         ),
+        # Pod deaths a shard's Job absorbs before it fails (0: the first death fails it).
+        backoff_limit=_positive_int(env, "OXYGEN_WORKER_BACKOFF_LIMIT", defaults.backoff_limit, least=0),
     )
 
 
@@ -65,7 +67,7 @@ def _json(env: Mapping[str, str], name: str, default: Any) -> Any:
         raise SettingsError(f"{name} is not JSON: {err}") from None
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _positive_int(env: Mapping[str, str], name: str, default: int, least: int = 1) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -73,6 +75,6 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < 1:
-        raise SettingsError(f"{name} must be at least 1, got {value}")
+    if value < least:
+        raise SettingsError(f"{name} must be at least {least}, got {value}")
     return value

@@ -43,6 +43,10 @@ class RecordingKube:
         stored["metadata"]["resourceVersion"] = str(int(stored["metadata"].get("resourceVersion") or 0) + 1)
         return copy.deepcopy(stored)
 
+    def set_finalizer(self, plural: str, namespace: str, name: str, finalizer: str, present: bool) -> bool:
+        self._call(f"{'add' if present else 'remove'}-finalizer:{plural}", name)
+        return True
+
     def delete_job(self, namespace: str, name: str) -> None:
         self._call("delete", name)
 

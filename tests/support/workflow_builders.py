@@ -32,21 +32,29 @@ def account(
     grants: dict[str, str] | None = None,
     conditions: list[dict[str, Any]] | None = None,
     generation: int = 1,
+    retired: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A CreditAccount with grants {id: amount}."""
+    """A CreditAccount with grants {id: amount} (and deleted runs' figures in `retired`)."""
     return {
         "apiVersion": "oxygen.dev/v1alpha1",
         "kind": "CreditAccount",
         "metadata": {"name": name, "namespace": NAMESPACE, "uid": f"uid-{name}", "generation": generation},
         "spec": {"grants": [{"id": gid, "amount": amount} for gid, amount in (grants or {}).items()]},
-        "status": {"conditions": conditions or []},
+        "status": {"conditions": conditions or [], **({"retired": retired} if retired else {})},
     }
 
 
 def share(
-    name: str, phase: str = "running", reserved: str = "0", captured: str = "0", released: str = "0"
+    name: str,
+    phase: str = "running",
+    reserved: str = "0",
+    captured: str = "0",
+    released: str = "0",
+    deleted_at: str = "",
+    held: bool = True,
 ) -> RunShare:
-    """One run's take from its account."""
+    """One run's take from its account; `deleted_at`: the Run is being deleted (held: under the
+    account's finalizer)."""
     return RunShare(
         name=name,
         uid=f"uid-{name}",
@@ -54,7 +62,31 @@ def share(
         reserved=Decimal(reserved),
         captured=Decimal(captured),
         released=Decimal(released),
+        deleted_at=deleted_at,
+        held_for_account=held,
     )
+
+
+def retired(*runs: tuple[str, str, str], total_runs: int | None = None) -> dict[str, Any]:
+    """A status.retired of deleted runs (name, captured, released), totals over those listed."""
+    latest = [
+        {
+            "name": name,
+            "uid": f"uid-{name}",
+            "reserved": str(Decimal(c) + Decimal(r)),
+            "captured": c,
+            "released": r,
+            "deletedAt": "2029-12-31T00:00:00Z",
+        }
+        for name, c, r in runs
+    ]
+    return {
+        "runs": total_runs if total_runs is not None else len(runs),
+        "reserved": str(sum((Decimal(e["reserved"]) for e in latest), Decimal(0))),
+        "captured": str(sum((Decimal(e["captured"]) for e in latest), Decimal(0))),
+        "released": str(sum((Decimal(e["released"]) for e in latest), Decimal(0))),
+        "latest": latest,
+    }
 
 
 # -- Workflow and its Runs -------------------------------------------------------------------------

@@ -15,6 +15,7 @@ def test_defaults() -> None:
     assert settings.worker.resources == DEFAULT_WORKER_RESOURCES
     assert settings.worker.active_deadline_seconds == 24 * 3600
     assert settings.worker.service_account is None
+    assert settings.worker.backoff_limit == 6
 
 
 def test_environment_overrides() -> None:
@@ -28,6 +29,7 @@ def test_environment_overrides() -> None:
             "OXYGEN_WORKER_TOLERATIONS": '[{"key": "batch"}]',
             "OXYGEN_WORKER_SERVICE_ACCOUNT": "shared-worker",
             "OXYGEN_WORKER_DEADLINE_SECONDS": "600",
+            "OXYGEN_WORKER_BACKOFF_LIMIT": "0",
         }
     )
     assert settings.web_base_url == "https://runs.example"
@@ -41,6 +43,7 @@ def test_environment_overrides() -> None:
     assert worker.resources == {"limits": {"memory": "1Gi"}}
     assert worker.node_selector == {"pool": "batch"}
     assert worker.tolerations == [{"key": "batch"}]
+    assert worker.backoff_limit == 0
 
 
 @pytest.mark.parametrize(
@@ -49,6 +52,7 @@ def test_environment_overrides() -> None:
         ({"OXYGEN_MAX_PARALLELISM": "many"}, "OXYGEN_MAX_PARALLELISM"),
         ({"OXYGEN_MAX_PARALLELISM": "0"}, "OXYGEN_MAX_PARALLELISM"),
         ({"OXYGEN_WORKER_RESOURCES": "{limits"}, "OXYGEN_WORKER_RESOURCES"),
+        ({"OXYGEN_WORKER_BACKOFF_LIMIT": "-1"}, "OXYGEN_WORKER_BACKOFF_LIMIT"),
     ],
 )
 def test_bad_values_are_named(env: dict[str, str], named: str) -> None:

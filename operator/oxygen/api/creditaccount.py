@@ -37,6 +37,34 @@ class AccountRun(Model):
     released: Credits = Decimal(0)
 
 
+MAX_RETIRED_LISTED = 50
+
+
+class RetiredRun(Model):
+    """A deleted run's settled figures, folded into its account before the Run went away."""
+
+    name: str
+    uid: str
+    reserved: Credits = Decimal(0)
+    captured: Credits = Decimal(0)
+    released: Credits = Decimal(0)
+    deleted_at: str | None = None
+
+
+class Retired(Model):
+    """What deleted runs took from the account: totals over all of them, the latest listed.
+
+    A run's uid in `latest` means it has been folded in: a pass that finds the same run still being
+    deleted (its finalizer not yet removed) does not count it again.
+    """
+
+    runs: int = 0
+    reserved: Credits = Decimal(0)
+    captured: Credits = Decimal(0)
+    released: Credits = Decimal(0)
+    latest: list[RetiredRun] = Field(default_factory=list, max_length=MAX_RETIRED_LISTED)
+
+
 class CreditAccountStatus(Model):
     granted: Credits = Decimal(0)
     captured: Credits = Decimal(0)
@@ -45,6 +73,8 @@ class CreditAccountStatus(Model):
     available: Credits = Decimal(0)
     runs_total: int = 0
     runs: list[AccountRun] = Field(default_factory=list, max_length=50)
+    # Deleted runs' charges: captured credits outlive their Run.
+    retired: Retired = Field(default_factory=Retired)
     observed_generation: int = 0
     conditions: list[Condition] = Field(default_factory=list)
 

@@ -80,7 +80,7 @@ def decide(snapshot: CreditSnapshot, run_uid: str, amount: Decimal) -> Decision:
         )
     others = [s for s in snapshot.shares if s.uid != run_uid]
     mine = next((s for s in snapshot.shares if s.uid == run_uid), None)
-    totals = ledger.account_totals(account.spec.grants, others)
+    totals = ledger.account_totals(account.spec.grants, others, account.status.retired)
     available = totals.available - (mine.captured + mine.reserved if mine else Decimal(0))
     allowed = amount <= available
     message = (
@@ -113,4 +113,6 @@ def share_of(body: dict[str, Any]) -> ledger.RunShare:
         reserved=Decimal(status.get("creditsReserved", "0")) if metered else Decimal(0),
         captured=Decimal(status.get("creditsUsed", "0")) if metered else Decimal(0),
         released=Decimal(status.get("creditsReleased", "0")) if metered else Decimal(0),
+        deleted_at=str(meta.get("deletionTimestamp") or ""),
+        held_for_account=ledger.RETIRE_FINALIZER in (meta.get("finalizers") or []),
     )

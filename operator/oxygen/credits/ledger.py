@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from oxygen.api.creditaccount import Grant
+from oxygen.api.creditaccount import Grant, Retired
 from oxygen.api.run import LedgerEntry
 
 MAX_LEDGER_ENTRIES = 100
@@ -88,6 +88,10 @@ class RunShare:
     reserved: Decimal
     captured: Decimal
     released: Decimal
+    # Set while the Run is being deleted (its deletionTimestamp), and whether it carries the
+    # finalizer that holds it until its figures are folded into the account (RETIRE_FINALIZER).
+    deleted_at: str = ""
+    held_for_account: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,10 +106,21 @@ class AccountTotals:
         return self.granted - self.captured - self.reserved
 
 
-def account_totals(grants: Iterable[Grant], runs: Iterable[RunShare]) -> AccountTotals:
-    captured = reserved = rel = Decimal(0)
+def account_totals(
+    grants: Iterable[Grant], runs: Iterable[RunShare], retired: Retired | None = None
+) -> AccountTotals:
+    """Live runs' shares plus what deleted runs left behind (a run folded in counts there, once)."""
+    retired = retired or Retired()
+    folded = {r.uid for r in retired.latest}
+    captured, reserved, rel = retired.captured, Decimal(0), retired.released
     for run in runs:
+        if run.uid in folded:
+            continue
         captured += run.captured
         reserved += run.reserved
         rel += run.released
     return AccountTotals(granted(grants), captured, reserved, rel)
+
+
+# On metered Runs: the account folds the run's figures in before the Run may go away.
+RETIRE_FINALIZER = "oxygen.dev/credits"

@@ -134,11 +134,51 @@ class Kube:
                 return self.get(plural, namespace, body["metadata"]["name"])
             raise
 
-    def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+    def patch_status(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        status: dict[str, Any],
+        resource_version: str | None = None,
+    ) -> dict[str, Any]:
+        """With `resource_version`, only over that version of the object (else ApiException 409)."""
+        patch: dict[str, Any] = {"status": status}
+        if resource_version:
+            patch["metadata"] = {"resourceVersion": resource_version}
         result: dict[str, Any] = self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, plural, name, {"status": status}
+            GROUP, VERSION, namespace, plural, name, patch
         )
         return result
+
+    def set_finalizer(self, plural: str, namespace: str, name: str, finalizer: str, present: bool) -> bool:
+        """Add or remove one finalizer, keeping the others; False when the object is gone.
+
+        Read, then write over exactly that version: a concurrent change (kopf's own finalizer) is
+        never overwritten; a conflict is retried with a fresh read.
+        """
+        for _ in range(5):
+            try:
+                body = self.get(plural, namespace, name)
+            except ApiException as err:
+                if err.status == 404:
+                    return False
+                raise
+            meta = body["metadata"]
+            current: list[str] = list(meta.get("finalizers") or [])
+            if (finalizer in current) == present:
+                return True
+            wanted = [*current, finalizer] if present else [f for f in current if f != finalizer]
+            patch = {"metadata": {"finalizers": wanted, "resourceVersion": meta["resourceVersion"]}}
+            try:
+                self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, patch)
+                return True
+            except ApiException as err:
+                if err.status == 404:
+                    return False
+                if err.status != 409:
+                    raise
+        raise ApiException(status=409, reason=f"{plural}/{name}: finalizers kept changing")
 
     def patch_spec(self, plural: str, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self.custom.patch_namespaced_custom_object(

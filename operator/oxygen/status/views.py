@@ -44,6 +44,8 @@ class JobView:
     failed: bool = False
     failure_message: str = ""
     deleting: bool = False
+    # When the Job failed (its Failed condition's lastTransitionTime): a replacement waits from here.
+    failed_at: str = ""
 
     @property
     def finished(self) -> bool:
@@ -97,4 +99,5 @@ def job_view(body: dict[str, Any]) -> JobView:
         failed=failed is not None,
         failure_message=f"{failed.get('reason', '')}: {failed.get('message', '')}" if failed else "",
         deleting=bool(body["metadata"].get("deletionTimestamp")),
+        failed_at=str(failed.get("lastTransitionTime") or "") if failed else "",
     )

@@ -14,6 +14,7 @@ from typing import Any
 from oxygen.api.common import Condition, credits_str
 from oxygen.api.creditaccount import AccountRun, CreditAccountStatus
 from oxygen.api.run import TERMINAL_PHASES
+from oxygen.controllers.creditaccount import retire
 from oxygen.controllers.creditaccount.observe import AccountObservation
 from oxygen.credits import ledger
 from oxygen.status.run import set_condition
@@ -37,6 +38,9 @@ class AccountPlan:
     # What the daemon remembers as written once the write succeeded.
     comparable: dict[str, Any] | None = None
     notices: list[Notice] = field(default_factory=list)
+    # Runs being deleted whose figures the account holds (in the status written, or last written):
+    # their finalizer is released once that write succeeded.
+    release: list[str] = field(default_factory=list)
 
 
 def comparable_form(wire: dict[str, Any]) -> dict[str, Any]:
@@ -55,16 +59,18 @@ def _was_overdrawn(conditions: list[Condition]) -> bool:
 
 def decide(seen: AccountObservation, last: dict[str, Any] | None) -> AccountPlan:
     account = seen.account
-    totals = ledger.account_totals(account.spec.grants, seen.shares)
+    retired = retire.fold(account.status.retired, seen.shares)
+    totals = ledger.account_totals(account.spec.grants, seen.shares, retired)
+    live = [s for s in seen.shares if s.uid not in retire.folded_uids(retired)]
     # Runs still holding credits first, then the rest; the list is bounded, the totals are not.
-    ordered = sorted(seen.shares, key=lambda s: (s.phase in TERMINAL_PHASES, s.name))
+    ordered = sorted(live, key=lambda s: (s.phase in TERMINAL_PHASES, s.name))
     status = CreditAccountStatus(
         granted=totals.granted,
         captured=totals.captured,
         reserved=totals.reserved,
         released=totals.released,
         available=totals.available,
-        runs_total=len(seen.shares),
+        runs_total=len(live),
         runs=[
             AccountRun(
                 name=s.name,
@@ -76,6 +82,7 @@ def decide(seen: AccountObservation, last: dict[str, Any] | None) -> AccountPlan
             )
             for s in ordered[:MAX_RUNS_LISTED]
         ],
+        retired=retired,
         observed_generation=account.metadata.generation,
         conditions=account.status.conditions,
     )
@@ -97,9 +104,10 @@ def decide(seen: AccountObservation, last: dict[str, Any] | None) -> AccountPlan
     )
     wire = status.wire()
     comparable = comparable_form(wire)
+    release = retire.releasable(retired, seen.shares)
     if comparable == last:
-        return AccountPlan()
-    plan = AccountPlan(status=wire, comparable=comparable)
+        return AccountPlan(release=release)
+    plan = AccountPlan(status=wire, comparable=comparable, release=release)
     if overdrawn and not _was_overdrawn(account.status.conditions):
         # A provider charged over its estimate: the balance went below zero. Said once, on the way in.
         plan.notices.append(Notice("Overdrawn", f"the account is overdrawn: {summary}", "Warning"))

@@ -2,7 +2,8 @@
 
 - an index of the runs' credit shares by (namespace, account), so a pass reads memory;
 - a daemon per account: about once a second, observe → decide → apply (a write only on change);
-- the account metrics, from the watch events.
+- the account metrics, from the watch events;
+- deleted Runs whose account is gone (or going): nothing to fold them into, their finalizer goes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from oxygen.controllers.creditaccount.apply import apply
 from oxygen.controllers.creditaccount.decide import decide
 from oxygen.controllers.creditaccount.observe import AccountMemory, observe
 from oxygen.credits.gate import account_of, share_of
+from oxygen.credits.ledger import RETIRE_FINALIZER
 from oxygen.kube.client import Kube
 
 PASS_INTERVAL = 1.0
@@ -39,6 +41,39 @@ async def account_event(
 def runs_by_account(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
     raw = dict(body)
     return {(namespace, account_of(raw)): share_of(raw)}
+
+
+@kopf.index(GROUP, VERSION, "creditaccounts")
+def accounts_by_name(body: kopf.Body, name: str, namespace: str | None, **_: Any) -> dict[Any, Any]:
+    """(namespace, name) → whether the account is being deleted."""
+    return {(namespace, name): bool(body.get("metadata", {}).get("deletionTimestamp"))}
+
+
+def _release(kube: Kube, namespace: str, runs: list[str]) -> None:
+    for run in runs:
+        kube.set_finalizer("runs", namespace, run, RETIRE_FINALIZER, present=False)
+
+
+@kopf.on.event(GROUP, VERSION, "runs")  # type: ignore[arg-type]
+async def run_without_account(
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    name: str,
+    namespace: str | None,
+    accounts_by_name: kopf.Index[Any, Any],
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """A Run being deleted under the account's finalizer, with no account (left) to fold it into."""
+    meta = body.get("metadata", {})
+    if event["type"] == "DELETED" or not meta.get("deletionTimestamp") or namespace is None:
+        return
+    if RETIRE_FINALIZER not in (meta.get("finalizers") or []):
+        return
+    going = list(accounts_by_name.get((namespace, account_of(dict(body))), []))
+    if going and not any(going):
+        return  # the account's daemon folds it in
+    await asyncio.to_thread(_release, runtime.kube(memo), namespace, [name])
 
 
 def _pass(body: dict[str, Any], shares: list[Any], memory: AccountMemory, kube: Kube) -> None:
@@ -68,3 +103,9 @@ async def account_daemon(
         except Exception as err:  # keep the daemon alive; the next pass retries
             logger.exception("account reconcile failed: %s", err)
         await stopped.wait(PASS_INTERVAL)
+    if body.get("metadata", {}).get("deletionTimestamp"):
+        # The account goes away: runs waiting for it to fold them in are let go.
+        waiting = [
+            s.name for s in runs_by_account.get((namespace, name), []) if s.deleted_at and s.held_for_account
+        ]
+        await asyncio.to_thread(_release, kube, namespace, waiting)

@@ -7,6 +7,8 @@ A Plan is written in an order that a crash at any point leaves recoverable:
 3. shard status patches (supersede, settle), after the shards that take their items over;
 4. Jobs: delete, suspend, resume, create;
 5. the Run's status (a merge patch of the status subresource), recorded in the daemon's memory;
+   a metered run's first gets RETIRE_FINALIZER on the Run before it (its account must fold in its
+   charges before the Run may go away: controllers/creditaccount/retire.py);
 6. Events, only once the status write (if any) succeeded.
 """
 
@@ -17,6 +19,7 @@ import time
 
 from oxygen.controllers.run.observe import remember_shard
 from oxygen.controllers.run.types import Plan, RunFailure, RunState
+from oxygen.credits.ledger import RETIRE_FINALIZER
 from oxygen.kube.client import Kube, OwnershipConflict
 from oxygen.status.views import JobView
 
@@ -59,6 +62,9 @@ class Applier:
             job = manifest["metadata"]["name"]
             state.fresh_jobs[job] = JobView(name=job, active=1)
         if plan.status is not None:
+            planned = plan.status.metered and plan.status.rounds
+            if planned and RETIRE_FINALIZER not in (meta.get("finalizers") or []):
+                self.kube.set_finalizer("runs", ns, name, RETIRE_FINALIZER, present=True)
             self.kube.patch_status("runs", ns, name, plan.status.wire())
             state.status = plan.status.model_copy(deep=True)
             state.status_writes += 1

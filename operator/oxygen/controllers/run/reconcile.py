@@ -27,6 +27,7 @@ from oxygen.credits.gate import AccountLocks, Decision
 from oxygen.kube.client import Kube
 from oxygen.settings import OperatorSettings
 from oxygen.status.views import JobView, ShardView
+from oxygen.timefmt import epoch
 
 log = logging.getLogger("oxygen.controllers.run")
 
@@ -86,8 +87,8 @@ class RunController:
             ):
                 round_waiting |= self._promote(obs, status, state, pending)
                 obs = look()
-            for name, reason in jobs.dead(obs.shards, obs.jobs):
-                self._settle(obs, state, name, "failed", reason, "worker_failed")
+            for death in jobs.dead(obs.shards, obs.jobs, epoch(obs.now) or 0.0):
+                self._after_death(obs, state, death)
             self._drive_jobs(look(), state)
             obs = look()
 
@@ -195,6 +196,18 @@ class RunController:
                 continue
             start = jobs.JobsDecision([], [], [name])
             self.applier.apply(jobs.manifests(run, start, [shard], self.settings.worker), obs.body, state)
+
+    def _after_death(self, obs: Observed, state: RunState, death: jobs.DeadShard) -> None:
+        """A shard whose Job died: a replacement Job when one is due, or its items settled."""
+        if death.action == "wait":
+            return
+        try:
+            shard, body = self.read.shard(obs.run, death.shard)
+        except ShardNotOwned as err:
+            log.warning("%s: not settled", err)
+            return
+        step = jobs.after_death(obs.run, shard, body, death, self.settings.worker, obs.now)
+        self.applier.apply(step, obs.body, state)
 
     def _settle(
         self, obs: Observed, state: RunState, name: str, to: str, error: str | None, error_class: str | None

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from oxygen.api.run import Round, Run, RunSpec, RunStatus
 from oxygen.api.runshard import ItemResult, RunShard, RunShardSpec, RunShardStatus, ShardItem
 from oxygen.controllers.run import credits
+from oxygen.controllers.run.jobs import NEVER_ATTEMPTED
 from oxygen.controllers.run.plan import new_round
 from oxygen.controllers.run.types import Event, Plan
 from oxygen.credits import ledger
@@ -32,8 +33,11 @@ Wanted = Callable[[ItemResult, RunShard], bool]
 
 
 def retryable(item: ItemResult, shard: RunShard) -> bool:
-    """Failed items; in a workflow also the steps skipped because an earlier one failed."""
+    """Failed items, and items skipped because no worker ever reached them (jobs.NEVER_ATTEMPTED); in
+    a workflow also the steps skipped because an earlier one failed."""
     if item.status == "failed":
+        return True
+    if item.status == "skipped" and (item.error or "").startswith(NEVER_ATTEMPTED):
         return True
     return (
         shard.spec.sequence == "steps"

@@ -74,3 +74,27 @@ def test_identity_conflicts(namesake: bool, raised: type[Exception]) -> None:
     kube = RecordingKube(conflict=OwnershipConflict("ServiceAccount", "leads-worker", namesake))
     with pytest.raises(raised):
         Applier(kube).apply(_full_plan(), b.run_body(), RunState(status=RunStatus()))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("metered", "planned", "finalizers", "calls"),
+    [
+        (True, True, [], [("add-finalizer:runs", "leads"), ("status:runs", "leads")]),
+        (True, True, ["oxygen.dev/credits"], [("status:runs", "leads")]),
+        (True, False, [], [("status:runs", "leads")]),  # waiting for credits: it holds nothing yet
+        (False, True, [], [("status:runs", "leads")]),  # unmetered: nothing to fold
+    ],
+    ids=["metered-planned", "already-there", "not-planned", "unmetered"],
+)
+def test_a_planned_metered_run_gets_the_account_finalizer_before_its_status(
+    metered: bool, planned: bool, finalizers: list[str], calls: list[tuple[str, str]]
+) -> None:
+    from oxygen.api.run import Round
+
+    kube = RecordingKube()
+    body = b.run_body()
+    body["metadata"]["finalizers"] = finalizers
+    rounds = [Round(round=0, reason="initial", shards=1, items=3, started_at=b.NOW)] if planned else []
+    status = RunStatus(phase="running", metered=metered, rounds=rounds)
+    Applier(kube).apply(Plan(status=status), body, RunState(status=RunStatus()))  # type: ignore[arg-type]
+    assert kube.calls == calls

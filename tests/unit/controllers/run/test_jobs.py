@@ -112,7 +112,142 @@ def test_done_and_skipping_shards_get_no_job() -> None:
 def test_dead(phase: str, job: dict[str, Any] | None, dead: str | None) -> None:
     view = b.shard_view(phase=phase, running=1)
     job_views = b.jobs(b.job_view(view.name, **job)) if job is not None else {}
-    assert jobs.dead(b.shards(view), job_views) == ([(view.name, dead)] if dead else [])
+    found = jobs.dead(b.shards(view), job_views, DIED + 3600)
+    assert [(d.shard, d.reason) for d in found] == ([(view.name, dead)] if dead else [])
+
+
+DIED = 1_767_225_600.0  # b.NOW as epoch seconds: the dead Jobs' failedAt
+FAILED = {"failed": True, "failure_message": "BackoffLimitExceeded: x", "failed_at": b.NOW}
+
+
+@pytest.mark.parametrize(
+    ("attempt", "after", "pods", "action", "next_job"),
+    [
+        (0, 4.9, 0, "wait", "leads-r0-0000-j1"),
+        (0, 5.0, 0, "replace", "leads-r0-0000-j1"),
+        (0, 60.0, 1, "wait", "leads-r0-0000-j1"),
+        (1, 9.0, 0, "wait", "leads-r0-0000-j2"),
+        (1, 10.0, 0, "replace", "leads-r0-0000-j2"),
+        (2, 20.0, 0, "replace", "leads-r0-0000-j3"),
+        (3, 0.0, 0, "give_up", "leads-r0-0000-j4"),
+    ],
+    ids=[
+        "first-backoff",
+        "first-due",
+        "old-pod-terminating",
+        "second-backoff",
+        "second-due",
+        "third",
+        "exhausted",
+    ],
+)
+def test_a_dead_job_is_replaced_with_backoff_then_given_up(
+    attempt: int, after: float, pods: int, action: str, next_job: str
+) -> None:
+    view = b.shard_view(phase="Running", running=1)
+    older = [b.job_view(jobs.job_name(view.name, n), **FAILED) for n in range(attempt)]
+    newest = b.job_view(jobs.job_name(view.name, attempt), terminating=pods, **FAILED)
+    (death,) = jobs.dead(b.shards(view), b.jobs(*older, newest), DIED + after)
+    assert (death.attempt, death.action, death.next_job) == (attempt, action, next_job)
+    assert death.reason == "worker Job failed: BackoffLimitExceeded: x"
+
+
+def test_a_running_replacement_is_not_dead_and_its_shard_gets_no_second_job() -> None:
+    view = b.shard_view(phase="Running", running=1)
+    views = b.jobs(b.job_view(view.name, **FAILED), b.job_view(f"{view.name}-j1", active=1))
+    assert jobs.dead(b.shards(view), views, DIED + 3600) == []
+    assert jobs.drive(b.run(), b.shards(view), views, 100).start == []
+
+
+def test_replacement_names_are_deterministic_and_fit_a_job_name() -> None:
+    long = "x" * 50 + "-r0-0000"
+    names = [jobs.job_name(long, n) for n in range(4)]
+    assert names[0] == long
+    assert all(len(n) <= 63 for n in names)
+    assert len(set(names)) == 4
+    assert names == [jobs.job_name(long, n) for n in range(4)]
+    assert jobs.latest_jobs({long: b.shard_view()}, b.jobs(*(b.job_view(n) for n in names[:3])))[long][0] == 2
+
+
+def _death(action: str, attempt: int = 0) -> jobs.DeadShard:
+    return jobs.DeadShard("leads-r0-0000", "worker Job failed: BackoffLimitExceeded: x", attempt, action)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("items", "action", "statuses", "job", "event"),
+    [
+        # attempted (running, retrying) fail; never reached (pending, no status) wait for the replacement
+        (
+            ["succeeded", "running", "retrying", "pending", ""],
+            "replace",
+            ["succeeded", "failed", "failed", "pending", "pending"],
+            "leads-r0-0000-j1",
+            "WorkerJobReplaced",
+        ),
+        # every item reached: nothing for a replacement to do
+        (["succeeded", "running"], "replace", ["succeeded", "failed"], None, None),
+        # replacements used up: the never-attempted are skipped, not failed
+        (
+            ["succeeded", "running", "pending", ""],
+            "give_up",
+            ["succeeded", "failed", "skipped", "skipped"],
+            None,
+            "WorkerJobFailed",
+        ),
+        (["running", "pending"], "wait", None, None, None),
+    ],
+    ids=["replace", "nothing-left", "give-up", "wait"],
+)
+def test_after_death(
+    items: list[str], action: str, statuses: list[str] | None, job: str | None, event: str | None
+) -> None:
+    owner = b.run_body()
+    body = b.shard_body(owner, items=items, attempt_count=1)
+    from oxygen.api.runshard import RunShard
+
+    plan = jobs.after_death(
+        b.run(), RunShard.model_validate(body), body, _death(action), WorkerDefaults(), b.NOW
+    )
+    assert [j["metadata"]["name"] for j in plan.create_jobs] == ([job] if job else [])
+    assert [e.reason for e in plan.events] == ([event] if event else [])
+    if statuses is None:
+        assert plan.shard_status == []
+        return
+    ((_, wire),) = plan.shard_status
+    settled = sorted(wire["items"], key=lambda i: i["id"])
+    assert [i["status"] for i in settled] == statuses
+    for item, before in zip(settled, items, strict=True):
+        if item["status"] == "failed":
+            assert item["errorClass"] == "worker_failed"
+            assert item["attemptCount"] == 1  # exact: what the provider saw, not bumped
+        if item["status"] == "skipped":
+            assert item["error"].startswith("never attempted: worker Job failed: BackoffLimitExceeded")
+            assert item.get("errorClass") is None
+        if item["status"] == "pending":
+            assert before in ("pending", "")
+    if job:
+        (manifest,) = plan.create_jobs
+        assert manifest["metadata"]["labels"]["oxygen.dev/shard"] == "leads-r0-0000"
+        assert manifest["metadata"]["ownerReferences"][0]["kind"] == "RunShard"
+
+
+def test_a_paused_runs_replacement_starts_suspended() -> None:
+    body = b.shard_body(b.run_body(), items=["running", "pending"])
+    from oxygen.api.runshard import RunShard
+
+    plan = jobs.after_death(
+        b.run(paused=True), RunShard.model_validate(body), body, _death("replace"), WorkerDefaults(), b.NOW
+    )
+    assert [j["spec"]["suspend"] for j in plan.create_jobs] == [True]
+
+
+def test_never_attempted_items_are_retried_by_a_retry_bump() -> None:
+    from oxygen.controllers.run import rounds
+
+    shard = b.shard(items=["skipped", "skipped", "failed"])
+    shard.status.items[0].error = "never attempted: worker Job failed: x"
+    shard.status.items[1].error = "canceled"
+    assert [rounds.retryable(i, shard) for i in shard.status.items] == [True, False, True]
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from oxygen.controllers.run.plan import Sources
 from oxygen.controllers.run.reconcile import ACTIVE_INTERVAL, IDLE_INTERVAL, RunController
 from oxygen.controllers.run.types import RunState
 from oxygen.credits.gate import CreditSnapshot
+from oxygen.credits.ledger import RETIRE_FINALIZER
 from oxygen.status.views import JobView, ShardView, shard_view
 from tests.support import builders as b
 from tests.support.recording_kube import RecordingKube
@@ -219,6 +220,7 @@ def test_retry_waiting_for_credits_says_so_with_the_status() -> None:
     old = b.shard_body(items=["failed", "failed"])
     status = _planned("completed", metered=True, credit_account="default")
     body = b.run_body(retryFailed=1, status=status, producer={**b.ECHO, "costPerItem": "10"})
+    body["metadata"]["finalizers"] = [RETIRE_FINALIZER]  # put on when round 0 was planned
     reader = StubReader(bodies=[old], snapshot=b.credit_snapshot("5"))
     controller = _controller(reader, kube)
     state = RunState.from_body(body)
