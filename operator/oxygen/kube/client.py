@@ -7,6 +7,7 @@ user's concurrent spec edit is never overwritten.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import logging
@@ -121,6 +122,11 @@ class Kube:
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 return
+
+    def list_jobs(self, namespace: str, label_selector: str) -> builtins.list[dict[str, Any]]:
+        """The matching Jobs as the API server has them now, as plain dicts (the wire shape)."""
+        found = self.batch.list_namespaced_job(namespace, label_selector=label_selector).items
+        return [self.api_client.sanitize_for_serialization(job) for job in found]
 
     def create_or_get(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         """Create, or read what already exists under that name (a deterministic name means it is ours)."""

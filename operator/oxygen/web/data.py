@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 from oxygen.api.labels import LABEL_RUN_UID
 from oxygen.kube.client import Kube, is_not_found
+from oxygen.timefmt import rfc3339
 from oxygen.web.page import EventRow
 
 
@@ -20,8 +22,8 @@ class RunPageData:
 def _stamp(value: Any) -> str:
     if value is None:
         return ""
-    if hasattr(value, "strftime"):
-        return str(value.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    if isinstance(value, dt.datetime):
+        return rfc3339(value)
     return str(value)
 
 

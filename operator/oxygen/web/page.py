@@ -14,6 +14,7 @@ from typing import Any
 
 from oxygen.api.run import TERMINAL_PHASES
 from oxygen.metrics.timeparse import epoch
+from oxygen.timefmt import rfc3339
 from oxygen.web.timeline import TIMELINE_STATUSES, Timeline, bucket, finishes
 
 REFRESH_SECONDS = 5
@@ -256,7 +257,7 @@ def render(
     failed_html = _table(failed_headers, failed_rows, "failed-items", "no failed items") + more
     event_headers = ["last seen", "type", "reason", "message", "count"]
     events_html = _table(event_headers, event_rows, "events", "no events")
-    rendered_at = dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    rendered_at = rfc3339(now)
     title = f"{e(namespace)}/{e(name)}"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">{refresh}

@@ -10,7 +10,6 @@ shard's spec.runUid or a Job's labels alone never tie them to a Run (a worker co
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -28,6 +27,7 @@ from oxygen.controllers.run.types import Observed, RunState
 from oxygen.credits.gate import CreditSnapshot, account_of, share_of
 from oxygen.kube.client import ApiException, Kube
 from oxygen.status.views import JobView, ShardView, shard_view
+from oxygen.timefmt import rfc3339
 
 # A metadata-only read: the API server answers with name, uid and labels, never a Secret's data.
 
@@ -98,7 +98,7 @@ def remember_shard(state: RunState, body: dict[str, Any]) -> None:
 
 
 def now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339()
 
 
 def observe(
@@ -180,13 +180,14 @@ class Reader:
 
     def jobs_left(self, run: Run) -> list[str]:
         """The run's Jobs as the API server has them now (the index may lag behind a deletion)."""
-        found = self.kube.batch.list_namespaced_job(
-            run.metadata.namespace, label_selector=f"{LABEL_RUN_UID}={run.metadata.uid}"
-        ).items
+        found = self.kube.list_jobs(run.metadata.namespace, f"{LABEL_RUN_UID}={run.metadata.uid}")
         return [
-            job.metadata.name
+            job["metadata"]["name"]
             for job in found
-            if any(r.controller and r.kind == "RunShard" for r in job.metadata.owner_references or [])
+            if any(
+                r.get("controller") and r.get("kind") == "RunShard"
+                for r in job["metadata"].get("ownerReferences") or []
+            )
         ]
 
     def _get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:

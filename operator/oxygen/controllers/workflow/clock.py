@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Protocol
 
+from oxygen.timefmt import rfc3339
+
 FAKE_CLOCK_ENV = "OXYGEN_FAKE_CLOCK_FILE"
 
 log = logging.getLogger("oxygen.workflow.clock")
@@ -57,7 +59,7 @@ def parse_time(text: str) -> dt.datetime:
 
 def format_time(value: dt.datetime) -> str:
     """RFC 3339 in UTC, second precision, as Kubernetes writes timestamps."""
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(value)
 
 
 def clock_from_env() -> Clock:

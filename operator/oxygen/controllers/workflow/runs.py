@@ -18,6 +18,7 @@ from oxygen.api.common import API_VERSION, GROUP, JsonObject
 from oxygen.api.labels import MANAGED_BY, owner_reference
 from oxygen.api.run import Trigger
 from oxygen.api.workflow import Workflow
+from oxygen.timefmt import rfc3339
 
 LABEL_WORKFLOW = f"{GROUP}/workflow"
 LABEL_TRIGGER = f"{GROUP}/trigger"
@@ -112,7 +113,7 @@ def run_manifest(
 
 def schedule_run(workflow_body: Mapping[str, Any], fire: dt.datetime) -> dict[str, Any]:
     name = schedule_run_name(workflow_body["metadata"]["name"], fire)
-    stamp = fire.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = rfc3339(fire)
     return run_manifest(workflow_body, "schedule", name=name, annotations={ANNOTATION_SCHEDULED_AT: stamp})
 
 
