@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from oxygen.api.common import API_VERSION
-from oxygen.api.labels import LABEL_ROUND, LABEL_RUN, LABEL_RUN_UID, MANAGED_BY, owner_reference
+from oxygen.api.labels import LABEL_ROUND, LABEL_RUN, LABEL_RUN_UID, MANAGED_BY, label_value, owner_reference
 from oxygen.api.run import Producer, RunSpec, effective_producer
 from oxygen.api.runshard import ItemResult, RunShardSpec, RunShardStatus, ShardItem
 from oxygen.planning.items import PlannedItem
@@ -112,7 +112,7 @@ def shard_bodies(
                         "name": name,
                         "namespace": meta["namespace"],
                         "labels": {
-                            LABEL_RUN: meta["name"][:63],
+                            LABEL_RUN: label_value(meta["name"]),
                             LABEL_RUN_UID: meta["uid"],
                             LABEL_ROUND: str(round_),
                             **MANAGED_BY,
