@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from oxygen.api.common import Condition, Credits, JsonObject, Model, ObjectMeta
+from oxygen.api.common import Condition, Credits, CreditTotal, HttpUrl, JsonObject, Model, ObjectMeta
 
 RunKind = Literal["column", "workflow", "ingestion"]
 RunMode = Literal["smoke_test", "dry_run", "live"]
@@ -52,7 +52,7 @@ class HeadersFrom(Model):
 
 
 class HttpProducer(Model):
-    url: str = Field(pattern=r"^https?://")
+    url: HttpUrl
     timeout_seconds: float = Field(default=10, gt=0, le=3600)
     headers_from: HeadersFrom | None = None
 
@@ -87,7 +87,7 @@ class Ingestion(Model):
     """A provider's search results, page by page: each page is an item, found by the cursor before it."""
 
     provider: str = Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    url: str = Field(pattern=r"^https?://")
+    url: HttpUrl
     query: str
     page_size: int = Field(default=100, ge=1, le=10000)
     max_pages: int = Field(default=10, ge=1, le=10000)
@@ -198,7 +198,7 @@ class ProviderSummary(Model):
     provider: str
     items_succeeded: int = 0
     items_failed: int = 0
-    credits_used: Credits = Decimal(0)
+    credits_used: CreditTotal = Decimal(0)
     attempts: int = 0
     latency_seconds_sum: float = 0.0
 
@@ -217,7 +217,7 @@ class LedgerEntry(Model):
     """A movement of this run's credits: held at a round's start, captured and released at settling."""
 
     type: Literal["reserved", "captured", "released"]
-    amount: Credits
+    amount: CreditTotal
     at: str
     round: int = 0
 
@@ -234,12 +234,12 @@ class RunStatus(Model):
     items_running: int = 0
     items_retrying: int = 0
     items_skipped: int = 0
-    credits_used: Credits = Decimal(0)
-    credits_reserved: Credits = Decimal(0)
-    credits_estimated: Credits = Decimal(0)
-    credits_released: Credits = Decimal(0)
+    credits_used: CreditTotal = Decimal(0)
+    credits_reserved: CreditTotal = Decimal(0)
+    credits_estimated: CreditTotal = Decimal(0)
+    credits_released: CreditTotal = Decimal(0)
     # What each item holds while unfinished (a workflow: its most expensive step), fixed at planning.
-    credits_per_item: Credits | None = None
+    credits_per_item: CreditTotal | None = None
     # The account the run is metered against; unset while undecided or when unmetered.
     credit_account: str | None = None
     metered: bool | None = None
