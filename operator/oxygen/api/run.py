@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from oxygen.api.common import Condition, Credits, CreditTotal, HttpUrl, JsonObject, Model, ObjectMeta
 
@@ -77,6 +77,13 @@ class Producer(Model):
     command: list[str] | None = Field(default=None, min_length=1, max_length=64)
     cost_per_item: Credits = Decimal(0)
     max_output_bytes: int = Field(default=DEFAULT_MAX_OUTPUT_BYTES, ge=64, le=256 * 1024)
+
+    @model_validator(mode="after")
+    def _one_way_to_call(self) -> Producer:
+        # The CRD's rule above, for producers built in Python (the API server checks stored ones).
+        if [self.http is not None, self.builtin is not None, self.command is not None].count(True) != 1:
+            raise ValueError("producer needs exactly one of http, builtin or command")
+        return self
 
 
 class WorkflowRef(Model):
@@ -169,6 +176,20 @@ class RunSpec(Model):
     paused: bool = False
     cancel: bool = False
     retry_failed: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _what_the_kind_needs(self) -> RunSpec:
+        # The CRD's rules above (oldSelf ones aside): a Run the models accept is one the API server
+        # accepts, so a pass never meets a column run without a producer.
+        if self.kind == "column" and (self.items is None) == (self.items_from is None):
+            raise ValueError("exactly one of items or itemsFrom is required")
+        if self.kind == "column" and self.producer is None:
+            raise ValueError("a column run needs a producer")
+        if self.kind == "workflow" and self.workflow_ref is None:
+            raise ValueError("a workflow run needs workflowRef")
+        if self.kind == "ingestion" and self.ingestion is None:
+            raise ValueError("an ingestion run needs ingestion")
+        return self
 
 
 def effective_producer(spec: RunSpec) -> Producer:
