@@ -63,16 +63,19 @@ json_values = st.recursive(
     max_leaves=12,
 )
 deep_values = st.sampled_from([1, 8, 33, 200, 1200, 5000]).map(nested)
+objects = st.dictionaries(st.text(max_size=20), json_values, max_size=6)
 inputs = st.one_of(
-    st.dictionaries(st.text(max_size=20), json_values, max_size=6),
+    objects,
+    objects,
+    objects,
     st.builds(lambda v: {"deep": v}, deep_values),
     json_values,  # not an object: the schema refuses most
 )
 
 
 def hostile(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    """A field drawn valid most of the time, else anything."""
-    return st.one_of(valid, valid, valid, scalars, json_values)
+    """A nested field: valid, else anything (the top-level fields are spoiled by `spoil`)."""
+    return st.one_of(valid, valid, valid, scalars)
 
 
 def names() -> st.SearchStrategy[str]:
@@ -84,7 +87,7 @@ def names() -> st.SearchStrategy[str]:
     edge = st.integers(min_value=55, max_value=253).flatmap(
         lambda n: st.sampled_from(["-", ".", "y"]).map(lambda c: ("n" * 62 + c + "z" * 300)[:n])
     )
-    return st.one_of(joined, edge, st.text(min_size=1, max_size=80))
+    return st.one_of(joined, joined, joined, edge, edge, edge, st.text(min_size=1, max_size=80))
 
 
 costs = st.one_of(
@@ -105,68 +108,115 @@ urls = st.sampled_from(
         "http://user:pw@127.0.0.1:9/x?q=1#f",
     ]
 )
-producers = st.fixed_dictionaries(
-    {"provider": hostile(st.sampled_from(["echo", "p", "a" * 63, "a" * 64, "-x", "x.y_z"]))},
+extras = {
+    "costPerItem": costs,
+    "maxOutputBytes": st.sampled_from([64, 262144, 16384, 63, 262145]),
+}
+provider_names = st.sampled_from(["echo", "p", "a" * 63, "x.y_z", "echo", "p", "a" * 64, "-x"])
+http = st.fixed_dictionaries(
+    {"url": urls},
     optional={
-        "builtin": hostile(st.just("echo")),
-        "http": hostile(
-            st.fixed_dictionaries(
-                {"url": urls},
-                optional={
-                    "timeoutSeconds": hostile(st.sampled_from([0.1, 1, 3600, 3601, 0, -1])),
-                    "headersFrom": hostile(st.just({"secretRef": {"name": "nope"}})),
-                },
-            )
-        ),
-        "command": hostile(st.sampled_from([["true"], ["false"], ["/nonexistent"], []])),
-        "costPerItem": costs,
-        "maxOutputBytes": hostile(st.sampled_from([64, 63, 262144, 262145])),
+        "timeoutSeconds": hostile(st.sampled_from([0.1, 1, 3600, 3601, 0, -1])),
+        "headersFrom": hostile(st.just({"secretRef": {"name": "nope"}})),
     },
+)
+# One way to call (as the schema wants), or any mix of them.
+ways = st.one_of(
+    st.just({"builtin": "echo"}),
+    st.builds(lambda h: {"http": h}, http),
+    st.sampled_from([["true"], ["false"], ["/nonexistent"]]).map(lambda c: {"command": c}),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "builtin": hostile(st.just("echo")),
+            "http": hostile(http),
+            "command": hostile(st.sampled_from([["true"], []])),
+        },
+    ),
+)
+producers = st.builds(
+    lambda name, way, more: {"provider": name, **way, **more},
+    provider_names,
+    ways,
+    st.fixed_dictionaries({}, optional=extras),
 )
 items = st.lists(
     st.fixed_dictionaries(
-        {"inputs": inputs}, optional={"rowId": hostile(st.text(max_size=300))}
+        {"inputs": inputs}, optional={"rowId": st.one_of(*[st.text(max_size=253)] * 3, st.text(min_size=254))}
     ),
     min_size=0,
     max_size=5,
 )
-specs = st.fixed_dictionaries(
+valid_specs = st.fixed_dictionaries(
     {
-        "mode": st.sampled_from(["dry_run"] * 6 + ["live", "smoke_test", "DRY", ""]),
-        "items": hostile(items),
-        "producer": hostile(producers),
+        "mode": st.sampled_from(["dry_run"] * 8 + ["live", "smoke_test"]),
+        "items": items,
+        "producer": producers,
     },
     optional={
-        "kind": hostile(st.sampled_from(["column", "workflow", "ingestion"])),
-        "trigger": hostile(st.sampled_from(["user", "schedule", "event", "webhook"])),
-        "itemsFrom": hostile(st.just({"configMapKeyRef": {"name": "nope", "key": "rows.jsonl"}})),
-        "workflowRef": hostile(st.just({"name": "nope"})),
-        "ingestion": hostile(
-            st.fixed_dictionaries(
-                {"provider": st.just("p"), "url": urls, "query": hostile(st.text(max_size=20))},
-                optional={"costPerPage": costs, "maxPages": hostile(st.sampled_from([1, 10000, 10001]))},
-            )
+        "kind": st.sampled_from(["column"] * 4 + ["workflow", "ingestion"]),
+        "trigger": st.sampled_from(["user", "schedule", "event", "webhook"]),
+        "workflowRef": st.just({"name": "nope"}),
+        "ingestion": st.fixed_dictionaries(
+            {"provider": st.just("p"), "url": urls, "query": st.text(max_size=20)},
+            optional={"costPerPage": costs, "maxPages": st.sampled_from([1, 10000])},
         ),
-        "inputs": inputs,
-        "batchSize": hostile(st.sampled_from([1, 100, 10000, 10001, 0])),
-        "parallelism": hostile(st.sampled_from([1, 4, 1000, 1001, 0])),
-        "retry": hostile(
-            st.fixed_dictionaries(
-                {},
-                optional={
-                    "maxAttempts": hostile(st.sampled_from([1, 100, 101, 0])),
-                    "backoffSeconds": hostile(st.sampled_from([0, 0.5, 3600, 3601, -1])),
-                },
-            )
+        "inputs": objects,
+        "batchSize": st.sampled_from([1, 100, 10000]),
+        "parallelism": st.sampled_from([1, 4, 1000]),
+        "retry": st.fixed_dictionaries(
+            {},
+            optional={
+                "maxAttempts": st.sampled_from([1, 100]),
+                "backoffSeconds": st.sampled_from([0, 0.5, 3600]),
+            },
         ),
-        "smokeTest": hostile(st.fixed_dictionaries({"sampleSize": hostile(st.sampled_from([1, 0, 2**40]))})),
-        "creditAccount": hostile(st.sampled_from(["default", "nope", "a" * 300, "Ünï"])),
-        "paused": hostile(st.booleans()),
-        "cancel": hostile(st.booleans()),
-        "retryFailed": hostile(st.sampled_from([0, 1, 2**62, -1])),
-        "table": hostile(st.text(max_size=20)),
-        "column": hostile(st.text(max_size=20)),
+        "smokeTest": st.fixed_dictionaries({"sampleSize": st.sampled_from([1, 2**40])}),
+        "creditAccount": st.sampled_from(["default", "nope", "a" * 300, "Ünï"]),
+        "paused": st.booleans(),
+        "cancel": st.booleans(),
+        "retryFailed": st.sampled_from([0, 1, 2**62]),
+        "table": st.text(max_size=20),
+        "column": st.text(max_size=20),
     },
+)
+
+
+FIELDS = [
+    "kind",
+    "mode",
+    "items",
+    "producer",
+    "itemsFrom",
+    "inputs",
+    "batchSize",
+    "parallelism",
+    "retry",
+    "creditAccount",
+    "paused",
+    "retryFailed",
+    "smokeTest",
+    "ingestion",
+]
+
+
+def spoil(spec: dict[str, Any], spoilers: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Top-level fields replaced by anything: none or one per manifest, so many pass the schema."""
+    return {**spec, **dict(spoilers)}
+
+
+ITEMS_FROM = {"configMapKeyRef": {"name": "nope", "key": "rows.jsonl"}}
+sourced = st.one_of(
+    valid_specs,
+    valid_specs,
+    valid_specs.map(
+        lambda spec: {**{k: v for k, v in spec.items() if k != "items"}, "itemsFrom": ITEMS_FROM}
+    ),
+)
+specs = st.builds(
+    spoil,
+    sourced,
+    st.lists(st.tuples(st.sampled_from(FIELDS), st.one_of(scalars, json_values)), max_size=1),
 )
 
 
