@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from oxygen.api.common import CREDITS_PATTERN, PORT_MESSAGE, URL_MESSAGE
+from oxygen.api.common import CREDITS_PATTERN, MAX_INPUT_KEYS, PORT_MESSAGE, URL_MESSAGE
 from oxygen.api.labels import label_value
 from oxygen.devcluster.wait import wait_for
 from tests.support.operator_process import OperatorProcess
@@ -99,6 +99,16 @@ def test_deep_inputs_fail_their_run_alone(runs: Runs, operator: OperatorProcess)
     print("seconds from apply to Failed:", seconds)
     assert operator.alive()
     assert "Traceback" not in log_since(operator, offset)
+
+
+def test_inputs_with_too_many_keys_are_refused_at_apply(runs: Runs) -> None:
+    wide = {f"k{i}": i for i in range(MAX_INPUT_KEYS + 1)}
+    with pytest.raises(ApiException) as err:
+        runs.create("wide", {"items": [{"inputs": wide}], "producer": ECHO})
+    assert (
+        f"spec.items[0].inputs: Too many: {MAX_INPUT_KEYS + 1}: must have at most {MAX_INPUT_KEYS}"
+        in refusal(err)
+    )
 
 
 def test_a_name_of_253_characters_runs(runs: Runs, operator: OperatorProcess) -> None:

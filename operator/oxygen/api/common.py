@@ -101,6 +101,17 @@ HttpUrl = Annotated[
 
 # Free-form JSON (item inputs and outputs): kept as is by the API server.
 Json = Annotated[Any, WithJsonSchema({"x-kubernetes-preserve-unknown-fields": True})]
+# Item inputs: free-form, with a bound on their keys the API server checks. How deep they nest is
+# bounded by the operator (oxygen/api/nesting.py): CRD rules cannot see into this data, and a
+# ValidatingAdmissionPolicy that can costs the API server seconds per write on wide lists (measured).
+MAX_INPUT_KEYS = 1024
+Inputs = Annotated[
+    dict[str, Any],
+    Field(max_length=MAX_INPUT_KEYS),
+    WithJsonSchema(
+        {"type": "object", "maxProperties": MAX_INPUT_KEYS, "x-kubernetes-preserve-unknown-fields": True}
+    ),
+]
 JsonObject = Annotated[
     dict[str, Any],
     WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from oxygen.api.common import Condition, Credits, CreditTotal, HttpUrl, JsonObject, Model, ObjectMeta
+from oxygen.api.common import Condition, Credits, CreditTotal, HttpUrl, Inputs, Model, ObjectMeta
 
 RunKind = Literal["column", "workflow", "ingestion"]
 RunMode = Literal["smoke_test", "dry_run", "live"]
@@ -27,7 +27,7 @@ class RunItem(Model):
     """One inline row."""
 
     row_id: str | None = Field(default=None, max_length=253)
-    inputs: JsonObject = Field(default_factory=dict)
+    inputs: Inputs = Field(default_factory=dict)
 
 
 class ConfigMapKeyRef(Model):
@@ -165,7 +165,7 @@ class RunSpec(Model):
     items_from: ItemsFrom | None = None
     producer: Producer | None = None
     workflow_ref: WorkflowRef | None = None
-    inputs: JsonObject | None = None
+    inputs: Inputs | None = None
     ingestion: Ingestion | None = None
     batch_size: int = Field(default=100, ge=1, le=10000)
     parallelism: int = Field(default=4, ge=1, le=1000)
