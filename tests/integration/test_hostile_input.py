@@ -82,13 +82,24 @@ def test_deep_inputs_fail_their_run_alone(runs: Runs, operator: OperatorProcess)
                 name, {"items": [{"inputs": {"ok": 1}}, {"inputs": nested(levels)}], "producer": ECHO}
             )
             applied[name] = time.monotonic()
+        # Rows from a ConfigMap are inputs too (the API server sees only a string there).
+        row = json.dumps({"rowId": "deep", "inputs": nested(2000)})
+        runs.core.create_namespaced_config_map(
+            runs.ns, {"metadata": {"name": "rows"}, "data": {"rows.jsonl": row}}
+        )
+        runs.create(
+            "deep-rows",
+            {"itemsFrom": {"configMapKeyRef": {"name": "rows", "key": "rows.jsonl"}}, "producer": ECHO},
+        )
+        applied["deep-rows"] = time.monotonic()
         runs.create_from_rows("valid", 100)
         seconds = {}
         for name, started in applied.items():
             status = failed(runs, name)
             seconds[name] = round(time.monotonic() - started, 1)
             assert status["phase"] == "failed"
-            assert status["message"].startswith("spec.items[1].inputs nests deeper than 32 levels")
+            where = "item '0' inputs" if name == "deep-rows" else "spec.items[1].inputs"
+            assert status["message"].startswith(f"{where} nests deeper than 32 levels"), status["message"]
             assert condition(status, "Failed")["reason"] == "InputsTooDeep"  # type: ignore[index]
             assert runs.shards(name) == []
         assert runs.wait_phase("valid", timeout=120)["phase"] == "succeeded"
