@@ -6,6 +6,7 @@ available hold exactly, in any thread (the reconcile passes run in worker thread
 
 from __future__ import annotations
 
+import decimal
 import re
 import threading
 from decimal import Decimal
@@ -95,3 +96,20 @@ def test_sums_at_the_bound_are_exact_in_any_thread() -> None:
     granted, captured, reserved = top_units * 100, top_units * (5 + 10**7) + 1, top_units * 3 + 1
     available = granted - captured - reserved
     assert Decimal(out["available"]) == Decimal(available).scaleb(-9)
+
+
+def test_the_ledger_is_exact_even_in_a_thread_with_the_default_precision() -> None:
+    out: list[Decimal] = []
+
+    def work() -> None:
+        decimal.getcontext().prec = 28  # a context made before oxygen.api raised the default
+        cost = Decimal(TOP)
+        grants = [Grant(id=f"g{i}", amount=cost) for i in range(3)]
+        totals = ledger.account_totals(grants, [RunShare("a", "u", "running", cost, cost * 2, Decimal(0))])
+        out.extend([ledger.held(cost, 10**7, metered=True, terminal=False), totals.available])
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert out == [Decimal(TOP) * 10**7, Decimal(0)]
+    assert credits_str(out[0]) == "9999999999999999999999999.99"
