@@ -106,10 +106,11 @@ def test_the_ledger_is_exact_even_in_a_thread_with_the_default_precision() -> No
         cost = Decimal(TOP)
         grants = [Grant(id=f"g{i}", amount=cost) for i in range(3)]
         totals = ledger.account_totals(grants, [RunShare("a", "u", "running", cost, cost * 2, Decimal(0))])
-        out.extend([ledger.held(cost, 10**7, metered=True, terminal=False), totals.available])
+        out.extend([ledger.held(cost, 10**7 + 1, metered=True, terminal=False), totals.available])
 
     thread = threading.Thread(target=work)
     thread.start()
     thread.join()
-    assert out == [Decimal(TOP) * 10**7, Decimal(0)]
-    assert credits_str(out[0]) == "9999999999999999999999999.99"
+    # 35 significant digits: a 28-digit context would have rounded them.
+    assert credits_str(out[0]) == "10000000999999999999999999.989999999"
+    assert out[1] == 0
