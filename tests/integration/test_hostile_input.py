@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from oxygen.api.common import CREDITS_PATTERN, MAX_INPUT_KEYS, PORT_MESSAGE, URL_MESSAGE
@@ -207,3 +208,79 @@ def test_credit_amounts_are_bounded_and_exact_at_the_bound(runs: Runs) -> None:
     assert settled["available"] == "999999999999999999.999999999"
     total = Decimal(settled["captured"]) + Decimal(settled["reserved"]) + Decimal(settled["available"])
     assert Decimal(settled["granted"]) == total
+
+
+def test_an_error_that_is_not_the_runs_fault_stalls_then_recovers(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    """Job creation forbidden (403: a policy, a quota; it may lift) is retried with backoff and said on
+    the run as Stalled, not failed; once allowed, the run finishes."""
+    offset = operator.log.stat().st_size
+    admission = client.AdmissionregistrationV1Api(runs.api)
+    name = f"no-jobs-{runs.ns}"[:63]
+    admission.create_validating_admission_policy(
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": ["batch"],
+                            "apiVersions": ["v1"],
+                            "operations": ["CREATE"],
+                            "resources": ["jobs"],
+                        }
+                    ]
+                },
+                "validations": [{"expression": "false", "message": "no jobs here", "reason": "Forbidden"}],
+            },
+        }
+    )
+    binding = {
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": runs.ns}}
+            },
+        },
+    }
+    admission.create_validating_admission_policy_binding(binding)
+    try:
+        wait_for(lambda: refuses_jobs(runs), timeout=30, what="the policy to refuse Jobs")
+        runs.create("forbidden", {"items": [{"inputs": {"i": i}} for i in range(3)], "producer": ECHO})
+        stalled = wait_for(
+            lambda: (c := condition(runs.status("forbidden"), "Stalled")) and c["status"] == "True" and c,
+            timeout=60,
+            what="a Stalled condition",
+            describe=lambda: str(runs.status("forbidden"))[:500],
+        )
+        assert stalled["reason"] == "ReconcileError"
+        assert "403 Forbidden" in stalled["message"] and "no jobs here" in stalled["message"]
+        assert runs.status("forbidden")["phase"] != "failed"
+    finally:
+        admission.delete_validating_admission_policy_binding(name)
+        admission.delete_validating_admission_policy(name)
+    status = runs.wait_phase("forbidden", timeout=180)
+    assert status["phase"] == "succeeded"
+    assert condition(status, "Stalled")["status"] == "False"  # type: ignore[index]
+    log = log_since(operator, offset)
+    lines = [line for line in log.splitlines() if "forbidden: reconcile failed" in line]
+    # Backoff 2, 4, 8, … s: a handful of lines, not one every 2 s; the traceback once.
+    assert 1 <= len(lines) <= 8, lines
+    assert log.count("Traceback") <= 1
+
+
+def refuses_jobs(runs: Runs) -> bool:
+    job = {
+        "metadata": {"generateName": "probe-"},
+        "spec": {
+            "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "x"}]}}
+        },
+    }
+    try:
+        created = runs.batch.create_namespaced_job(runs.ns, job, dry_run="All")
+    except ApiException as err:
+        return err.status == 403
+    return created is None

@@ -42,7 +42,7 @@ class ObjectRefused(Exception):
 
 def server_message(err: ApiException) -> str:
     """The `message` of the API server's Status, else the HTTP reason."""
-    with contextlib.suppress(ValueError, TypeError, AttributeError):
+    with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
         return str(json.loads(err.body)["message"])
     return str(err.reason or err.status)
 

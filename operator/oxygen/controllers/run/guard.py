@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from oxygen.api.nesting import deep_input, run_inputs
 from oxygen.api.run import RunStatus
-from oxygen.controllers.run.apply import ObjectRefused
+from oxygen.controllers.run.apply import ObjectRefused, server_message
 from oxygen.controllers.run.types import RunFailure, RunState
 
 log = logging.getLogger("oxygen.controllers.run")
@@ -122,7 +122,7 @@ def backoff(memory: DaemonMemory, err: BaseException, where: str) -> float:
 def short(err: BaseException) -> str:
     """One line naming the error (an ApiException's text holds every response header)."""
     if isinstance(err, ApiException):
-        return f"ApiException: {err.status} {err.reason}"
+        return f"ApiException: {err.status} {err.reason}: {server_message(err)}"[:MAX_MESSAGE]
     first = str(err).splitlines()[0] if str(err) else ""
     return f"{type(err).__name__}: {first}"[:300]
 
