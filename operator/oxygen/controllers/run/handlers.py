@@ -18,7 +18,7 @@ from oxygen import metrics
 from oxygen.api.common import GROUP, VERSION
 from oxygen.api.labels import LABEL_RUN_UID
 from oxygen.controllers import runtime
-from oxygen.controllers.run.guard import DaemonMemory
+from oxygen.controllers.run.guard import DaemonMemory, backoff
 from oxygen.controllers.run.observe import job_run, resource_version, shard_run
 from oxygen.controllers.run.reconcile import IDLE_INTERVAL, RunController
 from oxygen.settings import SettingsError
@@ -102,8 +102,11 @@ async def run_daemon(
                 return
             shards = list(shards_by_run.get(key, []))
             jobs = list(jobs_by_run.get(key, []))
-            with metrics.reconcile_timer():
-                interval = await asyncio.to_thread(controller.guarded, raw, shards, jobs, memory)
+            try:
+                with metrics.reconcile_timer():
+                    interval = await asyncio.to_thread(controller.guarded, raw, shards, jobs, memory)
+            except Exception as err:  # guarded() catches all; the daemon must outlive even a bug there
+                interval = backoff(memory, err, f"run {namespace}/{uid}")
             if interval < IDLE_INTERVAL:
                 _busy.add(uid)
             else:
