@@ -6,11 +6,7 @@ import argparse
 import logging
 import os
 import random
-import sys
 from pathlib import Path
-
-# Levels of JSON nesting the operator must parse: the API server's limit (10,000) and a margin.
-MAX_JSON_NESTING = 25_000
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,10 +61,6 @@ def run(args: argparse.Namespace) -> int:
         # Both clients must use it: ours reads $KUBECONFIG when it is built, kopf logs in with it.
         os.environ["KUBECONFIG"] = str(kubeconfig)
     os.environ["OXYGEN_WEB_BASE_URL"] = args.web_base_url
-    # The API server accepts objects nested up to 10,000 levels deep (measured: a Run's inputs up to
-    # 9,996). kopf parses every watched object with the json module, whose parser counts each level
-    # against the recursion limit (default 1,000): below this, one deep Run stops the whole operator.
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), MAX_JSON_NESTING))
     os.environ["OXYGEN_PEERING_LIFETIME"] = str(args.peering_lifetime)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
