@@ -5,22 +5,31 @@ no watches, no defaults); what the API server does is tested against the real on
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
+
+from kubernetes.client.exceptions import ApiException
 
 from oxygen.kube.client import OwnershipConflict
 
 
 class RecordingKube:
-    def __init__(self, fail: str = "", conflict: OwnershipConflict | None = None) -> None:
+    def __init__(self, fail: str = "", conflict: OwnershipConflict | None = None, refuse: str = "") -> None:
         self.calls: list[tuple[str, str]] = []
         self.fail = fail
+        self.refuse = refuse  # the call answered 422, as the API server answers an invalid object
         self.conflict = conflict
         self.shards: dict[str, dict[str, Any]] = {}
+        self.messages: list[str] = []  # the Events' messages
 
     def _call(self, what: str, name: str) -> None:
         self.calls.append((what, name))
         if what == self.fail:
             raise RuntimeError(f"{what} refused")
+        if what == self.refuse:
+            err = ApiException(status=422, reason="Unprocessable Entity")
+            err.body = json.dumps({"kind": "Status", "message": f"{name} is invalid: metadata.labels"})
+            raise err
 
     def apply_owned(self, kind: str, namespace: str, body: dict[str, Any]) -> None:
         self._call("identity", kind)
@@ -59,3 +68,4 @@ class RecordingKube:
 
     def event(self, obj: dict[str, Any], reason: str, message: str, type_: str = "Normal") -> None:
         self._call("event", reason)
+        self.messages.append(message)

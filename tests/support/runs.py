@@ -8,6 +8,7 @@ from typing import Any
 from kubernetes import client
 
 from oxygen.api.common import GROUP, VERSION
+from oxygen.api.labels import LABEL_RUN, label_value
 from oxygen.devcluster.wait import wait_for
 
 TERMINAL = ("succeeded", "completed", "failed", "canceled")
@@ -58,7 +59,7 @@ class Runs:
 
     def shards(self, name: str) -> list[dict[str, Any]]:
         items = self.custom.list_namespaced_custom_object(
-            GROUP, VERSION, self.ns, "runshards", label_selector=f"{GROUP}/run={name}"
+            GROUP, VERSION, self.ns, "runshards", label_selector=f"{LABEL_RUN}={label_value(name)}"
         )["items"]
         return sorted(items, key=lambda s: (s["spec"]["round"], s["spec"]["index"]))
 
@@ -72,10 +73,12 @@ class Runs:
         return latest
 
     def jobs(self, name: str) -> list[Any]:
-        return list(self.batch.list_namespaced_job(self.ns, label_selector=f"{GROUP}/run={name}").items)
+        selector = f"{LABEL_RUN}={label_value(name)}"
+        return list(self.batch.list_namespaced_job(self.ns, label_selector=selector).items)
 
     def pods(self, name: str) -> list[Any]:
-        return list(self.core.list_namespaced_pod(self.ns, label_selector=f"{GROUP}/run={name}").items)
+        selector = f"{LABEL_RUN}={label_value(name)}"
+        return list(self.core.list_namespaced_pod(self.ns, label_selector=selector).items)
 
     def events(self, name: str) -> list[Any]:
         return [e for e in self.core.list_namespaced_event(self.ns).items if e.involved_object.name == name]

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel
 
 from oxygen.api import admission
-from oxygen.api.common import GROUP, VERSION
+from oxygen.api.common import GROUP, URL_RULES_MARK, VERSION
 from oxygen.api.creditaccount import CreditAccountSpec, CreditAccountStatus
 from oxygen.api.provider import ProviderSpec, ProviderStatus
 from oxygen.api.run import RunSpec, RunStatus
@@ -27,21 +27,25 @@ from oxygen.api.workflow import WorkflowSpec, WorkflowStatus
 _DROP = {"title", "description_"}
 
 
-def _structural(node: Any, defs: dict[str, Any]) -> Any:
+def _structural(node: Any, defs: dict[str, Any], url_rules: bool = True) -> Any:
     if isinstance(node, list):
-        return [_structural(n, defs) for n in node]
+        return [_structural(n, defs, url_rules) for n in node]
     if not isinstance(node, dict):
         return node
     if "$ref" in node:
         target = defs[node["$ref"].rsplit("/", 1)[-1]]
         merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
-        return _structural(merged, defs)
+        return _structural(merged, defs, url_rules)
+    if node.get(URL_RULES_MARK):
+        node = {k: v for k, v in node.items() if k != URL_RULES_MARK}
+        if not url_rules:
+            node.pop("x-kubernetes-validations", None)
     if "anyOf" in node:
         options = [o for o in node["anyOf"] if o.get("type") != "null"]
         rest = {k: v for k, v in node.items() if k != "anyOf"}
         if len(options) == 1:
             # Optional[X]: the field is simply not required; null is never sent (exclude_none).
-            merged = {**_structural(options[0], defs), **_structural(rest, defs)}
+            merged = {**_structural(options[0], defs, url_rules), **_structural(rest, defs, url_rules)}
             if merged.get("default", 0) is None:
                 merged.pop("default")
             return merged
@@ -59,13 +63,13 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
             out[key] = True
             continue
         if key == "properties":
-            out[key] = {name: _structural(v, defs) for name, v in value.items()}
+            out[key] = {name: _structural(v, defs, url_rules) for name, v in value.items()}
         elif key == "additionalProperties" and isinstance(value, dict) and not value:
             out["x-kubernetes-preserve-unknown-fields"] = True
         elif key == "additionalProperties" and value is False:
             continue
         else:
-            out[key] = _structural(value, defs)
+            out[key] = _structural(value, defs, url_rules)
     if "enum" in out and "type" not in out:
         out["type"] = "string"
     if out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out:
@@ -75,11 +79,12 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
     return out
 
 
-def schema_of(model: type[BaseModel]) -> dict[str, Any]:
+def schema_of(model: type[BaseModel], url_rules: bool = True) -> dict[str, Any]:
     raw = model.model_json_schema(by_alias=True, mode="serialization")
     defs = raw.get("$defs", {})
     # A serialization schema marks defaulted fields required; inputs may omit them.
-    result: dict[str, Any] = _structural(model.model_json_schema(by_alias=True, mode="validation"), defs)
+    validation = model.model_json_schema(by_alias=True, mode="validation")
+    result: dict[str, Any] = _structural(validation, defs, url_rules)
     return result
 
 
@@ -94,6 +99,8 @@ class Resource:
     categories: list[str] = field(default_factory=list)
     columns: list[dict[str, Any]] = field(default_factory=list)
     spec_optional: bool = False
+    # Whether provider URLs are checked at apply (see common.URL_RULES_MARK).
+    url_rules: bool = True
 
 
 RESOURCES = [
@@ -170,6 +177,7 @@ RESOURCES = [
         spec=RunShardSpec,
         status=RunShardStatus,
         short_names=["oxs"],
+        url_rules=False,
         categories=["oxygen"],
         columns=[
             {"name": "Run", "type": "string", "jsonPath": ".spec.runName"},
@@ -185,7 +193,7 @@ RESOURCES = [
 
 def _spec_schema(resource: Resource) -> dict[str, Any]:
     """A spec that may be omitted gets `default: {}`: the API server then fills its defaults."""
-    schema = schema_of(resource.spec)
+    schema = schema_of(resource.spec, resource.url_rules)
     return {"default": {}, **schema} if resource.spec_optional else schema
 
 
@@ -221,7 +229,7 @@ def crd(resource: Resource) -> dict[str, Any]:
                                 "kind": {"type": "string"},
                                 "metadata": {"type": "object"},
                                 "spec": _spec_schema(resource),
-                                "status": schema_of(resource.status),
+                                "status": schema_of(resource.status, resource.url_rules),
                             },
                         }
                     },

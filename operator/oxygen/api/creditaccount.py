@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from oxygen.api.common import Condition, Credits, Model, ObjectMeta
+from oxygen.api.common import Condition, Credits, CreditTotal, Model, ObjectMeta
 
 
 class Grant(Model):
@@ -32,9 +32,9 @@ class AccountRun(Model):
     name: str
     uid: str
     phase: str
-    reserved: Credits = Decimal(0)
-    captured: Credits = Decimal(0)
-    released: Credits = Decimal(0)
+    reserved: CreditTotal = Decimal(0)
+    captured: CreditTotal = Decimal(0)
+    released: CreditTotal = Decimal(0)
 
 
 MAX_RETIRED_LISTED = 50
@@ -66,11 +66,11 @@ class Retired(Model):
 
 
 class CreditAccountStatus(Model):
-    granted: Credits = Decimal(0)
-    captured: Credits = Decimal(0)
-    reserved: Credits = Decimal(0)
-    released: Credits = Decimal(0)
-    available: Credits = Decimal(0)
+    granted: CreditTotal = Decimal(0)
+    captured: CreditTotal = Decimal(0)
+    reserved: CreditTotal = Decimal(0)
+    released: CreditTotal = Decimal(0)
+    available: CreditTotal = Decimal(0)
     runs_total: int = 0
     runs: list[AccountRun] = Field(default_factory=list, max_length=50)
     # Deleted runs' charges: captured credits outlive their Run.

@@ -12,12 +12,12 @@ from decimal import Decimal
 
 from pydantic import Field
 
-from oxygen.api.common import Condition, Credits, Model, ObjectMeta
+from oxygen.api.common import Condition, Credits, HttpUrl, Model, ObjectMeta
 from oxygen.api.run import HeadersFrom, Retry
 
 
 class ProviderHttp(Model):
-    url: str = Field(pattern=r"^https?://")
+    url: HttpUrl
     timeout_seconds: float = Field(default=10, gt=0, le=3600)
     headers_from: HeadersFrom | None = None
 

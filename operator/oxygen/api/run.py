@@ -5,9 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
-from oxygen.api.common import Condition, Credits, JsonObject, Model, ObjectMeta
+from oxygen.api.common import Condition, Credits, CreditTotal, HttpUrl, Inputs, Model, ObjectMeta
 
 RunKind = Literal["column", "workflow", "ingestion"]
 RunMode = Literal["smoke_test", "dry_run", "live"]
@@ -27,7 +27,7 @@ class RunItem(Model):
     """One inline row."""
 
     row_id: str | None = Field(default=None, max_length=253)
-    inputs: JsonObject = Field(default_factory=dict)
+    inputs: Inputs = Field(default_factory=dict)
 
 
 class ConfigMapKeyRef(Model):
@@ -52,7 +52,7 @@ class HeadersFrom(Model):
 
 
 class HttpProducer(Model):
-    url: str = Field(pattern=r"^https?://")
+    url: HttpUrl
     timeout_seconds: float = Field(default=10, gt=0, le=3600)
     headers_from: HeadersFrom | None = None
 
@@ -117,6 +117,14 @@ class Producer(Model):
             return self.provider_ref.name
         return self.provider or "unknown"
 
+    @model_validator(mode="after")
+    def _one_way_to_call(self) -> Producer:
+        # The CRD's rule above, for producers built in Python (the API server checks stored ones).
+        ways = [self.provider_ref, self.http, self.builtin, self.command]
+        if sum(way is not None for way in ways) != 1:
+            raise ValueError("producer needs exactly one of providerRef, http, builtin or command")
+        return self
+
 
 class WorkflowRef(Model):
     name: str = Field(min_length=1)
@@ -126,7 +134,7 @@ class Ingestion(Model):
     """A provider's search results, page by page: each page is an item, found by the cursor before it."""
 
     provider: str = Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    url: str = Field(pattern=r"^https?://")
+    url: HttpUrl
     query: str
     page_size: int = Field(default=100, ge=1, le=10000)
     max_pages: int = Field(default=10, ge=1, le=10000)
@@ -197,7 +205,7 @@ class RunSpec(Model):
     items_from: ItemsFrom | None = None
     producer: Producer | None = None
     workflow_ref: WorkflowRef | None = None
-    inputs: JsonObject | None = None
+    inputs: Inputs | None = None
     ingestion: Ingestion | None = None
     batch_size: int = Field(default=100, ge=1, le=10000)
     parallelism: int = Field(default=4, ge=1, le=1000)
@@ -208,6 +216,20 @@ class RunSpec(Model):
     paused: bool = False
     cancel: bool = False
     retry_failed: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _what_the_kind_needs(self) -> RunSpec:
+        # The CRD's rules above (oldSelf ones aside): a Run the models accept is one the API server
+        # accepts, so a pass never meets a column run without a producer.
+        if self.kind == "column" and (self.items is None) == (self.items_from is None):
+            raise ValueError("exactly one of items or itemsFrom is required")
+        if self.kind == "column" and self.producer is None:
+            raise ValueError("a column run needs a producer")
+        if self.kind == "workflow" and self.workflow_ref is None:
+            raise ValueError("a workflow run needs workflowRef")
+        if self.kind == "ingestion" and self.ingestion is None:
+            raise ValueError("an ingestion run needs ingestion")
+        return self
 
 
 def effective_producer(spec: RunSpec) -> Producer:
@@ -237,7 +259,7 @@ class ProviderSummary(Model):
     provider: str
     items_succeeded: int = 0
     items_failed: int = 0
-    credits_used: Credits = Decimal(0)
+    credits_used: CreditTotal = Decimal(0)
     attempts: int = 0
     latency_seconds_sum: float = 0.0
 
@@ -256,7 +278,7 @@ class LedgerEntry(Model):
     """A movement of this run's credits: held at a round's start, captured and released at settling."""
 
     type: Literal["reserved", "captured", "released"]
-    amount: Credits
+    amount: CreditTotal
     at: str
     round: int = 0
 
@@ -273,12 +295,12 @@ class RunStatus(Model):
     items_running: int = 0
     items_retrying: int = 0
     items_skipped: int = 0
-    credits_used: Credits = Decimal(0)
-    credits_reserved: Credits = Decimal(0)
-    credits_estimated: Credits = Decimal(0)
-    credits_released: Credits = Decimal(0)
+    credits_used: CreditTotal = Decimal(0)
+    credits_reserved: CreditTotal = Decimal(0)
+    credits_estimated: CreditTotal = Decimal(0)
+    credits_released: CreditTotal = Decimal(0)
     # What each item holds while unfinished (a workflow: its most expensive step), fixed at planning.
-    credits_per_item: Credits | None = None
+    credits_per_item: CreditTotal | None = None
     # The account the run is metered against; unset while undecided or when unmetered.
     credit_account: str | None = None
     metered: bool | None = None

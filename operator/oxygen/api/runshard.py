@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from oxygen.api.common import Credits, Json, JsonObject, Model, ObjectMeta
+from oxygen.api.common import CreditTotal, Json, JsonObject, Model, ObjectMeta
 from oxygen.api.run import ItemStatus, Producer, Retry
 
 ShardPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
@@ -77,7 +77,7 @@ class ItemResult(Model):
     outputs: Json = None
     error: str | None = None
     error_class: str | None = None
-    credits_used: Credits = Decimal(0)
+    credits_used: CreditTotal = Decimal(0)
     started_at: str | None = None
     finished_at: str | None = None
     latency_seconds: float | None = None
@@ -88,7 +88,7 @@ class ItemResult(Model):
 class ProviderTally(Model):
     succeeded: int = 0
     failed: int = 0
-    credits_used: Credits = Decimal(0)
+    credits_used: CreditTotal = Decimal(0)
     attempts: int = 0
     latency_seconds_sum: float = 0.0
 
@@ -102,7 +102,7 @@ class ShardSummary(Model):
     succeeded: int = 0
     failed: int = 0
     skipped: int = 0
-    credits_used: Credits = Decimal(0)
+    credits_used: CreditTotal = Decimal(0)
     attempts: int = 0
     latency_seconds_sum: float = 0.0
     # Cumulative counts of finished items by latency, keyed by the bucket's upper bound ("0.1", …,

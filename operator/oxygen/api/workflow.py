@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from oxygen.api.common import Condition, JsonObject, Model, ObjectMeta
+from oxygen.api.common import Condition, Inputs, Model, ObjectMeta
 from oxygen.api.run import Producer, Retry, RunMode
 
 STEP_NAME = r"^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$"
@@ -16,7 +16,7 @@ class WorkflowStep(Model):
     name: str = Field(pattern=STEP_NAME)
     producer: Producer
     # Templated inputs: "${inputs.<key>}" and "${steps.<name>.outputs.<key>}" (whole value or in text).
-    inputs: JsonObject = Field(default_factory=dict)
+    inputs: Inputs = Field(default_factory=dict)
 
 
 class RunTemplate(Model):
@@ -52,7 +52,7 @@ class EventTrigger(Model):
 
     selector: LabelSelector
     phase: Literal["succeeded", "completed", "failed", "canceled"] = "succeeded"
-    inputs: JsonObject = Field(default_factory=dict)
+    inputs: Inputs = Field(default_factory=dict)
 
 
 class Triggers(Model):
@@ -68,7 +68,7 @@ class WorkflowSpec(Model):
         max_length=100,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
-    inputs: JsonObject = Field(default_factory=dict)
+    inputs: Inputs = Field(default_factory=dict)
     run_template: RunTemplate = Field(default_factory=RunTemplate, json_schema_extra={"default": {}})
     triggers: Triggers = Field(default_factory=Triggers, json_schema_extra={"default": {}})
     successful_runs_history_limit: int = Field(default=3, ge=0)

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from oxygen.api.common import API_VERSION
-from oxygen.api.labels import LABEL_RUN, MANAGED_BY
+from oxygen.api.labels import LABEL_RUN, MANAGED_BY, label_value
 from oxygen.cli.errors import EXIT_USAGE, CliError
 from oxygen.cli.resources import Resources
 from oxygen.kube.errors import ApiError
@@ -110,7 +110,7 @@ def from_flags(args: argparse.Namespace, api: Resources) -> dict[str, Any]:
     name = args.name or default_name(args.table, args.column)
     namespace = api.target.namespace
     key = rows_path.name if rows_path.name.lower().endswith(ROW_KEY_SUFFIXES) else "rows.jsonl"
-    labels = {LABEL_RUN: name[:63], **MANAGED_BY}
+    labels = {LABEL_RUN: label_value(name), **MANAGED_BY}
     # Named after the run and owned by nothing: it must exist before the Run (whose uid is unknown).
     config_map = {
         "apiVersion": "v1",

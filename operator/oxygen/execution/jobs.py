@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from oxygen.api.common import GROUP
-from oxygen.api.labels import LABEL_ROUND, LABEL_RUN, LABEL_RUN_UID, LABEL_SHARD, MANAGED_BY, owner_reference
+from oxygen.api.labels import (
+    LABEL_ROUND,
+    LABEL_RUN,
+    LABEL_RUN_UID,
+    LABEL_SHARD,
+    MANAGED_BY,
+    label_value,
+    owner_reference,
+    subdomain_name,
+)
 from oxygen.api.run import Run
 from oxygen.api.runshard import RunShard
 from oxygen.execution.producers import HEADER_ENV_PREFIX, step_header_prefix
@@ -42,7 +51,7 @@ class WorkerDefaults:
 
 
 def worker_account(run_name: str) -> str:
-    return f"{run_name[:240]}-worker"
+    return subdomain_name(run_name, "-worker")
 
 
 def restricted_container_security() -> dict[str, Any]:
@@ -68,7 +77,7 @@ def shard_job(
     """
     spec = shard.spec
     labels = {
-        LABEL_RUN: run.metadata.name[:63],
+        LABEL_RUN: label_value(run.metadata.name),
         LABEL_RUN_UID: run.metadata.uid,
         LABEL_SHARD: shard.metadata.name,
         LABEL_ROUND: str(spec.round),
@@ -154,7 +163,7 @@ def worker_identity(run_body: dict[str, Any], shard_names: list[str]) -> list[tu
     meta = {
         "name": name,
         "namespace": namespace,
-        "labels": {LABEL_RUN: run_body["metadata"]["name"][:63], **MANAGED_BY},
+        "labels": {LABEL_RUN: label_value(run_body["metadata"]["name"]), **MANAGED_BY},
         "ownerReferences": [owner_reference(run_body)],
     }
     role = {

@@ -298,8 +298,10 @@ class Kube:
         meta = obj["metadata"]
         stamp = now()
         digest = hashlib.sha1(f"{meta['uid']}{reason}{message}{stamp}".encode()).hexdigest()[:10]
+        # A DNS subdomain: the cut name must not end a label with `-` or `.` (a 253-character Run).
+        prefix = meta["name"][:200].rstrip("-.")
         body = {
-            "metadata": {"name": f"{meta['name'][:200]}.{digest}", "namespace": meta["namespace"]},
+            "metadata": {"name": f"{prefix}.{digest}", "namespace": meta["namespace"]},
             "involvedObject": {
                 "apiVersion": obj.get("apiVersion", f"{GROUP}/{VERSION}"),
                 "kind": obj.get("kind", "Run"),

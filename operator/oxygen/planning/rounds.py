@@ -19,6 +19,7 @@ from oxygen.api.labels import (
     LABEL_RUN,
     LABEL_RUN_UID,
     MANAGED_BY,
+    label_value,
     owner_reference,
 )
 from oxygen.api.run import Producer, Retry, RunSpec, effective_producer
@@ -121,7 +122,7 @@ def shard_bodies(
                         "name": name,
                         "namespace": meta["namespace"],
                         "labels": {
-                            LABEL_RUN: meta["name"][:63],
+                            LABEL_RUN: label_value(meta["name"]),
                             LABEL_RUN_UID: meta["uid"],
                             LABEL_ROUND: str(round_),
                             **provider_label(spec),

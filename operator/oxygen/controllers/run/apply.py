@@ -14,16 +14,48 @@ A Plan is written in an order that a crash at any point leaves recoverable:
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import time
+from collections.abc import Iterator
 
 from oxygen.controllers.run.observe import remember_shard
 from oxygen.controllers.run.types import Plan, RunFailure, RunState
 from oxygen.credits.ledger import RETIRE_FINALIZER
-from oxygen.kube.client import Kube, OwnershipConflict
+from oxygen.kube.client import ApiException, Kube, OwnershipConflict
 from oxygen.status.views import JobView
 
 log = logging.getLogger("oxygen.controllers.run")
+
+# The API server's answers that say the object itself is wrong: writing it again cannot help.
+REFUSED = frozenset({400, 422})
+
+
+class ObjectRefused(Exception):
+    """The API server refused an object the run needs (invalid, not transient): the run fails."""
+
+    def __init__(self, kind: str, name: str, message: str) -> None:
+        super().__init__(f"the API server refused {kind} {name!r}: {message}")
+        self.kind = kind
+        self.name = name
+
+
+def server_message(err: ApiException) -> str:
+    """The `message` of the API server's Status, else the HTTP reason."""
+    with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
+        return str(json.loads(err.body)["message"])
+    return str(err.reason or err.status)
+
+
+@contextlib.contextmanager
+def refusal(kind: str, name: object) -> Iterator[None]:
+    try:
+        yield
+    except ApiException as err:
+        if err.status in REFUSED:
+            raise ObjectRefused(kind, str(name), server_message(err)) from None
+        raise
 
 
 class Applier:
@@ -36,20 +68,23 @@ class Applier:
         ns, name = str(meta["namespace"]), str(meta["name"])
         for kind, manifest in plan.worker_identity:
             try:
-                self.kube.apply_owned(kind, ns, manifest)
+                with refusal(kind, (manifest.get("metadata") or {}).get("name")):
+                    self.kube.apply_owned(kind, ns, manifest)
             except OwnershipConflict as conflict:
                 if conflict.namesake:
                     raise  # the old run's objects are being collected: the next pass retries
                 raise RunFailure("WorkerIdentityConflict", f"{conflict}; rename the Run") from None
         for shard in plan.shards:
-            created = self.kube.create_or_get("runshards", ns, shard.body)
-            if shard.initial_status is not None and not (created.get("status") or {}).get("items"):
-                created = self.kube.patch_status(
-                    "runshards", ns, created["metadata"]["name"], shard.initial_status
-                )
+            with refusal("RunShard", (shard.body.get("metadata") or {}).get("name")):
+                created = self.kube.create_or_get("runshards", ns, shard.body)
+                if shard.initial_status is not None and not (created.get("status") or {}).get("items"):
+                    created = self.kube.patch_status(
+                        "runshards", ns, created["metadata"]["name"], shard.initial_status
+                    )
             remember_shard(state, created)
         for shard_name, status in plan.shard_status:
-            remember_shard(state, self.kube.patch_status("runshards", ns, shard_name, status))
+            with refusal("RunShard status", shard_name):
+                remember_shard(state, self.kube.patch_status("runshards", ns, shard_name, status))
         for job in plan.delete_jobs:
             self.kube.delete_job(ns, job)
         for view in plan.suspend_jobs:
@@ -58,14 +93,16 @@ class Applier:
         for job in plan.resume_jobs:
             self.kube.set_job_suspended(ns, job, False)
         for manifest in plan.create_jobs:
-            self.kube.create_job(ns, manifest)
+            with refusal("Job", (manifest.get("metadata") or {}).get("name")):
+                self.kube.create_job(ns, manifest)
             job = manifest["metadata"]["name"]
             state.fresh_jobs[job] = JobView(name=job, active=1)
         if plan.status is not None:
             planned = plan.status.metered and plan.status.rounds
             if planned and RETIRE_FINALIZER not in (meta.get("finalizers") or []):
                 self.kube.set_finalizer("runs", ns, name, RETIRE_FINALIZER, present=True)
-            self.kube.patch_status("runs", ns, name, plan.status.wire())
+            with refusal("Run status", name):
+                self.kube.patch_status("runs", ns, name, plan.status.wire())
             state.status = plan.status.model_copy(deep=True)
             state.status_writes += 1
             state.last_write = time.monotonic()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 from typing import Any
 
 import kopf
@@ -19,9 +18,9 @@ from oxygen import metrics
 from oxygen.api.common import GROUP, VERSION
 from oxygen.api.labels import LABEL_RUN_UID
 from oxygen.controllers import runtime
+from oxygen.controllers.run.guard import DaemonMemory, backoff
 from oxygen.controllers.run.observe import job_run, resource_version, shard_run
 from oxygen.controllers.run.reconcile import IDLE_INTERVAL, RunController
-from oxygen.controllers.run.types import RunState
 from oxygen.settings import SettingsError
 from oxygen.status.views import job_view, shard_view
 
@@ -88,27 +87,26 @@ async def run_daemon(
     shards_by_run: kopf.Index[Any, Any],
     jobs_by_run: kopf.Index[Any, Any],
     memo: kopf.Memo,
-    logger: kopf.Logger,
     **_: Any,
 ) -> None:
     controller: RunController = memo.run_controller
-    state = RunState.from_body(body)
+    # Errors never leave a pass (guard.py): a Run's content fails that Run alone, with a condition.
+    memory = DaemonMemory()
     wake = _wakeups.setdefault(uid, asyncio.Event())
     key = (namespace, uid)
     try:
         while not stopped:
             wake.clear()
-            snapshot = copy.deepcopy(dict(body))
-            if snapshot.get("metadata", {}).get("deletionTimestamp"):
+            raw = dict(body)
+            if (raw.get("metadata") or {}).get("deletionTimestamp"):
                 return
             shards = list(shards_by_run.get(key, []))
             jobs = list(jobs_by_run.get(key, []))
             try:
                 with metrics.reconcile_timer():
-                    interval = await asyncio.to_thread(controller.reconcile, snapshot, shards, jobs, state)
-            except Exception as err:  # one bad pass must not kill the run's daemon; retry shortly
-                logger.exception("reconcile failed: %s", err)
-                interval = 2.0
+                    interval = await asyncio.to_thread(controller.guarded, raw, shards, jobs, memory)
+            except Exception as err:  # guarded() catches all; the daemon must outlive even a bug there
+                interval = backoff(memory, err, f"run {namespace}/{uid}")
             if interval < IDLE_INTERVAL:
                 _busy.add(uid)
             else:

@@ -14,18 +14,22 @@ the account's lock is released (the next decision must see it). Each step re-obs
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
+from oxygen.api.nesting import deep_input
 from oxygen.api.run import TERMINAL_PHASES, Run, RunStatus
-from oxygen.controllers.run import cancel, credits, jobs, plan, rounds
+from oxygen.controllers.run import cancel, credits, guard, jobs, plan, rounds
 from oxygen.controllers.run import status as run_status
 from oxygen.controllers.run.apply import Applier
-from oxygen.controllers.run.observe import Reader, ShardNotOwned, observe
+from oxygen.controllers.run.guard import DaemonMemory
+from oxygen.controllers.run.observe import Reader, ShardNotOwned, now, observe
 from oxygen.controllers.run.types import Event, Observed, Plan, RunFailure, RunState
 from oxygen.credits import gate
 from oxygen.credits.gate import AccountLocks, Decision
 from oxygen.kube.client import Kube
 from oxygen.settings import OperatorSettings
+from oxygen.status.run import set_condition
 from oxygen.status.views import JobView, ShardView
 from oxygen.timefmt import epoch
 
@@ -41,6 +45,64 @@ class RunController:
         self.read = Reader(kube)
         self.applier = Applier(kube)
         self.locks = AccountLocks()
+
+    def guarded(
+        self,
+        body: dict[str, Any],
+        indexed_shards: list[tuple[int, ShardView]],
+        indexed_jobs: list[JobView],
+        memory: DaemonMemory,
+    ) -> float:
+        """One pass over whatever the Run holds (its daemon's only entry); see guard.py."""
+        meta = body.get("metadata") or {}
+        where = f"run {meta.get('namespace')}/{meta.get('name')}"
+        if memory.state is None:
+            memory.state = guard.state_of(body)
+        state = memory.state
+        if state.status.phase == "failed":
+            return IDLE_INTERVAL
+        wait = memory.retry_at - time.monotonic()
+        if wait > 0:  # backing off: a change to the Run (our own Stalled write too) must not hurry it
+            return wait
+        try:
+            taken = guard.snapshot(body)
+            if isinstance(taken, RunFailure):
+                raise taken
+            interval = self.reconcile(taken, indexed_shards, indexed_jobs, state)
+        except Exception as err:
+            try:
+                failure = guard.as_failure(err)
+                if failure is None:
+                    delay = guard.backoff(memory, err, where)
+                    self._stall(body, state, memory, err)
+                    return delay
+                self.reject(body, state, failure)
+                log.info("%s failed: %s: %s", where, failure.reason, failure.message)
+                return IDLE_INTERVAL
+            except Exception as second:  # the API server refused even that: try again later
+                return guard.backoff(memory, second, where)
+        memory.errors = 0
+        memory.stalled_message = None
+        return interval
+
+    def reject(self, body: dict[str, Any], state: RunState, failure: RunFailure) -> None:
+        """Fail the run from its raw body (its spec may be one the models refuse): status, one Event."""
+        generation = int((body.get("metadata") or {}).get("generation") or 0)
+        failed = run_status.mark_failed(state.status.model_copy(deep=True), failure, now(), generation)
+        self.applier.apply(failed, body, state)
+
+    def _stall(self, body: dict[str, Any], state: RunState, memory: DaemonMemory, err: Exception) -> None:
+        """Say on the Run that it is stuck and why (once per distinct message)."""
+        message = guard.stalled_message(err)
+        if memory.stalled_message == message:
+            return
+        generation = int((body.get("metadata") or {}).get("generation") or 0)
+        status = state.status.model_copy(deep=True)
+        status.conditions = set_condition(
+            status.conditions, "Stalled", True, "ReconcileError", message, now(), generation
+        )
+        memory.stalled_message = message
+        self.applier.apply(Plan(status=status), body, state)
 
     def reconcile(
         self,
@@ -105,7 +167,16 @@ class RunController:
         run = obs.run
         generation = run.metadata.generation
         if state.items_cache is None or state.items_cache[0] != generation:
-            state.items_cache = (generation, plan.resolve(run, self.read.sources(run)))
+            resolved = plan.resolve(run, self.read.sources(run))
+            # Rows from a ConfigMap are user input too: the same bound as inline inputs.
+            too_deep = deep_input(
+                (f"item {i.id!r} {part}", value)
+                for i in resolved.items
+                for part, value in (("inputs", i.inputs), ("step inputs", i.inputs_template))
+            )
+            if too_deep is not None:
+                raise RunFailure("InputsTooDeep", too_deep)
+            state.items_cache = (generation, resolved)
         resolved = state.items_cache[1]
         _, estimate = plan.scope(run, resolved)
         # The decision and the status recording it are one step under the account's lock.

@@ -38,17 +38,23 @@ def comparable(status: RunStatus) -> dict[str, Any]:
 def failed(obs: Observed, status: RunStatus, failure: RunFailure, web_base_url: str) -> Plan:
     """The run cannot proceed: failed, with the reason on its conditions and a Warning Event."""
     run = obs.run
+    stamp(run, status, web_base_url)
+    return mark_failed(status, failure, obs.now, run.metadata.generation)
+
+
+def mark_failed(status: RunStatus, failure: RunFailure, now: str, generation: int) -> Plan:
+    """The failed status and its Warning Event; needs no Run model (a spec the models refuse fails too)."""
     status.phase = "failed"
     status.message = failure.message
-    status.finished_at = obs.now
+    status.finished_at = now
     status.started_at = status.started_at or status.finished_at
+    status.observed_generation = generation
     status.conditions = aggregate.conditions_for(
-        "failed", aggregate.ItemCounts(), failure.message, status.conditions, obs.now, run.metadata.generation
+        "failed", aggregate.ItemCounts(), failure.message, status.conditions, now, generation
     )
     for cond in status.conditions:
         if cond.type in ("Failed", "Stalled", "Complete"):
             cond.reason = failure.reason
-    stamp(run, status, web_base_url)
     return Plan(status=status, events=[Event(failure.reason, failure.message, "Warning")])
 
 
