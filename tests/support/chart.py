@@ -18,6 +18,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from oxygen.api import admission
 from oxygen.devcluster import LocalCluster
 from oxygen.devcluster.wait import wait_for
 
@@ -225,6 +226,9 @@ def apply_release(
 
 
 def delete_cluster_scoped(cluster: LocalCluster, docs: list[dict[str, Any]]) -> None:
+    # The chart's tenant admission policies are the generated ones the session's `crds` fixture
+    # installed (same names, same content): they stay, or later tests would run without them.
+    shared = {(d["kind"], d["metadata"]["name"]) for d in admission.documents()}
     for doc in docs:
-        if doc["kind"] in CLUSTER_SCOPED:
+        if doc["kind"] in CLUSTER_SCOPED and (doc["kind"], doc["metadata"]["name"]) not in shared:
             kubectl(cluster, "delete", doc["kind"].lower(), doc["metadata"]["name"], "--ignore-not-found")
