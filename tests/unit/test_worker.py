@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 import threading
 import time
@@ -40,23 +42,48 @@ class FakeClock:
     def __call__(self) -> float:
         return self.now
 
-    def sleep(self, seconds: float) -> None:
+    async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
 
 
 class Scripted:
-    """A producer whose every call is `script(call)`; records the calls it got."""
+    """A producer whose every call is `script(call)` on a daemon thread (a script may block on an
+    event, as a slow provider would); records the calls it got."""
 
     def __init__(self, script: Callable[[ItemCall], ProducerResult]) -> None:
         self.script = script
         self.calls: list[ItemCall] = []
         self._lock = threading.Lock()
 
-    def call(self, call: ItemCall) -> ProducerResult:
+    async def call(self, call: ItemCall) -> ProducerResult:
         with self._lock:
             self.calls.append(call)
-        return self.script(call)
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[ProducerResult] = loop.create_future()
+
+        def settle(result: ProducerResult | None, error: BaseException | None) -> None:
+            if answer.done():
+                return
+            if error is not None:
+                answer.set_exception(error)
+            else:
+                answer.set_result(result)  # type: ignore[arg-type]
+
+        def target() -> None:
+            try:
+                result, error = self.script(call), None
+            except BaseException as exc:
+                result, error = None, exc
+            # The loop is gone when the worker abandoned this call and already finished.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, result, error)
+
+        threading.Thread(target=target, name=f"script-{call.item_id}", daemon=True).start()
+        return await answer
+
+    async def close(self) -> None:
+        return None
 
     def attempts_of(self, item_id: str) -> list[int]:
         return [c.attempt for c in self.calls if c.item_id == item_id]

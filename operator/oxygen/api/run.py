@@ -77,6 +77,8 @@ class Producer(Model):
     command: list[str] | None = Field(default=None, min_length=1, max_length=64)
     cost_per_item: Credits = Decimal(0)
     max_output_bytes: int = Field(default=DEFAULT_MAX_OUTPUT_BYTES, ge=64, le=256 * 1024)
+    # Items of one shard in flight at once in its pod; unset: 16 for http, 1 for command and builtin.
+    concurrency: int | None = Field(default=None, ge=1, le=1024)
 
 
 class WorkflowRef(Model):
