@@ -146,6 +146,7 @@ class ShardExecutor:
         self._last_flush = -math.inf
         self._flushes = 0
         self._calls = 0
+        self._in_flight = 0
         self._stopping: asyncio.Event | None = None
         self._flush_task: asyncio.Future[None] | None = None
         # A failed status write ends the run: the worker cannot report, so it must not call on.
@@ -160,6 +161,13 @@ class ShardExecutor:
         while not self._halted():
             await asyncio.sleep(self._poll_interval)
         stopping.set()
+        if self.stop.is_set():
+            # The tests wait for this line: once it is written, no call of this pod starts any more.
+            log.info(
+                "stop observed: no call starts from now; %d call(s) in flight get up to %gs to finish",
+                self._in_flight,
+                self._stop_grace,
+            )
 
     async def _interruptible_sleep(self, seconds: float) -> None:
         if self._stopping is None or self._halted():
@@ -400,6 +408,7 @@ class ShardExecutor:
                 ),
             )
             t0 = self._clock()
+            self._in_flight += 1
             try:
                 outcome = await self._call(self._item_call(index, attempt), self._producer_for(index))
             except asyncio.CancelledError:
@@ -407,6 +416,8 @@ class ShardExecutor:
                 # attempt does not count and the next pod redoes the call.
                 self._set(index, before.model_copy(update={"status": "pending"}))
                 raise
+            finally:
+                self._in_flight -= 1
             latency = round(max(0.0, self._clock() - t0), 6)
             if isinstance(outcome, _Abandoned):
                 self._set(index, before.model_copy(update={"status": "pending"}))
