@@ -140,7 +140,7 @@ def test_pause_starts_no_call_after_the_stop_and_resume_finishes_each_item_once(
         # Every slot of both workers fills with a call the provider does not answer yet: no slot
         # frees up, so nothing can start between now and the pause except through a broken stop.
         provider.hold()
-        wait_for(lambda: provider.in_flight == 64, timeout=30, what="64 held calls")
+        wait_for(lambda: provider.held == 64, timeout=30, what="64 held calls")
         held = provider.started
         runs.patch("pause32", {"paused": True})
         # Observed = each worker logged that it saw the stop (SIGTERM from the suspended Job).

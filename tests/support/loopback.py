@@ -40,6 +40,8 @@ class LoopbackProvider:
         # Calls that arrived (counted at their start, before any latency or hold).
         self.started = 0
         self._gate: asyncio.Event | None = None
+        # Calls waiting at a closed gate right now.
+        self.held = 0
         self.in_flight = 0
         self.peak_in_flight = 0
         self.port = 0
@@ -77,7 +79,11 @@ class LoopbackProvider:
             reply = self.behaviour(str(item.get("id", "")), int(body.get("attempt", 0)), body)
             gate = self._gate
             if gate is not None:
-                await gate.wait()
+                self.held += 1
+                try:
+                    await gate.wait()
+                finally:
+                    self.held -= 1
             await asyncio.sleep(self.latency + reply.delay)
         finally:
             self.in_flight -= 1
