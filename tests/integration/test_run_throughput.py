@@ -92,6 +92,11 @@ def test_retry_acceptance_holds_with_32_in_flight(runs: Runs) -> None:
     for i in range(2):
         first, second = sorted((c for c in calls if c.row_id == f"limited-{i}"), key=lambda c: c.at)
         assert second.at - first.at >= 0.95, "Retry-After: 1 was not honoured"
+    # The 429 slows the whole shard: no retry of any item (flaky and down back off only 0.2 s on
+    # their own) starts within the Retry-After of the first 429.
+    first_429 = min(c.at for c in calls if c.status == 429)
+    retries = [c for c in calls if c.attempt >= 2]
+    assert retries and all(c.at - first_429 >= 0.95 for c in retries), "a retry ignored the shard's gate"
     uid = created["metadata"]["uid"]
     assert all(c.idempotency_key == f"{uid}/{c.item_id}" for c in calls)
 

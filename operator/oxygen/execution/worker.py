@@ -26,11 +26,10 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, Final
 
-from oxygen.api.run import TERMINAL_ITEM_STATUSES, Producer
-from oxygen.api.runshard import ItemResult, RunShard, RunShardStatus, ShardItem
+from oxygen.api.run import Producer
+from oxygen.api.runshard import RunShard, RunShardStatus
 from oxygen.execution.item_calls import (
     CallAbandoned,
     ItemCall,
@@ -45,12 +44,10 @@ from oxygen.execution.producers import concurrency_of
 from oxygen.execution.redaction import Redactor
 from oxygen.execution.shard_items import (
     backoff_delay,
-    initial_items,
-    json_bytes,
     needs_execution,
     rfc3339,
-    work_items,
 )
+from oxygen.execution.shard_ledger import ShardLedger
 from oxygen.execution.templates import TemplateError, render
 from oxygen.status.shard import shard_phase, summarize
 
@@ -61,9 +58,6 @@ DEFAULT_FLUSH_INTERVAL: Final = 1.0
 DEFAULT_STOP_GRACE_SECONDS: Final = 5.0
 # A RunShard must stay far below the API server's ~1.5 MiB object limit; the spec (inputs) shares it.
 DEFAULT_MAX_STATUS_BYTES: Final = 900 * 1024
-# Room for phase, summary (bounded error classes), message and timestamps around the items.
-STATUS_OVERHEAD_BYTES: Final = 8 * 1024
-ERROR_LIMIT: Final = 1000
 # How often the loop looks for a due status write while every call is slow.
 FLUSH_TICK_SECONDS: Final = 0.25
 
@@ -127,19 +121,17 @@ class ShardExecutor:
         self._flush_interval = flush_interval
         self._worker = worker_name
         self._rng = rng if rng is not None else random.Random()
-        self._max_status_bytes = max_status_bytes
         self._poll_interval = poll_interval
         # The secret values this pod holds: none of them is ever written to status (outputs, errors).
         self._redactor = redactor if redactor is not None else Redactor()
         self.concurrency = concurrency if concurrency is not None else concurrency_of(shard.spec.producer)
         self._pace = ShardPace(shard.spec.retry.backoff_seconds, self.concurrency, self._rng, clock)
-        self._items = initial_items(shard)
-        self._work = work_items(shard)
+        self._ledger = ShardLedger(
+            shard, clock=clock, redactor=self._redactor, max_status_bytes=max_status_bytes
+        )
         self._producers: dict[int, ItemProducer] = {}
         # Workflow steps each name their own producer; they are built on first use.
         self._make_producer = make_producer
-        self._sizes = [json_bytes(item.wire()) for item in self._items]
-        self._status_bytes = STATUS_OVERHEAD_BYTES + sum(self._sizes)
         self._started_at = shard.status.started_at
         self._finished_at: str | None = None
         self._message: str | None = None
@@ -178,7 +170,7 @@ class ShardExecutor:
     # -- status -----------------------------------------------------------------------------------
 
     def snapshot(self) -> RunShardStatus:
-        items = list(self._items)
+        items = list(self._ledger.items)
         return RunShardStatus(
             phase=shard_phase(items),
             items=items,
@@ -213,21 +205,6 @@ class ShardExecutor:
             await asyncio.sleep(min(FLUSH_TICK_SECONDS, self._flush_interval))
             await self._maybe_flush()
 
-    def _now(self) -> str:
-        return rfc3339(self._clock())
-
-    def _set(self, index: int, item: ItemResult, size: int | None = None) -> None:
-        self._items[index] = item
-        if item.status in TERMINAL_ITEM_STATUSES:
-            size = size if size is not None else json_bytes(item.wire())
-            self._status_bytes += size - self._sizes[index]
-            self._sizes[index] = size
-
-    def _fits(self, index: int, candidate: ItemResult) -> tuple[bool, int, int]:
-        size = json_bytes(candidate.wire())
-        total = self._status_bytes - self._sizes[index] + size
-        return total <= self._max_status_bytes, total, size
-
     # -- the run ----------------------------------------------------------------------------------
 
     def run(self) -> ExecutionOutcome:
@@ -246,9 +223,10 @@ class ShardExecutor:
         ]
         try:
             if not self._spec.execute:
-                self._skip([i for i, item in enumerate(self._items) if needs_execution(item)])
+                self._message = self._spec.skip_reason or "not executed (execute: false)"
+                self._ledger.skip([i for i, item in enumerate(self._ledger.items) if needs_execution(item)])
             elif self._spec.sequence == "independent":
-                queue = deque(i for i, item in enumerate(self._items) if needs_execution(item))
+                queue = deque(i for i, item in enumerate(self._ledger.items) if needs_execution(item))
                 width = min(self.concurrency, len(queue))
                 await self._run_workers([self._drain(queue) for _ in range(width)])
             else:
@@ -260,12 +238,12 @@ class ShardExecutor:
             await self._close_producers()
         if self._failure is not None:
             raise self._failure
-        left = sum(1 for item in self._items if needs_execution(item))
+        left = sum(1 for item in self._ledger.items if needs_execution(item))
         stopped = self.stop.is_set() and left > 0
         if stopped:
             self._message = f"worker stopped; {left} item(s) left for the next pod"
-        elif shard_phase(self._items) == "Succeeded":
-            self._finished_at = self._now()
+        elif shard_phase(self._ledger.items) == "Succeeded":
+            self._finished_at = self._ledger.now()
         await self._flush_now()
         return ExecutionOutcome(
             stopped=stopped, calls=self._calls, flushes=self._flushes, status=self.snapshot()
@@ -312,96 +290,59 @@ class ShardExecutor:
     async def _walk(self) -> None:
         index = 0
         # Pages append items as they are found, so the list may grow while we walk it.
-        while index < len(self._items) and not self._halted():
-            if needs_execution(self._items[index]):
+        while index < len(self._ledger.items) and not self._halted():
+            if needs_execution(self._ledger.items[index]):
                 await self._execute_in_sequence(index)
                 await self._maybe_flush()
             index += 1
 
-    def _skip(self, todo: list[int]) -> None:
-        self._message = self._spec.skip_reason or "not executed (execute: false)"
-        now = self._now()
-        for index in todo:
-            self._set(index, self._items[index].model_copy(update={"status": "skipped", "finished_at": now}))
-
     async def _execute_in_sequence(self, index: int) -> None:
         """Steps run in order and stop at the first failure; pages discover the next page."""
+        ledger = self._ledger
         sequence = self._spec.sequence
         if sequence == "steps":
-            blocker = next((i for i in self._items[:index] if i.status in ("failed", "skipped")), None)
+            blocker = next((i for i in ledger.items[:index] if i.status in ("failed", "skipped")), None)
             if blocker is not None:
                 reason = f"skipped: step {blocker.step or blocker.id} did not succeed"
-                self._set(
-                    index,
-                    self._items[index].model_copy(
-                        update={"status": "skipped", "error": reason, "finished_at": self._now()}
-                    ),
-                )
+                update = {"status": "skipped", "error": reason, "finished_at": ledger.now()}
+                ledger.set(index, ledger.items[index].model_copy(update=update))
                 return
+            work = ledger.work[index]
             try:
-                inputs = render(
-                    self._work[index].inputs_template or self._work[index].inputs, self._context()
-                )
+                inputs = render(work.inputs_template or work.inputs, ledger.context())
             except TemplateError as err:
-                self._fail(index, f"input mapping: {err}", "bad_input_mapping", 0.0)
+                ledger.fail(index, f"input mapping: {err}", "bad_input_mapping", 0.0)
                 return
-            self._work[index] = self._work[index].model_copy(update={"inputs": inputs})
-            provider = (self._work[index].producer or self._spec.producer).provider
-            self._set(index, self._items[index].model_copy(update={"inputs": inputs, "provider": provider}))
+            ledger.work[index] = work.model_copy(update={"inputs": inputs})
+            provider = (work.producer or self._spec.producer).provider
+            ledger.set(index, ledger.items[index].model_copy(update={"inputs": inputs, "provider": provider}))
         await self._execute(index)
-        if sequence == "pages" and self._items[index].status == "succeeded":
-            self._discover_next_page(index)
-
-    def _context(self) -> dict[str, Any]:
-        context = dict(self._spec.context or {})
-        steps = dict(context.get("steps") or {})
-        for item in self._items:
-            if item.step and item.status == "succeeded":
-                steps[item.step] = {"outputs": item.outputs}
-        context["steps"] = steps
-        context.setdefault("inputs", {})
-        return context
-
-    def _discover_next_page(self, index: int) -> None:
-        outputs = self._items[index].outputs
-        cursor = outputs.get("nextCursor") if isinstance(outputs, dict) else None
-        page = int(self._items[index].id)
-        if cursor in (None, "") or page + 1 >= (self._spec.max_pages or 1):
-            return
-        next_id = str(page + 1)
-        if any(item.id == next_id for item in self._items):
-            return
-        inputs = {**self._work[index].inputs, "cursor": cursor, "page": page + 1}
-        self._work.append(ShardItem(id=next_id, inputs=inputs))
-        item = ItemResult(id=next_id, inputs=inputs)
-        self._items.append(item)
-        size = json_bytes(item.wire())
-        self._sizes.append(size)
-        self._status_bytes += size
+        if sequence == "pages" and ledger.items[index].status == "succeeded":
+            ledger.discover_next_page(index)
 
     def _producer_for(self, index: int) -> ItemProducer:
-        own = self._work[index].producer
+        own = self._ledger.work[index].producer
         if own is None or self._make_producer is None:
             return self._producer
         if index not in self._producers:
-            self._producers[index] = self._make_producer(own, self._work[index].id)
+            self._producers[index] = self._make_producer(own, self._ledger.work[index].id)
         return self._producers[index]
 
     async def _execute(self, index: int) -> None:
-        spec_item = self._work[index]
+        spec_item = self._ledger.work[index]
         # Attempts a dead pod of this same round already made count against this round's budget;
         # at least one call is always allowed, because the last of those calls has no known result.
-        made = max(0, self._items[index].attempt_count - spec_item.attempt_count)
+        made = max(0, self._ledger.items[index].attempt_count - spec_item.attempt_count)
         allowed = max(1, self._spec.retry.max_attempts - made)
-        started_at = self._items[index].started_at or self._now()
+        started_at = self._ledger.items[index].started_at or self._ledger.now()
         for n in range(1, allowed + 1):
             await self._pass_gate()
             if self._halted():
-                self._set(index, self._items[index].model_copy(update={"status": "pending"}))
+                self._ledger.set(index, self._ledger.items[index].model_copy(update={"status": "pending"}))
                 return
-            before = self._items[index]
+            before = self._ledger.items[index]
             attempt = before.attempt_count + 1
-            self._set(
+            self._ledger.set(
                 index,
                 before.model_copy(
                     update={"status": "running", "attempt_count": attempt, "started_at": started_at}
@@ -414,28 +355,28 @@ class ShardExecutor:
             except asyncio.CancelledError:
                 # Abandoned at the end of the stop grace: the result will never be known here, so the
                 # attempt does not count and the next pod redoes the call.
-                self._set(index, before.model_copy(update={"status": "pending"}))
+                self._ledger.set(index, before.model_copy(update={"status": "pending"}))
                 raise
             finally:
                 self._in_flight -= 1
             latency = round(max(0.0, self._clock() - t0), 6)
             if isinstance(outcome, _Abandoned):
-                self._set(index, before.model_copy(update={"status": "pending"}))
+                self._ledger.set(index, before.model_copy(update={"status": "pending"}))
                 return
             self._calls += 1
             if not isinstance(outcome, RetryableError):
                 self._pace.answered()
             if isinstance(outcome, ProducerResult):
-                self._succeed(index, outcome, latency)
+                self._ledger.succeed(index, outcome, latency)
                 return
             retry_after = outcome.retry_after if isinstance(outcome, RetryableError) else None
             if isinstance(outcome, RetryableError):
                 self._pace.failed(retry_after)
             if isinstance(outcome, PermanentError) or n == allowed:
                 suffix = "" if isinstance(outcome, PermanentError) else f" (gave up after {attempt} attempts)"
-                self._fail(index, outcome.message + suffix, outcome.error_class, latency)
+                self._ledger.fail(index, outcome.message + suffix, outcome.error_class, latency)
                 return
-            self._retrying(index, outcome, latency)
+            self._ledger.retrying(index, outcome, latency)
             delay = backoff_delay(
                 self._spec.retry.backoff_seconds, made + n, self._rng, retry_after=retry_after
             )
@@ -449,7 +390,7 @@ class ShardExecutor:
             await self._sleep(wait)
 
     def _item_call(self, index: int, attempt: int) -> ItemCall:
-        spec_item = self._work[index]
+        spec_item = self._ledger.work[index]
         return ItemCall(
             run_name=self._spec.run_name,
             run_uid=self._spec.run_uid,
@@ -469,59 +410,3 @@ class ShardExecutor:
         except Exception as exc:
             log.warning("producer raised %s on item %s", exc.__class__.__name__, call.item_id)
             return PermanentError(f"producer error: {exc.__class__.__name__}: {exc}", "producer_error")
-
-    def _retrying(self, index: int, error: ProducerError, latency: float) -> None:
-        update = {
-            "status": "retrying",
-            "error": self._redactor.clip(error.message, ERROR_LIMIT),
-            "error_class": error.error_class,
-            "latency_seconds": latency,
-        }
-        self._set(index, self._items[index].model_copy(update=update))
-
-    def _succeed(self, index: int, result: ProducerResult, latency: float) -> None:
-        spec = self._work[index].producer or self._spec.producer
-        cap = spec.max_output_bytes
-        outputs = self._redactor.json(result.outputs)
-        size = json_bytes(outputs)
-        if size > cap:
-            message = (
-                f"output is {size} bytes of JSON, over producer.maxOutputBytes ({cap} bytes); "
-                "nothing was stored: return less from the provider or raise producer.maxOutputBytes"
-            )
-            self._fail(index, message, "output_too_large", latency)
-            return
-        cost = result.cost if result.cost is not None else spec.cost_per_item
-        candidate = self._items[index].model_copy(
-            update={
-                "status": "succeeded",
-                "outputs": outputs,
-                "error": None,
-                "error_class": None,
-                "credits_used": cost,
-                "finished_at": self._now(),
-                "latency_seconds": latency,
-            }
-        )
-        fits, total, size = self._fits(index, candidate)
-        if not fits:
-            message = (
-                f"storing this item's output would bring the shard status to {total} bytes, over the "
-                f"{self._max_status_bytes}-byte budget that keeps a RunShard below the API server's "
-                "object size limit; lower the Run's batchSize (or producer.maxOutputBytes)"
-            )
-            self._fail(index, message, "shard_too_large", latency)
-            return
-        self._set(index, candidate, size)
-
-    def _fail(self, index: int, message: str, error_class: str, latency: float) -> None:
-        update = {
-            "status": "failed",
-            "outputs": None,
-            "error": self._redactor.clip(message, ERROR_LIMIT),
-            "error_class": error_class,
-            "credits_used": Decimal(0),
-            "finished_at": self._now(),
-            "latency_seconds": latency,
-        }
-        self._set(index, self._items[index].model_copy(update=update))
