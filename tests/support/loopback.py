@@ -10,7 +10,7 @@ and the benchmark. It records each call's start time and the most calls it ever 
 
 `python -m tests.support.loopback --latency 0.1` serves in the foreground (for bench/throughput.py:
 the provider in its own process, so it shares no interpreter with what it measures); it prints
-`port <n>`, and GET /stats answers {"calls", "peak"}.
+`port <n>`; GET /stats answers {"calls", "peak", "first", "last"}, POST /reset zeroes them.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ class LoopbackProvider:
         # Calls that arrived (counted at their start, before any latency or hold).
         self.started = 0
         self._gate: asyncio.Event | None = None
+        # Wall-clock times of the first call's arrival and the last call's answer.
+        self.first_at: float | None = None
+        self.last_at: float | None = None
         # Calls waiting at a closed gate right now.
         self.held = 0
         self.in_flight = 0
@@ -63,13 +66,21 @@ class LoopbackProvider:
         app = web.Application()
         app.router.add_post("/items", self._handle)
         app.router.add_get("/stats", self._stats)
+        app.router.add_post("/reset", self._reset)
         return app
 
     async def _stats(self, request: web.Request) -> web.Response:
-        return web.json_response({"calls": self.count, "peak": self.peak_in_flight})
+        return web.json_response(
+            {"calls": self.count, "peak": self.peak_in_flight, "first": self.first_at, "last": self.last_at}
+        )
+
+    async def _reset(self, request: web.Request) -> web.Response:
+        self.count, self.peak_in_flight, self.first_at, self.last_at = 0, 0, None, None
+        return web.json_response({})
 
     async def _handle(self, request: web.Request) -> web.Response:
         at = time.time()
+        self.first_at = self.first_at or at
         self.started += 1
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
@@ -88,6 +99,7 @@ class LoopbackProvider:
         finally:
             self.in_flight -= 1
         self.count += 1
+        self.last_at = time.time()
         if self._record:
             call = Call(
                 item_id=str(item.get("id", "")),
