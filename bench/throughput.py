@@ -33,6 +33,7 @@ from kubernetes import client, config
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "operator"))
+sys.path.insert(0, str(REPO))
 
 from bench.run_vs_indexed_job import apiserver_requests, rows_csv  # noqa: E402
 from oxygen.devcluster import LocalCluster  # noqa: E402
