@@ -117,7 +117,7 @@ def as_run(
     batch = math.ceil(items / parallelism)
     before = apiserver_requests(cluster)
     cpu0 = children_cpu()
-    t0 = time.monotonic()
+    t0, created_at = time.monotonic(), time.time()
     custom.create_namespaced_custom_object(
         "oxygen.dev",
         "v1alpha1",
@@ -146,7 +146,7 @@ def as_run(
         return status if status.get("phase") in TERMINAL else None
 
     status = wait_for(finished, timeout=3600, interval=0.2, what=f"run {name}")
-    wall = time.monotonic() - t0
+    wall, done_at = time.monotonic() - t0, time.time()
     # The last workers are reaped a moment after the phase flips: wait for their pods to be gone.
     core = client.CoreV1Api(custom.api_client)
     wait_for(
@@ -166,6 +166,10 @@ def as_run(
         "succeeded": status.get("itemsSucceeded", 0),
         "seconds": wall,
         "calling": stats["last"] - stats["first"],
+        # Seconds before the first call (shards, Jobs, pods start) and after the last answer (the
+        # final status writes, pods exit, the run's phase).
+        "lead": stats["first"] - created_at,
+        "tail": done_at - stats["last"],
         "calls": stats["calls"],
         "peak": stats["peak"],
         "cpu": children_cpu() - cpu0,
@@ -196,7 +200,8 @@ def report(latency: float, items: int, p: int, c: int, base: dict[str, Any], run
         f"ratio {run_calling / base_calling:.2f}  | "
         f"CPU s: workers {run['cpu']:.1f} baseline {base['cpu']:.1f}  | "
         f"status writes/shard {run['writes_per_shard']:.1f} "
-        f"({run['shards']} shards, {run['seconds']:.1f} s)  | "
+        f"({run['shards']} shards, {run['seconds']:.1f} s: {run['lead']:.1f} s before the first call, "
+        f"{run['tail']:.1f} s after the last)  | "
         f"peak in flight {run['peak']}/{base['peak']}  {run['phase']} {run['succeeded']}/{items} "
         f"({run['calls']} calls)",
         flush=True,
