@@ -75,13 +75,18 @@ _ABANDONED: Final = _Abandoned()
 CallOutcome = ProducerResult | ProducerError | _Abandoned
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ExecutionOutcome:
     # True when a stop request left items unexecuted (the pod must exit non-zero so it is replaced).
     stopped: bool
     calls: int
     flushes: int
     status: RunShardStatus
+
+    def __repr__(self) -> str:
+        # Short: asyncio.run formats its main task's result while it restores the SIGINT handler, and
+        # the repr of a 10,000-item status costs a second of CPU.
+        return f"ExecutionOutcome(stopped={self.stopped}, calls={self.calls}, flushes={self.flushes})"
 
 
 class ShardExecutor:
