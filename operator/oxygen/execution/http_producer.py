@@ -100,6 +100,8 @@ class HttpProducer:
         return b"".join(chunks)
 
     def _interpret(self, status: int, headers: Mapping[str, str], data: bytes) -> ProducerResult:
+        if 200 <= status < 300:
+            return self._outputs(headers, data)
         retry_after = parse_retry_after(headers.get("Retry-After"))
         text = self._redactor.clip(data[:REDACT_WINDOW_BYTES].decode("utf-8", "replace"), MESSAGE_LIMIT)
         if status == 429:
@@ -110,8 +112,9 @@ class HttpProducer:
             raise RetryableError(f"HTTP 408: {text}", "timeout", retry_after)
         if 400 <= status < 500:
             raise PermanentError(f"HTTP {status}: {text}", "http_4xx")
-        if not 200 <= status < 300:
-            raise PermanentError(f"unexpected HTTP {status}: {text}", "http_unexpected")
+        raise PermanentError(f"unexpected HTTP {status}: {text}", "http_unexpected")
+
+    def _outputs(self, headers: Mapping[str, str], data: bytes) -> ProducerResult:
         if len(data) > self.max_response_bytes:
             raise PermanentError(
                 f"reply body is over {self.max_response_bytes} bytes; nothing was kept",

@@ -14,7 +14,7 @@ from oxygen.api.run import TERMINAL_ITEM_STATUSES
 from oxygen.api.runshard import ItemResult, RunShard, ShardItem
 from oxygen.execution.item_calls import ProducerError, ProducerResult
 from oxygen.execution.redaction import Redactor
-from oxygen.execution.shard_items import initial_items, json_bytes, rfc3339, work_items
+from oxygen.execution.shard_items import initial_items, item_bytes, json_bytes, rfc3339, work_items
 
 # Room for phase, summary (bounded error classes), message and timestamps around the items.
 STATUS_OVERHEAD_BYTES: Final = 8 * 1024
@@ -31,7 +31,7 @@ class ShardLedger:
         self._max_status_bytes = max_status_bytes
         self.items = initial_items(shard)
         self.work = work_items(shard)
-        self._sizes = [json_bytes(item.wire()) for item in self.items]
+        self._sizes = [item_bytes(item) for item in self.items]
         self._status_bytes = STATUS_OVERHEAD_BYTES + sum(self._sizes)
 
     def now(self) -> str:
@@ -40,12 +40,12 @@ class ShardLedger:
     def set(self, index: int, item: ItemResult, size: int | None = None) -> None:
         self.items[index] = item
         if item.status in TERMINAL_ITEM_STATUSES:
-            size = size if size is not None else json_bytes(item.wire())
+            size = size if size is not None else item_bytes(item)
             self._status_bytes += size - self._sizes[index]
             self._sizes[index] = size
 
     def fits(self, index: int, candidate: ItemResult) -> tuple[bool, int, int]:
-        size = json_bytes(candidate.wire())
+        size = item_bytes(candidate)
         total = self._status_bytes - self._sizes[index] + size
         return total <= self._max_status_bytes, total, size
 
@@ -77,7 +77,7 @@ class ShardLedger:
         self.work.append(ShardItem(id=next_id, inputs=inputs))
         item = ItemResult(id=next_id, inputs=inputs)
         self.items.append(item)
-        size = json_bytes(item.wire())
+        size = item_bytes(item)
         self._sizes.append(size)
         self._status_bytes += size
 
