@@ -45,9 +45,11 @@ def test_two_shards_of_fifty_keep_up_to_a_hundred_calls_in_flight(runs: Runs) ->
         status = runs.wait_phase("wide", timeout=300)
         calls = provider.calls
         peak = provider.peak_in_flight
-    assert status["phase"] == "succeeded" and status["itemsSucceeded"] == 2000, status
+    assert status["phase"] == "succeeded", status
+    assert status["itemsSucceeded"] == 2000, status
     per_item = Counter(c.item_id for c in calls)
-    assert len(per_item) == 2000 and set(per_item.values()) == {1}, "an item was called twice"
+    assert len(per_item) == 2000
+    assert set(per_item.values()) == {1}, "an item was called twice"
     assert all(item["attemptCount"] == 1 for item in runs.items("wide").values())
     assert peak <= 100, f"the provider saw {peak} calls in flight, over parallelism x concurrency"
     assert peak >= 80, f"the provider saw at most {peak} calls in flight: the shards did not fan out"
@@ -96,7 +98,8 @@ def test_retry_acceptance_holds_with_32_in_flight(runs: Runs) -> None:
     # their own) starts within the Retry-After of the first 429.
     first_429 = min(c.at for c in calls if c.status == 429)
     retries = [c for c in calls if c.attempt >= 2]
-    assert retries and all(c.at - first_429 >= 0.95 for c in retries), "a retry ignored the shard's gate"
+    assert retries
+    assert all(c.at - first_429 >= 0.95 for c in retries), "a retry ignored the shard's gate"
     uid = created["metadata"]["uid"]
     assert all(c.idempotency_key == f"{uid}/{c.item_id}" for c in calls)
 
@@ -176,7 +179,8 @@ def test_pause_starts_no_call_after_the_stop_and_resume_finishes_each_item_once(
         os.kill(pids[0], signal.SIGKILL)
         final = runs.wait_phase("pause32", timeout=300)
         calls = provider.calls
-    assert final["phase"] == "succeeded" and final["itemsSucceeded"] == 2000, final
+    assert final["phase"] == "succeeded", final
+    assert final["itemsSucceeded"] == 2000, final
     per_item = Counter(c.item_id for c in calls)
     assert len(per_item) == 2000, "an item was lost"
     # Before the kill every item was called once; the kill may repeat only the killed pod's calls in

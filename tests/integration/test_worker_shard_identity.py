@@ -65,7 +65,8 @@ def test_a_run_recreated_under_the_same_name_gets_none_of_the_old_runs_results(r
         assert new["metadata"]["uid"] != old["metadata"]["uid"]
         status = runs.wait_phase("same", timeout=300)
         calls = provider.calls
-    assert status["phase"] == "succeeded" and status["itemsSucceeded"] == N, status
+    assert status["phase"] == "succeeded", status
+    assert status["itemsSucceeded"] == N, status
     new_uid = new["metadata"]["uid"]
     called = Counter(c.item_id for c in calls if c.idempotency_key == f"{new_uid}/{c.item_id}")
     assert len(called) == N, f"{N - len(called)} items of the new run were never called"

@@ -651,7 +651,8 @@ def test_concurrency_keeps_that_many_calls_in_flight_and_never_more() -> None:
     flushes = Flushes()
     outcome = ShardExecutor(make_shard(40, producer=spec), producer, flushes).run()
     assert producer.peak == 8
-    assert outcome.calls == 40 and sorted(producer.calls) == sorted(f"i{k}" for k in range(40))
+    assert outcome.calls == 40
+    assert sorted(producer.calls) == sorted(f"i{k}" for k in range(40))
     assert outcome.status.summary.succeeded == 40
     assert {item.attempt_count for item in outcome.status.items} == {1}
     assert 1 <= len(flushes) <= 4
@@ -683,15 +684,18 @@ def test_stop_lets_every_in_flight_call_finish_and_starts_no_new_one() -> None:
     threading.Thread(target=stop_when_four_are_in_flight, daemon=True).start()
     run = ShardExecutor(make_shard(10, producer=spec), producer, Flushes(), stop=stop, stop_grace_seconds=10)
     outcome = run.run()
-    assert outcome.stopped and not run.abandon.is_set()
+    assert outcome.stopped
+    assert not run.abandon.is_set()
     assert len(producer.calls) == 4, "a call started after the stop"
     items = by_id(outcome.status)
     done = [i for i in items.values() if i.status == "succeeded"]
     assert sorted(i.id for i in done) == sorted(c.item_id for c in producer.calls)
     assert all(i.attempt_count == 1 for i in done)
     rest = [i for i in items.values() if i.status != "succeeded"]
-    assert len(rest) == 6 and {(i.status, i.attempt_count) for i in rest} == {("pending", 0)}
-    assert outcome.status.message is not None and "6 item(s) left" in outcome.status.message
+    assert len(rest) == 6
+    assert {(i.status, i.attempt_count) for i in rest} == {("pending", 0)}
+    assert outcome.status.message is not None
+    assert "6 item(s) left" in outcome.status.message
 
 
 def test_after_the_grace_every_in_flight_call_is_abandoned_uncounted() -> None:
@@ -715,7 +719,8 @@ def test_after_the_grace_every_in_flight_call_is_abandoned_uncounted() -> None:
     )
     outcome = run.run()
     never.set()
-    assert outcome.stopped and run.abandon.is_set()
+    assert outcome.stopped
+    assert run.abandon.is_set()
     assert outcome.calls == 0
     assert {(i.status, i.attempt_count) for i in outcome.status.items} == {("pending", 0)}
 
