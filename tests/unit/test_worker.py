@@ -18,7 +18,15 @@ from oxygen.api.run import HttpProducer as HttpSpec
 from oxygen.api.run import Producer, Retry
 from oxygen.api.runshard import ItemResult, RunShard, RunShardSpec, RunShardStatus, ShardItem
 from oxygen.execution.pacing import ShardPace
-from oxygen.execution.pod import EXIT_ERROR, EXIT_OK, EXIT_SIGTERM, ShardApiError, ShardClient, run_worker
+from oxygen.execution.pod import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_SIGTERM,
+    ShardApiError,
+    ShardClient,
+    ShardReplaced,
+    run_worker,
+)
 from oxygen.execution.producers import (
     EchoProducer,
     HttpProducer,
@@ -525,6 +533,29 @@ def test_client_retries_transient_errors_and_sends_a_merge_patch() -> None:
     (body,) = api.patches
     assert body["status"]["message"] is None and body["status"]["finishedAt"] is None
     assert body["status"]["phase"] == "Pending"
+
+
+def test_client_writes_only_to_the_shard_it_was_started_for() -> None:
+    shard = make_shard(1)
+    shard.metadata.uid = "uid-old"
+    api = FakeApi(shard)
+    client = ShardClient(kube_over(api), "ns", "s", uid="uid-old", sleep=lambda s: None)
+    client.get()
+    client.patch_status(RunShardStatus())
+    assert api.patches[-1]["metadata"]["uid"] == "uid-old"
+    # Someone else wrote the shard (409): the client re-reads it, finds it still its own, writes again.
+    api.failures = [api_error(409)]
+    client.patch_status(RunShardStatus())
+    assert len(api.patches) == 2
+    # Replaced by a namesake: the re-read shows another uid, and nothing is written.
+    api.object["metadata"]["uid"] = "uid-new"
+    api.failures = [api_error(409)]
+    with pytest.raises(ShardReplaced):
+        client.patch_status(RunShardStatus())
+    assert len(api.patches) == 2
+    # A pod started for the old shard refuses the namesake from its first read.
+    with pytest.raises(ShardReplaced):
+        ShardClient(kube_over(api), "ns", "s", uid="uid-old").get()
 
 
 def test_client_gives_up_on_a_forbidden_call_at_once() -> None:
