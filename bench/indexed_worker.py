@@ -6,6 +6,7 @@ echo producer on each, then exits: what a user of a bare Indexed Job would write
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import os
@@ -24,20 +25,24 @@ def main() -> int:
         os.environ["ROWS_CONFIGMAP"], os.environ["NAMESPACE"]
     )
     rows = list(csv.DictReader(io.StringIO(data.data["rows.csv"])))[index * batch : (index + 1) * batch]
+    asyncio.run(echo_all(rows, index * batch))
+    print(f"completion {index}: {len(rows)} rows")
+    return 0
+
+
+async def echo_all(rows: list[dict[str, str]], first: int) -> None:
     producer = EchoProducer()
     for i, row in enumerate(rows):
-        producer.call(
+        await producer.call(
             ItemCall(
                 run_name="baseline",
                 run_uid="baseline",
-                item_id=str(index * batch + i),
+                item_id=str(first + i),
                 row_id=None,
                 inputs=dict(row),
                 attempt=1,
             )
         )
-    print(f"completion {index}: {len(rows)} rows")
-    return 0
 
 
 if __name__ == "__main__":

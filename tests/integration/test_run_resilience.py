@@ -24,7 +24,8 @@ def test_worker_pod_killed_mid_shard_is_replaced_and_resumes(runs: Runs) -> None
             {
                 "items": [{"rowId": f"r{i}", "inputs": {"i": i}} for i in range(80)],
                 "batchSize": 80,
-                "producer": {"provider": "p", "http": {"url": provider.url}},
+                # One call at a time: the pod is still mid-shard when the test deletes it.
+                "producer": {"provider": "p", "concurrency": 1, "http": {"url": provider.url}},
             },
         )
 

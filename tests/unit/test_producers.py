@@ -24,6 +24,7 @@ from oxygen.execution.producers import (
     make_producer,
     parse_retry_after,
 )
+from tests.support.calls import call_once
 from tests.support.provider import (
     REDACTED,
     Provider,
@@ -45,15 +46,15 @@ def http(provider: Provider, timeout: float = 5.0, headers: dict[str, str] | Non
 
 
 def test_echo_returns_inputs_without_cost() -> None:
-    result = EchoProducer().call(CALL)
+    result = call_once(EchoProducer(), CALL)
     assert result.outputs == {"q": "x"}
     assert result.cost is None
 
 
 def test_http_posts_the_item_with_a_stable_idempotency_key() -> None:
     with Provider(echo({"answer": 42})) as provider:
-        result = http(provider).call(CALL)
-        again = http(provider).call(ItemCall("r1", "uid-1", "i-7", "row-7", {"q": "x"}, attempt=3))
+        result = call_once(http(provider), CALL)
+        again = call_once(http(provider), ItemCall("r1", "uid-1", "i-7", "row-7", {"q": "x"}, attempt=3))
     assert result.outputs == {"q": "x", "answer": 42}
     assert result.cost is None
     assert again.outputs == result.outputs
@@ -71,12 +72,12 @@ def test_http_posts_the_item_with_a_stable_idempotency_key() -> None:
 
 def test_http_accepts_any_json_value_as_outputs() -> None:
     with Provider(lambda item_id, attempt, body: Reply(body=["a", 1])) as provider:
-        assert http(provider).call(CALL).outputs == ["a", 1]
+        assert call_once(http(provider), CALL).outputs == ["a", 1]
 
 
 def test_http_reported_cost_is_exact() -> None:
     with Provider(with_credits("0.1")) as provider:
-        result = http(provider).call(CALL)
+        result = call_once(http(provider), CALL)
     assert result.cost == Decimal("0.1")
     assert str(result.cost) == "0.1"
 
@@ -84,13 +85,13 @@ def test_http_reported_cost_is_exact() -> None:
 @pytest.mark.parametrize("value", ["-1", "abc", "1e3", "NaN", ""])
 def test_http_invalid_cost_header_is_permanent(value: str) -> None:
     with Provider(with_credits(value)) as provider, pytest.raises(PermanentError) as caught:
-        http(provider).call(CALL)
+        call_once(http(provider), CALL)
     assert caught.value.error_class == "malformed_response"
 
 
 def test_http_5xx_is_retryable() -> None:
     with Provider(always(503, "down for maintenance")) as provider, pytest.raises(RetryableError) as caught:
-        http(provider).call(CALL)
+        call_once(http(provider), CALL)
     assert caught.value.error_class == "http_5xx"
     assert caught.value.retry_after is None
     assert "503" in caught.value.message
@@ -100,8 +101,8 @@ def test_http_5xx_is_retryable() -> None:
 def test_http_429_carries_retry_after() -> None:
     with Provider(rate_limited(7, failures=1)) as provider:
         with pytest.raises(RetryableError) as caught:
-            http(provider).call(CALL)
-        assert http(provider).call(CALL).outputs == {"q": "x"}
+            call_once(http(provider), CALL)
+        assert call_once(http(provider), CALL).outputs == {"q": "x"}
     assert caught.value.error_class == "http_429"
     assert caught.value.retry_after == 7
 
@@ -111,7 +112,7 @@ def test_http_4xx_is_permanent_with_the_providers_message_truncated() -> None:
         Provider(bad_request("field q is required " + "x" * 2000)) as provider,
         pytest.raises(PermanentError) as caught,
     ):
-        http(provider).call(CALL)
+        call_once(http(provider), CALL)
     assert caught.value.error_class == "http_4xx"
     assert "field q is required" in caught.value.message
     assert len(caught.value.message) <= 520
@@ -119,7 +120,7 @@ def test_http_4xx_is_permanent_with_the_providers_message_truncated() -> None:
 
 def test_http_malformed_body_is_permanent() -> None:
     with Provider(malformed()) as provider, pytest.raises(PermanentError) as caught:
-        http(provider).call(CALL)
+        call_once(http(provider), CALL)
     assert caught.value.error_class == "malformed_response"
     assert "upstream exploded" in caught.value.message
 
@@ -128,7 +129,7 @@ def test_http_timeout_is_retryable_and_bounded() -> None:
     with Provider(with_latency(5)) as provider:
         began = time.monotonic()
         with pytest.raises(RetryableError) as caught:
-            http(provider, timeout=0.2).call(CALL)
+            call_once(http(provider, timeout=0.2), CALL)
         assert time.monotonic() - began < 2
     assert caught.value.error_class == "timeout"
 
@@ -139,7 +140,7 @@ def test_http_connection_refused_is_retryable() -> None:
         port = sock.getsockname()[1]
     producer = HttpProducer(url=f"http://127.0.0.1:{port}/x", timeout_seconds=2)
     with pytest.raises(RetryableError) as caught:
-        producer.call(CALL)
+        call_once(producer, CALL)
     assert caught.value.error_class == "connection"
 
 
@@ -148,9 +149,9 @@ def test_secret_headers_from_env_are_sent_and_not_logged() -> None:
     spec = Producer(provider="p", http=HttpSpec(url="http://127.0.0.1:1/x"))
     with Provider(required_headers={"Authorization": "Bearer s3cret"}) as provider:
         producer = make_producer(spec.model_copy(update={"http": HttpSpec(url=provider.url)}), env=env)
-        assert producer.call(CALL).outputs == {"q": "x"}
+        assert call_once(producer, CALL).outputs == {"q": "x"}
         with pytest.raises(PermanentError) as caught:
-            http(provider).call(CALL)
+            call_once(http(provider), CALL)
     assert caught.value.error_class == "http_4xx"
     ok = provider.calls[0]
     assert ok.headers["Authorization"] == REDACTED
@@ -184,7 +185,7 @@ def python(code: str) -> list[str]:
 
 def test_command_gets_the_item_on_stdin_and_returns_stdout_json() -> None:
     script = "import json,sys; c=json.load(sys.stdin); print(json.dumps({'got': c}))"
-    result = CommandProducer(python(script)).call(CALL)
+    result = call_once(CommandProducer(python(script)), CALL)
     assert result.outputs == {"got": CALL.payload()}
     assert result.cost is None
 
@@ -192,7 +193,7 @@ def test_command_gets_the_item_on_stdin_and_returns_stdout_json() -> None:
 def test_command_exit_75_is_retryable() -> None:
     script = "import sys; sys.stderr.write('busy, later'); sys.exit(75)"
     with pytest.raises(RetryableError) as caught:
-        CommandProducer(python(script)).call(CALL)
+        call_once(CommandProducer(python(script)), CALL)
     assert caught.value.error_class == "command_tempfail"
     assert "busy, later" in caught.value.message
 
@@ -200,7 +201,7 @@ def test_command_exit_75_is_retryable() -> None:
 def test_command_failure_is_permanent_with_stderr_tail() -> None:
     script = "import sys; sys.stderr.write('noise\\n' * 500 + 'the real reason'); sys.exit(3)"
     with pytest.raises(PermanentError) as caught:
-        CommandProducer(python(script)).call(CALL)
+        call_once(CommandProducer(python(script)), CALL)
     assert caught.value.error_class == "command_failed"
     assert caught.value.message.endswith("the real reason")
     assert "exit 3" in caught.value.message
@@ -209,20 +210,20 @@ def test_command_failure_is_permanent_with_stderr_tail() -> None:
 
 def test_command_non_json_stdout_is_malformed() -> None:
     with pytest.raises(PermanentError) as caught:
-        CommandProducer(python("print('hello')")).call(CALL)
+        call_once(CommandProducer(python("print('hello')")), CALL)
     assert caught.value.error_class == "malformed_response"
 
 
 def test_command_missing_binary_is_permanent() -> None:
     with pytest.raises(PermanentError) as caught:
-        CommandProducer(["/nonexistent/oxygen-producer"]).call(CALL)
+        call_once(CommandProducer(["/nonexistent/oxygen-producer"]), CALL)
     assert caught.value.error_class == "command_failed"
 
 
 def test_command_timeout_kills_it() -> None:
     began = time.monotonic()
     with pytest.raises(RetryableError) as caught:
-        CommandProducer(python("import time; time.sleep(30)"), timeout_seconds=0.3).call(CALL)
+        call_once(CommandProducer(python("import time; time.sleep(30)"), timeout_seconds=0.3), CALL)
     assert caught.value.error_class == "timeout"
     assert time.monotonic() - began < 5
 
@@ -233,7 +234,7 @@ def test_command_cancel_ends_it_quickly() -> None:
     threading.Timer(0.2, cancel.set).start()
     began = time.monotonic()
     with pytest.raises(CallAbandoned):
-        producer.call(CALL)
+        call_once(producer, CALL)
     assert time.monotonic() - began < 5
 
 

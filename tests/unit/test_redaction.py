@@ -20,6 +20,7 @@ from oxygen.execution.producers import (
 )
 from oxygen.execution.redaction import REDACTED, Redactor
 from oxygen.execution.worker import ShardExecutor
+from tests.support.calls import call_once
 from tests.support.header_echo import HeaderEcho
 
 SECRET = "sk-live-7f3a9c21e0"
@@ -69,7 +70,7 @@ def test_an_http_400_echoing_the_headers_is_redacted_in_the_error() -> None:
     with HeaderEcho() as echo:
         producer = HttpProducer(url=echo.url("bad"), timeout_seconds=5, headers={"X-Api-Key": SECRET})
         with pytest.raises(PermanentError) as caught:
-            producer.call(CALL)
+            call_once(producer, CALL)
         assert echo.seen("X-Api-Key") == {SECRET}
     assert caught.value.error_class == "http_4xx"
     assert SECRET not in caught.value.message
@@ -131,14 +132,14 @@ def test_a_command_step_sees_only_its_own_header_variables() -> None:
             "import json,os,sys; sys.stdin.read(); print(json.dumps(dict(os.environ)))",
         ],
     )
-    seen = make_producer(printer, env=step_env(env, "1")).call(CALL).outputs
+    seen = call_once(make_producer(printer, env=step_env(env, "1")), CALL).outputs
     assert seen["OXYGEN_HEADER_X-Key"] == "step-one-secret"
     assert not {"step-zero-secret", "run-level-secret", "step-ten-secret"} & set(seen.values())
     assert not [k for k in seen if "HEADER" in k and k != "OXYGEN_HEADER_X-Key"]
     # The run's own producer keeps the run's headers and none of any step's.
-    assert make_producer(printer, env=run_env(env)).call(CALL).outputs.get("OXYGEN_HEADER_X-Run") == (
+    assert call_once(make_producer(printer, env=run_env(env)), CALL).outputs.get("OXYGEN_HEADER_X-Run") == (
         "run-level-secret"
     )
     assert not {"step-zero-secret", "step-one-secret"} & set(
-        make_producer(printer, env=run_env(env)).call(CALL).outputs.values()
+        call_once(make_producer(printer, env=run_env(env)), CALL).outputs.values()
     )

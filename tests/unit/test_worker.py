@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 import threading
 import time
@@ -15,7 +17,16 @@ from kubernetes.client import ApiClient
 from oxygen.api.run import HttpProducer as HttpSpec
 from oxygen.api.run import Producer, Retry
 from oxygen.api.runshard import ItemResult, RunShard, RunShardSpec, RunShardStatus, ShardItem
-from oxygen.execution.pod import EXIT_ERROR, EXIT_OK, EXIT_SIGTERM, ShardApiError, ShardClient, run_worker
+from oxygen.execution.pacing import ShardPace
+from oxygen.execution.pod import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_SIGTERM,
+    ShardApiError,
+    ShardClient,
+    ShardReplaced,
+    run_worker,
+)
 from oxygen.execution.producers import (
     EchoProducer,
     HttpProducer,
@@ -40,23 +51,48 @@ class FakeClock:
     def __call__(self) -> float:
         return self.now
 
-    def sleep(self, seconds: float) -> None:
+    async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
 
 
 class Scripted:
-    """A producer whose every call is `script(call)`; records the calls it got."""
+    """A producer whose every call is `script(call)` on a daemon thread (a script may block on an
+    event, as a slow provider would); records the calls it got."""
 
     def __init__(self, script: Callable[[ItemCall], ProducerResult]) -> None:
         self.script = script
         self.calls: list[ItemCall] = []
         self._lock = threading.Lock()
 
-    def call(self, call: ItemCall) -> ProducerResult:
+    async def call(self, call: ItemCall) -> ProducerResult:
         with self._lock:
             self.calls.append(call)
-        return self.script(call)
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[ProducerResult] = loop.create_future()
+
+        def settle(result: ProducerResult | None, error: BaseException | None) -> None:
+            if answer.done():
+                return
+            if error is not None:
+                answer.set_exception(error)
+            else:
+                answer.set_result(result)  # type: ignore[arg-type]
+
+        def target() -> None:
+            try:
+                result, error = self.script(call), None
+            except BaseException as exc:
+                result, error = None, exc
+            # The loop is gone when the worker abandoned this call and already finished.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, result, error)
+
+        threading.Thread(target=target, name=f"script-{call.item_id}", daemon=True).start()
+        return await answer
+
+    async def close(self) -> None:
+        return None
 
     def attempts_of(self, item_id: str) -> list[int]:
         return [c.attempt for c in self.calls if c.item_id == item_id]
@@ -509,6 +545,29 @@ def test_client_retries_transient_errors_and_sends_a_merge_patch() -> None:
     assert body["status"]["phase"] == "Pending"
 
 
+def test_client_writes_only_to_the_shard_it_was_started_for() -> None:
+    shard = make_shard(1)
+    shard.metadata.uid = "uid-old"
+    api = FakeApi(shard)
+    client = ShardClient(kube_over(api), "ns", "s", uid="uid-old", sleep=lambda s: None)
+    client.get()
+    client.patch_status(RunShardStatus())
+    assert api.patches[-1]["metadata"]["uid"] == "uid-old"
+    # Someone else wrote the shard (409): the client re-reads it, finds it still its own, writes again.
+    api.failures = [api_error(409)]
+    client.patch_status(RunShardStatus())
+    assert len(api.patches) == 2
+    # Replaced by a namesake: the re-read shows another uid, and nothing is written.
+    api.object["metadata"]["uid"] = "uid-new"
+    api.failures = [api_error(409)]
+    with pytest.raises(ShardReplaced):
+        client.patch_status(RunShardStatus())
+    assert len(api.patches) == 2
+    # A pod started for the old shard refuses the namesake from its first read.
+    with pytest.raises(ShardReplaced):
+        ShardClient(kube_over(api), "ns", "s", uid="uid-old").get()
+
+
 def test_client_gives_up_on_a_forbidden_call_at_once() -> None:
     api = FakeApi(make_shard(1), [api_error(403), api_error(403)])
     with pytest.raises(ShardApiError, match="cannot read RunShard ns/s: HTTP 403 Boom"):
@@ -599,3 +658,143 @@ def test_run_worker_keeps_each_steps_secret_to_itself_and_out_of_status() -> Non
     (item,) = api.patches[-1]["status"]["items"]
     assert item["status"] == "failed" and "PATH" in item["error"]
     assert "HEADER" not in item["error"] and secret not in json.dumps(api.patches)
+
+
+# -- many items in flight (spec.producer.concurrency) ----------------------------------------------
+
+
+class InFlight:
+    """An async producer that answers after a real moment and counts the calls in flight."""
+
+    def __init__(self, seconds: float = 0.01) -> None:
+        self.seconds = seconds
+        self.now = 0
+        self.peak = 0
+        self.calls: list[str] = []
+
+    async def call(self, call: ItemCall) -> ProducerResult:
+        self.calls.append(call.item_id)
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        try:
+            await asyncio.sleep(self.seconds)
+        finally:
+            self.now -= 1
+        return ProducerResult(outputs={"id": call.item_id})
+
+    async def close(self) -> None:
+        return None
+
+
+def test_concurrency_keeps_that_many_calls_in_flight_and_never_more() -> None:
+    spec = Producer(provider="p", builtin="echo", concurrency=8)
+    producer = InFlight()
+    flushes = Flushes()
+    outcome = ShardExecutor(make_shard(40, producer=spec), producer, flushes).run()
+    assert producer.peak == 8
+    assert outcome.calls == 40
+    assert sorted(producer.calls) == sorted(f"i{k}" for k in range(40))
+    assert outcome.status.summary.succeeded == 40
+    assert {item.attempt_count for item in outcome.status.items} == {1}
+    assert 1 <= len(flushes) <= 4
+
+
+def test_the_http_default_is_16_in_flight_and_a_command_runs_alone() -> None:
+    http_spec = Producer(provider="p", http=HttpSpec(url="http://127.0.0.1:1/x"))
+    assert ShardExecutor(make_shard(1, producer=http_spec), InFlight(), Flushes()).concurrency == 16
+    command = Producer(provider="p", command=["true"])
+    assert ShardExecutor(make_shard(1, producer=command), InFlight(), Flushes()).concurrency == 1
+
+
+def test_stop_lets_every_in_flight_call_finish_and_starts_no_new_one() -> None:
+    entered, release, stop = threading.Semaphore(0), threading.Event(), threading.Event()
+
+    def script(call: ItemCall) -> ProducerResult:
+        entered.release()
+        release.wait(30)
+        return ProducerResult(outputs={"id": call.item_id})
+
+    def stop_when_four_are_in_flight() -> None:
+        for _ in range(4):
+            entered.acquire(timeout=10)
+        stop.set()
+        release.set()
+
+    spec = Producer(provider="p", builtin="echo", concurrency=4)
+    producer = Scripted(script)
+    threading.Thread(target=stop_when_four_are_in_flight, daemon=True).start()
+    run = ShardExecutor(make_shard(10, producer=spec), producer, Flushes(), stop=stop, stop_grace_seconds=10)
+    outcome = run.run()
+    assert outcome.stopped
+    assert not run.abandon.is_set()
+    assert len(producer.calls) == 4, "a call started after the stop"
+    items = by_id(outcome.status)
+    done = [i for i in items.values() if i.status == "succeeded"]
+    assert sorted(i.id for i in done) == sorted(c.item_id for c in producer.calls)
+    assert all(i.attempt_count == 1 for i in done)
+    rest = [i for i in items.values() if i.status != "succeeded"]
+    assert len(rest) == 6
+    assert {(i.status, i.attempt_count) for i in rest} == {("pending", 0)}
+    assert outcome.status.message is not None
+    assert "6 item(s) left" in outcome.status.message
+
+
+def test_after_the_grace_every_in_flight_call_is_abandoned_uncounted() -> None:
+    entered, stop = threading.Semaphore(0), threading.Event()
+    never = threading.Event()
+
+    def script(call: ItemCall) -> ProducerResult:
+        entered.release()
+        never.wait(30)
+        return ProducerResult(outputs={})
+
+    def stop_when_four_are_in_flight() -> None:
+        for _ in range(4):
+            entered.acquire(timeout=10)
+        stop.set()
+
+    spec = Producer(provider="p", builtin="echo", concurrency=4)
+    threading.Thread(target=stop_when_four_are_in_flight, daemon=True).start()
+    run = ShardExecutor(
+        make_shard(6, producer=spec), Scripted(script), Flushes(), stop=stop, stop_grace_seconds=0.1
+    )
+    outcome = run.run()
+    never.set()
+    assert outcome.stopped
+    assert run.abandon.is_set()
+    assert outcome.calls == 0
+    assert {(i.status, i.attempt_count) for i in outcome.status.items} == {("pending", 0)}
+
+
+def test_a_retry_after_closes_the_gate_for_the_whole_shard() -> None:
+    clock = FakeClock()
+    pace = ShardPace(1.0, 8, random.Random(1), clock)
+    assert pace.wait_seconds() == 0
+    pace.failed(retry_after=7)
+    assert pace.wait_seconds() == 7
+    clock.now += 5
+    assert pace.wait_seconds() == 2
+    pace.failed(retry_after=3600)
+    assert pace.wait_seconds() == 300, "Retry-After is capped as for one item"
+
+
+def test_a_window_of_failures_backs_the_shard_off_until_the_provider_answers() -> None:
+    clock = FakeClock()
+    pace = ShardPace(1.0, 4, random.Random(1), clock)
+    for _ in range(3):
+        pace.failed(retry_after=None)
+    assert pace.wait_seconds() == 0, "fewer failures than the window: each item's own backoff is enough"
+    pace.failed(retry_after=None)
+    first = pace.wait_seconds()
+    assert 0.8 <= first <= 1.2
+    for _ in range(4):
+        pace.failed(retry_after=None)
+    assert 1.6 <= pace.wait_seconds() <= 2.4, "the shard's backoff grows while every call fails"
+    clock.now += 10
+    pace.answered()
+    for _ in range(4):
+        pace.failed(retry_after=None)
+    assert 0.8 <= pace.wait_seconds() <= 1.2, "an answer resets the shard's backoff"
+    alone = ShardPace(1.0, 1, random.Random(1), clock)
+    alone.failed(retry_after=None)
+    assert alone.wait_seconds() == 0, "one at a time, the item's own backoff already paces the shard"

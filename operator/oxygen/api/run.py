@@ -109,6 +109,8 @@ class Producer(Model):
     # Omitted means 0 (inline producers); never set with providerRef (the Provider's price applies).
     cost_per_item: Credits = Field(default=Decimal(0), json_schema_extra=_no_default)
     max_output_bytes: int = Field(default=DEFAULT_MAX_OUTPUT_BYTES, ge=64, le=256 * 1024)
+    # Items of one shard in flight at once in its pod; unset: 16 for http, 1 for command and builtin.
+    concurrency: int | None = Field(default=None, ge=1, le=1024)
 
     @property
     def name(self) -> str:

@@ -86,6 +86,7 @@ def shard_job(
     env = [
         {"name": "OXYGEN_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": "OXYGEN_SHARD", "value": shard.metadata.name},
+        {"name": "OXYGEN_SHARD_UID", "value": shard.metadata.uid},
     ]
     container: dict[str, Any] = {
         "name": "worker",

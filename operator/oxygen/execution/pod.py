@@ -8,6 +8,7 @@ redacted from what is written.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -15,8 +16,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
+from oxygen.api.common import GROUP, VERSION
 from oxygen.api.runshard import RunShard, RunShardStatus
 from oxygen.execution.producers import make_producer, run_env, secret_values, step_env
 from oxygen.execution.redaction import Redactor
@@ -25,7 +27,6 @@ from oxygen.execution.worker import (
     DEFAULT_FLUSH_INTERVAL,
     DEFAULT_STOP_GRACE_SECONDS,
     ShardExecutor,
-    Sleep,
 )
 from oxygen.kube.client import ConfigError, Kube, client_for_process, describe_error, is_transient
 
@@ -47,8 +48,20 @@ T = TypeVar("T")
 WORKER_TIMEOUT: Final = (5.0, 30.0)
 
 
+class ShardReplaced(ShardApiError):
+    """The RunShard of this name is not the one the pod was started for (deleted, or re-created by a
+    namesake Run): the worker must not write a single result into it."""
+
+
 class ShardClient:
-    """The only API calls a worker makes: get its own RunShard, merge-patch its status."""
+    """The only API calls a worker makes: get its own RunShard, merge-patch its status.
+
+    Every write is bound to the shard's uid (the one the Job was made for, `OXYGEN_SHARD_UID`, else
+    the one first read) and to the resourceVersion this worker last saw: the API server refuses a
+    patch of a newer object with 409, the worker re-reads, and writes again only if the uid is
+    still its own. A status patch's `metadata.uid` alone is not checked by the API server (the status
+    strategy keeps the stored metadata), hence the resourceVersion.
+    """
 
     def __init__(
         self,
@@ -56,29 +69,64 @@ class ShardClient:
         namespace: str,
         name: str,
         *,
+        uid: str | None = None,
         attempts: int = 5,
         backoff_seconds: float = 0.5,
-        sleep: Sleep = time.sleep,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._kube = kube
         self.namespace = namespace
         self.name = name
+        self.uid = uid or None
+        self._resource_version: str | None = None
         self._attempts = attempts
         self._backoff = backoff_seconds
         self._sleep = sleep
 
     def get(self) -> RunShard:
         raw = self._retry("read", lambda: self._kube.get(PLURAL, self.namespace, self.name))
+        self._adopt(raw)
         return RunShard.model_validate(raw)
+
+    def _adopt(self, raw: Mapping[str, Any]) -> None:
+        meta = raw.get("metadata") or {}
+        uid = meta.get("uid")
+        if self.uid is None:
+            self.uid = uid
+        elif uid != self.uid:
+            raise ShardReplaced(
+                f"RunShard {self.namespace}/{self.name} is now uid {uid}, not {self.uid} this pod was "
+                "started for: it belongs to another run; exiting without writing"
+            )
+        self._resource_version = meta.get("resourceVersion")
 
     def patch_status(self, status: RunShardStatus) -> None:
         body = status.wire()
         # Merge patch keeps absent keys: null clears what an earlier pod left (its stop message).
         for key in ("message", "finishedAt"):
             body.setdefault(key, None)
-        self._retry(
-            "patch the status of", lambda: self._kube.patch_status(PLURAL, self.namespace, self.name, body)
+        for _ in range(self._attempts):
+            patch = {
+                "metadata": {"uid": self.uid, "resourceVersion": self._resource_version},
+                "status": body,
+            }
+            try:
+                result = self._retry("patch the status of", functools.partial(self._patch, patch))
+            except ShardApiError as exc:
+                if not _is_conflict(exc.__cause__):
+                    raise
+                # Someone else wrote the shard (or it is a namesake): re-read, check it is still ours.
+                self.get()
+                continue
+            self._adopt(result)
+            return
+        raise ShardApiError(f"RunShard {self.namespace}/{self.name}: status kept conflicting")
+
+    def _patch(self, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._kube.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, self.namespace, PLURAL, self.name, body
         )
+        return result
 
     def _retry(self, what: str, call: Callable[[], T]) -> T:
         for attempt in range(1, self._attempts + 1):
@@ -86,11 +134,26 @@ class ShardClient:
                 return call()
             except Exception as exc:
                 text = f"cannot {what} RunShard {self.namespace}/{self.name}: {describe_error(exc)}"
+                if _is_gone(exc) and self.uid is not None:
+                    raise ShardReplaced(f"{text}: the shard was deleted; exiting without writing") from exc
                 if attempt == self._attempts or not is_transient(exc):
                     raise ShardApiError(text) from exc
                 log.warning("%s (attempt %d of %d, retrying)", text, attempt, self._attempts)
                 self._sleep(self._backoff * 2.0 ** (attempt - 1))
         raise AssertionError("unreachable")
+
+
+def _status_of(exc: BaseException | None) -> int | None:
+    status = getattr(exc, "status", None)
+    return status if isinstance(status, int) else None
+
+
+def _is_conflict(exc: BaseException | None) -> bool:
+    return _status_of(exc) == 409
+
+
+def _is_gone(exc: BaseException | None) -> bool:
+    return _status_of(exc) == 404
 
 
 @contextmanager
@@ -141,7 +204,9 @@ def _run(
     received: list[int],
 ) -> int:
     try:
-        client = ShardClient(kube if kube is not None else _kube(env), namespace, shard)
+        client = ShardClient(
+            kube if kube is not None else _kube(env), namespace, shard, uid=env.get("OXYGEN_SHARD_UID")
+        )
         resource = client.get()
         abandon = threading.Event()
         # Each producer sees only its own header variables; the pod's envFrom carries every step's.
@@ -163,6 +228,9 @@ def _run(
         todo = sum(1 for item in executor.snapshot().items if needs_execution(item))
         log.info("shard %s/%s: %d items, %d to execute", namespace, shard, len(resource.spec.items), todo)
         outcome = executor.run()
+    except ShardReplaced as exc:
+        log.warning("%s", exc)
+        return EXIT_ERROR
     except ShardApiError as exc:
         log.error("%s", exc)
         return EXIT_ERROR
