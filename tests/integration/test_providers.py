@@ -353,7 +353,9 @@ def test_a_providers_status_counts_the_runs_using_it_and_says_when_it_is_not_rea
     with Provider(with_latency(0.3, echo())) as endpoint:
         create(api, runs.ns, "providers", provider_manifest("slow", endpoint.url, secret=None))
         rows = [{"inputs": {"i": i}} for i in range(30)]
-        runs.create("busy", {"items": rows, "producer": {"providerRef": {"name": "slow"}}, "parallelism": 1})
+        # One call at a time (9 s in all): the Provider's status is written every 5 s and must see the run.
+        producer = {"providerRef": {"name": "slow"}, "concurrency": 1}
+        runs.create("busy", {"items": rows, "producer": producer, "parallelism": 1})
         wait_for(
             lambda: provider_status(api, runs.ns, "slow").get("runs") == 1,
             timeout=30,
