@@ -31,8 +31,9 @@ def require_priced(resolved: Resolved, snapshot: CreditSnapshot) -> None:
         return
     raise RunFailure(
         "UnpricedProducer",
-        f"CreditAccount {snapshot.name!r} requires priced Providers (requireProviders), but {', '.join(resolved.unpriced)} "
-        "calls out at a price the run sets itself: name a Provider (producer.providerRef)",
+        f"CreditAccount {snapshot.name!r} requires priced Providers (requireProviders), but "
+        f"{', '.join(resolved.unpriced)} calls out at a price the run sets itself: "
+        "name a Provider (producer.providerRef)",
     )
 
 
