@@ -10,11 +10,24 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.integration.test_providers import create, provider_manifest
+from oxygen.api.common import GROUP, VERSION
+from oxygen.devcluster.wait import wait_for
+from tests.integration.test_providers import (
+    ALICE,
+    _enforced,
+    alice,
+    create,
+    grant,
+    provider_manifest,
+    refusal,
+    run_manifest,
+)
 from tests.support.provider import Provider, Reply, always, echo, inputs_of, with_credits
 from tests.support.runs import Runs
 
 pytestmark = pytest.mark.cluster
+
+__all__ = ["alice"]  # the fixture, used by name
 
 COUNT = 40
 ITEMS = [{"rowId": f"r{i}", "inputs": {"n": i}} for i in range(COUNT)]
@@ -77,3 +90,41 @@ def test_a_waterfall_stops_at_the_first_non_empty_answer(runs: Runs, api: client
     }
     assert Decimal(status["creditsUsed"]) == Decimal("72.5")
     assert sum(Decimal(i["creditsUsed"]) for i in by_n.values()) == Decimal("72.5")
+
+
+def test_a_waterfall_names_only_providers_its_writer_may_get(
+    runs: Runs, api: client.ApiClient, alice: client.ApiClient
+) -> None:
+    """alice may get Provider a, not b: a waterfall of a and b is refused, naming b; of a alone, allowed."""
+    create(api, runs.ns, "providers", provider_manifest("a", "http://127.0.0.1:9/", secret=None))
+    create(api, runs.ns, "providers", provider_manifest("b", "http://127.0.0.1:9/", secret=None))
+    grant(
+        api,
+        runs.ns,
+        "alice-a",
+        ALICE,
+        [{"apiGroups": [GROUP], "resources": ["providers"], "resourceNames": ["a"], "verbs": ["get"]}],
+    )
+    both = run_manifest(
+        "both", {"waterfall": [{"providerRef": {"name": "a"}}, {"providerRef": {"name": "b"}}]}
+    )
+    wait_for(
+        lambda: _enforced(
+            lambda: client.CustomObjectsApi(alice).create_namespaced_custom_object(
+                GROUP, VERSION, runs.ns, "runs", both, dry_run="All"
+            )
+        ),
+        timeout=30,
+        what="the admission policies to be enforced",
+    )
+    code, message = refusal(lambda: create(alice, runs.ns, "runs", both))
+    assert code == 403, message
+    expected = (
+        f"Run both names Provider b (spec.producer.waterfall.providerRef), but {ALICE} may not get "
+        f"providers b in namespace {runs.ns}"
+    )
+    assert expected in message, message
+    only_a = run_manifest("only-a", {"waterfall": [{"providerRef": {"name": "a"}}]})
+    client.CustomObjectsApi(alice).create_namespaced_custom_object(
+        GROUP, VERSION, runs.ns, "runs", only_a, dry_run="All"
+    )
