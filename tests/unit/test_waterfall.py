@@ -17,8 +17,8 @@ from oxygen.controllers.run import plan, preflight
 from oxygen.controllers.run.types import RunFailure
 from oxygen.execution.headers import run_env, secret_values, waterfall_headers
 from oxygen.execution.item_calls import ItemCall, PermanentError, ProducerResult, RetryableError
-from oxygen.execution.waterfall import WaterfallProducer, WaterfallProvider, WaterfallResult, is_empty
 from oxygen.execution.jobs import WorkerDefaults, shard_job
+from oxygen.execution.waterfall import WaterfallProducer, WaterfallProvider, WaterfallResult, is_empty
 from oxygen.planning.rounds import initial_groups, shard_bodies
 from oxygen.status.shard import summarize
 from tests.support import builders as b
