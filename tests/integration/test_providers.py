@@ -54,7 +54,7 @@ def secret(api: client.ApiClient, ns: str, name: str, headers: dict[str, str]) -
 
 
 def account(api: client.ApiClient, ns: str, granted: str | None, require: bool) -> None:
-    spec: dict[str, Any] = {"onInsufficient": "fail", "requirePricedProviders": require}
+    spec: dict[str, Any] = {"onInsufficient": "fail", "requireProviders": require}
     if granted is not None:
         spec["grants"] = [{"id": "g1", "amount": granted}]
     body = {

@@ -225,14 +225,14 @@ def provider_ref(name: str = "clearbit") -> dict[str, Any]:
 
 
 def priced_account(granted: str = "100", require: bool = True, name: str = "default") -> CreditSnapshot:
-    """An account that requires its runs to use Providers (requirePricedProviders)."""
+    """An account that requires its runs to use Providers (requireProviders)."""
     account = CreditAccount.model_validate(
         {
             "metadata": {"name": name, "namespace": NS},
             "spec": {
                 "grants": [{"id": "g1", "amount": granted}],
                 "onInsufficient": "fail",
-                "requirePricedProviders": require,
+                "requireProviders": require,
             },
         }
     )

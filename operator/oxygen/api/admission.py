@@ -261,6 +261,25 @@ RUN = Guarded(
     ),
 )
 
+# A Run's waterfall names up to 8 Providers: like a Workflow's steps, a policy of their own.
+RUN_WATERFALL = Guarded(
+    kind="Run",
+    plural="runs",
+    part="writer-waterfall",
+    permissions=(
+        _providers(
+            Reference(
+                uses="(has({o}.spec) && has({o}.spec.producer) && has({o}.spec.producer.waterfall) ? "
+                "{o}.spec.producer.waterfall.filter(w, has(w.providerRef)) : [])",
+                field="'spec.producer.waterfall.providerRef'",
+                key="u.providerRef",
+                name="u.providerRef.name",
+                many=True,
+            ),
+        ),
+    ),
+)
+
 WORKFLOW = Guarded(
     kind="Workflow",
     plural="workflows",
@@ -324,7 +343,7 @@ PROVIDER = Guarded(
     ),
 )
 
-GUARDED = (RUN, WORKFLOW, WORKFLOW_PROVIDERS, PROVIDER)
+GUARDED = (RUN, RUN_WATERFALL, WORKFLOW, WORKFLOW_PROVIDERS, PROVIDER)
 
 
 def policy(guarded: Guarded) -> dict[str, Any]:

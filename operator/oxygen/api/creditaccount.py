@@ -23,7 +23,7 @@ class CreditAccountSpec(Model):
     on_insufficient: Literal["queue", "fail"] = "queue"
     # True: runs charged here must name Providers (prices from objects tenants do not control); a run
     # with an inline producer (its own price) fails at planning, reason UnpricedProducer.
-    require_priced_providers: bool = False
+    require_providers: bool = False
 
 
 class AccountRun(Model):

@@ -66,8 +66,55 @@ def _no_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
+class WaterfallStep(Model):
+    """One provider of a waterfall: a Provider by name, resolved at planning into its http call and
+    price (provider, http, costPerItem), which is what the shards carry."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.providerRef) != has(self.http)",
+                    "message": "a waterfall step needs exactly one of providerRef or http",
+                },
+                {
+                    "rule": "!has(self.providerRef) || (!has(self.provider) && !has(self.costPerItem))",
+                    "message": "a waterfall step with providerRef takes the Provider's name and price",
+                },
+                {
+                    "rule": "has(self.providerRef) || has(self.provider)",
+                    "message": "a waterfall step needs provider (its summary name) unless it names a "
+                    "providerRef",
+                },
+            ]
+        }
+    )
+
+    provider_ref: ProviderRef | None = None
+    provider: str | None = Field(
+        default=None, min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+    )
+    http: HttpProducer | None = None
+    cost_per_item: Credits = Field(default=Decimal(0), json_schema_extra=_no_default)
+    # Set at planning: the shard's retry, which this provider's calls get before the next is tried.
+    retry: Retry | None = None
+
+    @property
+    def name(self) -> str:
+        if self.provider_ref is not None:
+            return self.provider_ref.name
+        return self.provider or "unknown"
+
+    @model_validator(mode="after")
+    def _one_way_to_call(self) -> WaterfallStep:
+        if (self.provider_ref is None) == (self.http is None):
+            raise ValueError("a waterfall step needs exactly one of providerRef or http")
+        return self
+
+
 class Producer(Model):
-    """Which provider is called per item, and how: exactly one of providerRef, http, builtin, command."""
+    """Which provider is called per item, and how: exactly one of providerRef, http, builtin, command,
+    waterfall."""
 
     # With providerRef the Provider (admin-owned) says where, with which Secret and at what price:
     # the operator resolves it into an http producer when it plans the run (controllers/run/plan.py).
@@ -76,13 +123,19 @@ class Producer(Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "[has(self.providerRef), has(self.http), has(self.builtin), has(self.command)]"
-                    ".filter(x, x).size() == 1",
-                    "message": "producer needs exactly one of providerRef, http, builtin or command",
+                    "rule": "[has(self.providerRef), has(self.http), has(self.builtin), has(self.command), "
+                    "has(self.waterfall)].filter(x, x).size() == 1",
+                    "message": "producer needs exactly one of providerRef, http, builtin, command "
+                    "or waterfall",
                 },
                 {
-                    "rule": "has(self.provider) || has(self.providerRef)",
-                    "message": "producer needs provider (its summary name) unless it names a providerRef",
+                    "rule": "has(self.provider) || has(self.providerRef) || has(self.waterfall)",
+                    "message": "producer needs provider (its summary name) unless it names a providerRef "
+                    "or a waterfall",
+                },
+                {
+                    "rule": "has(self.waterfall) || !has(self.until)",
+                    "message": "until is only for a waterfall",
                 },
                 {
                     "rule": "!has(self.providerRef) || !has(self.provider) "
@@ -106,6 +159,10 @@ class Producer(Model):
     http: HttpProducer | None = None
     builtin: Literal["echo"] | None = None
     command: list[str] | None = Field(default=None, min_length=1, max_length=64)
+    # Providers called in order per item until one answers non-empty (execution/waterfall.py).
+    waterfall: list[WaterfallStep] | None = Field(default=None, min_length=1, max_length=8)
+    # nonEmpty (the default): stop at the first answer that is not null, {} or [].
+    until: Literal["nonEmpty"] | None = None
     # Omitted means 0 (inline producers); never set with providerRef (the Provider's price applies).
     cost_per_item: Credits = Field(default=Decimal(0), json_schema_extra=_no_default)
     max_output_bytes: int = Field(default=DEFAULT_MAX_OUTPUT_BYTES, ge=64, le=256 * 1024)
@@ -117,14 +174,16 @@ class Producer(Model):
         """The provider's name in summaries and metrics."""
         if self.provider_ref is not None:
             return self.provider_ref.name
+        if self.waterfall is not None:
+            return self.provider or "waterfall"
         return self.provider or "unknown"
 
     @model_validator(mode="after")
     def _one_way_to_call(self) -> Producer:
         # The CRD's rule above, for producers built in Python (the API server checks stored ones).
-        ways = [self.provider_ref, self.http, self.builtin, self.command]
+        ways = [self.provider_ref, self.http, self.builtin, self.command, self.waterfall]
         if sum(way is not None for way in ways) != 1:
-            raise ValueError("producer needs exactly one of providerRef, http, builtin or command")
+            raise ValueError("producer needs exactly one of providerRef, http, builtin, command or waterfall")
         return self
 
 
@@ -159,6 +218,10 @@ class Ingestion(Model):
 class Retry(Model):
     max_attempts: int = Field(default=3, ge=1, le=100)
     backoff_seconds: float = Field(default=1, ge=0, le=3600)
+
+
+WaterfallStep.model_rebuild()
+Producer.model_rebuild()
 
 
 class SmokeTest(Model):
@@ -264,6 +327,8 @@ class ProviderSummary(Model):
     credits_used: CreditTotal = Decimal(0)
     attempts: int = 0
     latency_seconds_sum: float = 0.0
+    # Waterfall runs: items this provider answered non-empty (its `attempts` are the calls made to it).
+    hits: int = 0
 
 
 class Round(Model):

@@ -62,6 +62,16 @@ class RunShardSpec(Model):
     max_pages: int | None = None
 
 
+class ProviderCall(Model):
+    """A waterfall item's calls to one provider: how many (with retries), what they cost, whether
+    its answer was the item's."""
+
+    provider: str
+    attempts: int = 0
+    credits_used: CreditTotal = Decimal(0)
+    hit: bool = False
+
+
 class ItemResult(Model):
     """An item's result: the item shape of DESIGN.md minus inputs (those stay in the spec)."""
 
@@ -83,6 +93,8 @@ class ItemResult(Model):
     latency_seconds: float | None = None
     # Set when a later round (retry or promotion) re-executes this item in another shard.
     superseded_by: str | None = None
+    # Waterfall items: each provider called, in order (the summary's per-provider tallies).
+    provider_calls: list[ProviderCall] | None = None
 
 
 class ProviderTally(Model):
@@ -91,6 +103,8 @@ class ProviderTally(Model):
     credits_used: CreditTotal = Decimal(0)
     attempts: int = 0
     latency_seconds_sum: float = 0.0
+    # Waterfall items this provider answered non-empty.
+    hits: int = 0
 
 
 class ShardSummary(Model):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
 from oxygen.api.common import Condition, Inputs, Model, ObjectMeta
 from oxygen.api.run import Producer, Retry, RunMode
@@ -13,8 +13,24 @@ STEP_NAME = r"^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$"
 
 
 class WorkflowStep(Model):
+    # A waterfall is a column run's producer: a step names one provider (its summary is per step).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "!has(self.producer.waterfall)", "message": "a workflow step cannot be a waterfall"}
+            ]
+        }
+    )
+
     name: str = Field(pattern=STEP_NAME)
     producer: Producer
+
+    @model_validator(mode="after")
+    def _no_waterfall(self) -> WorkflowStep:
+        if self.producer.waterfall is not None:
+            raise ValueError("a workflow step cannot be a waterfall")
+        return self
+
     # Templated inputs: "${inputs.<key>}" and "${steps.<name>.outputs.<key>}" (whole value or in text).
     inputs: Inputs = Field(default_factory=dict)
 

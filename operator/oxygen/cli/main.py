@@ -15,6 +15,7 @@ from oxygen.cli import (
     ingestions,
     observability,
     operator,
+    providers,
     runs,
     table_runs,
     worker,
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     cells.register(groups, common)
     observability.register(groups, common)
     billing.register(groups, common)
+    providers.register(groups, common)
     dev.register(groups)
     operator.register(groups)
     worker.register(groups)

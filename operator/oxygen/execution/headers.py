@@ -22,8 +22,23 @@ def step_header_prefix(item_id: str) -> str:
     return f"OXYGEN_STEP{item_id}_HEADER_"
 
 
+def waterfall_header_prefix(index: int) -> str:
+    """Where a waterfall provider's header Secret lands (one per provider, in the run's own env)."""
+    return f"OXYGEN_WATERFALL{index}_HEADER_"
+
+
 def _is_header_variable(key: str) -> bool:
-    return key.startswith(HEADER_ENV_PREFIX) or (key.startswith("OXYGEN_STEP") and "_HEADER_" in key)
+    return key.startswith(HEADER_ENV_PREFIX) or (
+        key.startswith(("OXYGEN_STEP", "OXYGEN_WATERFALL")) and "_HEADER_" in key
+    )
+
+
+def waterfall_headers(env: Mapping[str, str], index: int) -> dict[str, str]:
+    """The request headers of waterfall provider `index`: its own, no other provider's."""
+    prefix = waterfall_header_prefix(index)
+    return headers_from_env(
+        {HEADER_ENV_PREFIX + k[len(prefix) :]: v for k, v in env.items() if k.startswith(prefix)}
+    )
 
 
 def step_env(env: Mapping[str, str], item_id: str) -> dict[str, str]:
@@ -39,8 +54,13 @@ def step_env(env: Mapping[str, str], item_id: str) -> dict[str, str]:
 
 
 def run_env(env: Mapping[str, str]) -> dict[str, str]:
-    """The environment of the run's own producer: its headers (`OXYGEN_HEADER_*`), no step's."""
-    return {k: v for k, v in env.items() if k.startswith(HEADER_ENV_PREFIX) or not _is_header_variable(k)}
+    """The environment of the run's own producer: its headers (`OXYGEN_HEADER_*`, a waterfall's
+    providers' `OXYGEN_WATERFALL<k>_HEADER_*`), no step's."""
+    return {
+        k: v
+        for k, v in env.items()
+        if k.startswith((HEADER_ENV_PREFIX, "OXYGEN_WATERFALL")) or not _is_header_variable(k)
+    }
 
 
 def secret_values(env: Mapping[str, str]) -> list[str]:

@@ -24,6 +24,7 @@ from oxygen.api.labels import (
 )
 from oxygen.api.run import Run
 from oxygen.api.runshard import RunShard
+from oxygen.execution.headers import waterfall_header_prefix
 from oxygen.execution.producers import HEADER_ENV_PREFIX, step_header_prefix
 
 # What a worker container asks for and may use unless the chart says otherwise (worker.resources).
@@ -106,6 +107,14 @@ def shard_job(
         env_from.append(
             {"prefix": HEADER_ENV_PREFIX, "secretRef": {"name": http.headers_from.secret_ref.name}}
         )
+    for k, step in enumerate(spec.producer.waterfall or []):
+        if step.http is not None and step.http.headers_from is not None:
+            env_from.append(
+                {
+                    "prefix": waterfall_header_prefix(k),
+                    "secretRef": {"name": step.http.headers_from.secret_ref.name},
+                }
+            )
     for item in spec.items:
         own = item.producer.http if item.producer is not None else None
         if own is not None and own.headers_from is not None:

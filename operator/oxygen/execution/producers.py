@@ -26,7 +26,7 @@ import threading
 from collections.abc import Mapping
 from typing import Final
 
-from oxygen.api.run import Producer
+from oxygen.api.run import Producer, Retry
 from oxygen.execution.command_producer import CommandProducer
 from oxygen.execution.headers import (
     HEADER_ENV_PREFIX,
@@ -35,6 +35,7 @@ from oxygen.execution.headers import (
     secret_values,
     step_env,
     step_header_prefix,
+    waterfall_headers,
 )
 from oxygen.execution.http_producer import HttpProducer
 from oxygen.execution.item_calls import (
@@ -49,6 +50,7 @@ from oxygen.execution.item_calls import (
     RetryableError,
     parse_retry_after,
 )
+from oxygen.execution.waterfall import WaterfallProducer, WaterfallProvider
 
 # Items of one shard in flight at once when the spec says nothing: HTTP providers are built to
 # serve many callers; a command is a process per item, so it stays one at a time unless asked.
@@ -60,7 +62,7 @@ def concurrency_of(spec: Producer) -> int:
     """How many items of a shard with this producer may be in flight at once."""
     if spec.concurrency is not None:
         return spec.concurrency
-    return DEFAULT_HTTP_CONCURRENCY if spec.http is not None else DEFAULT_CONCURRENCY
+    return DEFAULT_HTTP_CONCURRENCY if spec.http is not None or spec.waterfall else DEFAULT_CONCURRENCY
 
 
 class EchoProducer:
@@ -96,7 +98,25 @@ def make_producer(
         )
     if spec.command:
         return CommandProducer(argv=list(spec.command), cancel=cancel, env=dict(source))
-    raise ValueError("producer needs exactly one of http, builtin or command")
+    if spec.waterfall:
+        return WaterfallProducer(
+            [
+                WaterfallProvider(
+                    step.name,
+                    HttpProducer(
+                        url=step.http.url,
+                        timeout_seconds=step.http.timeout_seconds,
+                        headers=waterfall_headers(source, k),
+                        concurrency=concurrency_of(spec),
+                    ),
+                    step.cost_per_item,
+                    step.retry or Retry(),
+                )
+                for k, step in enumerate(spec.waterfall)
+                if step.http is not None  # resolved at planning: every step is an http call
+            ]
+        )
+    raise ValueError("producer needs exactly one of http, builtin, command or waterfall")
 
 
 __all__ = [

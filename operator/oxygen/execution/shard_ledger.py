@@ -112,6 +112,8 @@ class ShardLedger:
                 "credits_used": cost,
                 "finished_at": self.now(),
                 "latency_seconds": latency,
+                # A waterfall's calls per provider (execution/waterfall.py), for the summary's tallies.
+                "provider_calls": list(getattr(result, "calls", ())) or None,
             }
         )
         fits, total, size = self.fits(index, candidate)

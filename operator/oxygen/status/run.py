@@ -105,6 +105,7 @@ def provider_summaries(shards: Iterable[ShardView]) -> list[ProviderSummary]:
             p.items_failed += tally.failed
             p.credits_used += tally.credits_used
             p.attempts += tally.attempts
+            p.hits += tally.hits
             p.latency_seconds_sum = round(p.latency_seconds_sum + tally.latency_seconds_sum, 6)
         if shard.summary.by_provider:
             continue

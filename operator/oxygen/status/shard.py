@@ -49,6 +49,14 @@ def summarize(items: Iterable[ItemResult]) -> ShardSummary:
         latency += item.latency_seconds or 0.0
         credits += item.credits_used
         counts[item.status] += 1
+        for call in item.provider_calls or []:
+            # A waterfall item: each provider it called counts its calls and credits; the one that
+            # answered counts the item (and a hit).
+            tally = by_provider.setdefault(call.provider, ProviderTally())
+            tally.attempts += call.attempts
+            tally.credits_used += call.credits_used
+            tally.hits += call.hit
+            tally.succeeded += call.hit and item.status == "succeeded"
         if item.provider is not None:
             tally = by_provider.setdefault(item.provider, ProviderTally())
             tally.succeeded += item.status == "succeeded"

@@ -24,15 +24,16 @@ def unit_cost(run: Run, status: RunStatus) -> Decimal:
 
 
 def require_priced(resolved: Resolved, snapshot: CreditSnapshot) -> None:
-    """An account that requires priced Providers refuses a run that sets its own price (a tenant
+    """An account with requireProviders refuses a run that sets its own price (a tenant
     writing `costPerItem: "0"` would otherwise run for free): the run fails, reason UnpricedProducer."""
     account = snapshot.account
-    if account is None or not account.spec.require_priced_providers or not resolved.unpriced:
+    if account is None or not account.spec.require_providers or not resolved.unpriced:
         return
     raise RunFailure(
         "UnpricedProducer",
-        f"CreditAccount {snapshot.name!r} requires priced Providers, but {', '.join(resolved.unpriced)} "
-        "calls out at a price the run sets itself: name a Provider (producer.providerRef)",
+        f"CreditAccount {snapshot.name!r} requires priced Providers (requireProviders), but "
+        f"{', '.join(resolved.unpriced)} calls out at a price the run sets itself: "
+        "name a Provider (producer.providerRef)",
     )
 
 

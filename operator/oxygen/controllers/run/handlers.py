@@ -65,6 +65,12 @@ def jobs_by_run(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, A
     return {} if run_uid is None else {(namespace, run_uid): job_view(raw)}
 
 
+@kopf.index(GROUP, VERSION, "providers")
+def providers_by_namespace(name: str, namespace: str | None, **_: Any) -> dict[Any, Any]:
+    """The Providers that exist, by namespace: a run whose Provider is deleted fails (provider_gone.py)."""
+    return {namespace: name}
+
+
 @kopf.on.event(GROUP, VERSION, "runs")
 async def run_changed(
     event: kopf.RawEvent, body: kopf.Body, uid: str, name: str, namespace: str | None, **_: Any
@@ -86,6 +92,7 @@ async def run_daemon(
     stopped: kopf.DaemonStopped,
     shards_by_run: kopf.Index[Any, Any],
     jobs_by_run: kopf.Index[Any, Any],
+    providers_by_namespace: kopf.Index[Any, Any],
     memo: kopf.Memo,
     **_: Any,
 ) -> None:
@@ -102,9 +109,12 @@ async def run_daemon(
                 return
             shards = list(shards_by_run.get(key, []))
             jobs = list(jobs_by_run.get(key, []))
+            providers = frozenset(providers_by_namespace.get(namespace, []))
             try:
                 with metrics.reconcile_timer():
-                    interval = await asyncio.to_thread(controller.guarded, raw, shards, jobs, memory)
+                    interval = await asyncio.to_thread(
+                        controller.guarded, raw, shards, jobs, memory, providers
+                    )
             except Exception as err:  # guarded() catches all; the daemon must outlive even a bug there
                 interval = backoff(memory, err, f"run {namespace}/{uid}")
             if interval < IDLE_INTERVAL:

@@ -66,7 +66,7 @@ def resolve(run: Run, sources: Sources) -> Resolved:
         shape = Shape(sequence="pages", max_pages=ing.max_pages, retry=retry)
         return Resolved([first], shape, ing.cost_per_page, ing.max_pages, unpriced)
     assert spec.producer is not None
-    producer = preflight.resolve(spec.producer, sources.providers)
+    producer = preflight.resolve(spec.producer, sources.providers, retry)
     items = _resolve_items(run, sources.config_map)
     shape = Shape(producer=producer, retry=retry)
     return Resolved(items, shape, producer.cost_per_item, len(items), unpriced)

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Container
 from typing import Any
 
 from oxygen.api.nesting import deep_input
 from oxygen.api.run import TERMINAL_PHASES, Run, RunStatus
-from oxygen.controllers.run import cancel, credits, guard, jobs, plan, rounds
+from oxygen.controllers.run import cancel, credits, guard, jobs, plan, provider_gone, rounds
 from oxygen.controllers.run import status as run_status
 from oxygen.controllers.run.apply import Applier
 from oxygen.controllers.run.guard import DaemonMemory
@@ -27,9 +28,9 @@ from oxygen.controllers.run.observe import Reader, ShardNotOwned, now, observe
 from oxygen.controllers.run.types import Event, Observed, Plan, RunFailure, RunState
 from oxygen.credits import gate
 from oxygen.credits.gate import AccountLocks, Decision
-from oxygen.kube.client import Kube
+from oxygen.kube.client import ApiException, Kube
 from oxygen.settings import OperatorSettings
-from oxygen.status.run import set_condition
+from oxygen.status.run import item_counts, set_condition
 from oxygen.status.views import JobView, ShardView
 from oxygen.timefmt import epoch
 
@@ -37,6 +38,8 @@ log = logging.getLogger("oxygen.controllers.run")
 
 ACTIVE_INTERVAL = 1.0
 IDLE_INTERVAL = 10.0
+# A Provider the index lacks is confirmed by a read at most this often per run.
+PROVIDER_READ_INTERVAL = 5.0
 
 
 class RunController:
@@ -52,8 +55,10 @@ class RunController:
         indexed_shards: list[tuple[int, ShardView]],
         indexed_jobs: list[JobView],
         memory: DaemonMemory,
+        providers: Container[str] | None = None,
     ) -> float:
-        """One pass over whatever the Run holds (its daemon's only entry); see guard.py."""
+        """One pass over whatever the Run holds (its daemon's only entry); see guard.py.
+        `providers`: the names of the Providers in the Run's namespace (None: not known)."""
         meta = body.get("metadata") or {}
         where = f"run {meta.get('namespace')}/{meta.get('name')}"
         if memory.state is None:
@@ -68,7 +73,7 @@ class RunController:
             taken = guard.snapshot(body)
             if isinstance(taken, RunFailure):
                 raise taken
-            interval = self.reconcile(taken, indexed_shards, indexed_jobs, state)
+            interval = self.reconcile(taken, indexed_shards, indexed_jobs, state, providers)
         except Exception as err:
             try:
                 failure = guard.as_failure(err)
@@ -110,6 +115,7 @@ class RunController:
         indexed_shards: list[tuple[int, ShardView]],
         indexed_jobs: list[JobView],
         state: RunState,
+        providers: Container[str] | None = None,
     ) -> float:
         """One pass; returns how long to wait before the next one."""
 
@@ -121,6 +127,9 @@ class RunController:
         status = state.status.model_copy(deep=True)
         if status.phase == "failed":
             return IDLE_INTERVAL
+        gone = self._providers_gone(obs, status, state, providers)
+        if gone:
+            return self._provider_deleted(obs, look, status, state, gone)
         # Canceled before it started: nothing to plan, nothing to clean up.
         if not status.rounds and not run.spec.cancel:
             try:
@@ -292,8 +301,11 @@ class RunController:
         settled = jobs.settle(shard, to, error, error_class, obs.now)
         self.applier.apply(Plan(shard_status=[(name, settled.wire())]), obs.body, state)
 
-    def _cancel(self, obs: Observed, state: RunState) -> bool:
-        """Delete every Job; once they (and so their pods) are gone, the unfinished items are skipped."""
+    def _cancel(
+        self, obs: Observed, state: RunState, to: str = "skipped", error: str = cancel.CANCELED
+    ) -> bool:
+        """Delete every Job; once they (and so their pods) are gone, the unfinished items become `to`
+        (skipped for a cancel)."""
         decision = cancel.cancel(obs.jobs)
         if not decision.confirm:
             self.applier.apply(Plan(delete_jobs=decision.delete_jobs), obs.body, state)
@@ -303,5 +315,50 @@ class RunController:
             self.applier.apply(Plan(delete_jobs=left), obs.body, state)
             return False
         for name in settle:
-            self._settle(obs, state, name, "skipped", cancel.CANCELED, None)
+            self._settle(obs, state, name, to, error, None)
         return True
+
+    # -- a Provider deleted mid-run (provider_gone.py) --------------------------------------------
+
+    def _providers_gone(
+        self, obs: Observed, status: RunStatus, state: RunState, providers: Container[str] | None
+    ) -> list[str]:
+        """The Providers the run uses that are gone: the index's word, confirmed by a read."""
+        if providers is None:
+            return []
+        resolved = bool(status.rounds) or state.items_cache is not None
+        suspects = provider_gone.suspects(obs.run, status, resolved, providers)
+        if not suspects or obs.clock - state.provider_read_at < PROVIDER_READ_INTERVAL:
+            return []
+        state.provider_read_at = obs.clock
+        ns = obs.run.metadata.namespace
+        gone = []
+        for name in suspects:
+            try:
+                self.read.kube.get("providers", ns, name)
+            except ApiException as err:
+                if err.status != 404:
+                    raise
+                gone.append(name)
+        return gone
+
+    def _provider_deleted(
+        self, obs: Observed, look: Callable[[], Observed], status: RunStatus, state: RunState, gone: list[str]
+    ) -> float:
+        """Stop the run like a cancel (its unfinished items fail), then fail it naming the Provider."""
+        failure = provider_gone.decide(gone)
+        assert failure is not None
+        state.provider_read_at = 0.0  # the next pass goes on at once, not after the read interval
+        if status.rounds:
+            if not self._cancel(obs, state, "failed", provider_gone.item_error(gone)):
+                return ACTIVE_INTERVAL
+            obs = look()
+            # The items' counts and the credits settled (terminal) as for any finished run.
+            run_status.observed(obs, status, True, False, self.settings.web_base_url)
+            counts = item_counts(list(obs.shards.values()), status.items_total)
+            credits.account(obs, status, counts, True, False)
+        state.items_cache = None
+        self.applier.apply(
+            run_status.failed(obs, status, failure, self.settings.web_base_url), obs.body, state
+        )
+        return IDLE_INTERVAL

@@ -48,6 +48,8 @@ class RunState:
     status_writes: int = 0
     # Items resolved while the run waits for credits (resolved again when the spec changes).
     items_cache: tuple[int, Resolved] | None = None
+    # Monotonic seconds of the last read confirming a Provider the index lacks (provider_gone.py).
+    provider_read_at: float = 0.0
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> RunState:
