@@ -93,7 +93,7 @@ def test_invalid_manifests_are_rejected_by_the_api_server(cluster: LocalCluster,
     neither = apply(manifest("", items="table: t"))
     assert "exactly one of items or itemsFrom" in neither.stderr
     two_producers = apply(manifest("", producer="producer: {provider: p, builtin: echo, command: [x]}"))
-    assert "exactly one of http, builtin or command" in two_producers.stderr
+    assert "exactly one of providerRef, http, builtin, command or waterfall" in two_producers.stderr
     no_producer = apply(manifest("", producer="table: t"))
     assert "a column run needs a producer" in no_producer.stderr
     no_workflow = apply(manifest("kind: workflow", items="table: t", producer="inputs: {a: 1}"))
