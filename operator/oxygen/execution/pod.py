@@ -46,6 +46,12 @@ class ShardApiError(Exception):
 T = TypeVar("T")
 # (connect, read) seconds per request: a worker must notice a vanished API server well within its pod's life.
 WORKER_TIMEOUT: Final = (5.0, 30.0)
+# A worker rides out an API server that is down or failing transiently for this long: it keeps calling
+# the provider (results stay in memory, inside the shard's status byte budget) and writes once the
+# server is back. Past it the pod exits and the Job replaces it, as for any other dead worker.
+API_OUTAGE_SECONDS: Final = 600.0
+# Retries of a transient failure back off exponentially up to this pause.
+MAX_BACKOFF_SECONDS: Final = 5.0
 
 
 class ShardReplaced(ShardApiError):
@@ -72,16 +78,21 @@ class ShardClient:
         uid: str | None = None,
         attempts: int = 5,
         backoff_seconds: float = 0.5,
+        outage_seconds: float = API_OUTAGE_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._kube = kube
         self.namespace = namespace
         self.name = name
         self.uid = uid or None
         self._resource_version: str | None = None
+        # Conflicts (409) are re-read at most this often per write.
         self._attempts = attempts
         self._backoff = backoff_seconds
+        self._outage = outage_seconds
         self._sleep = sleep
+        self._clock = clock
 
     def get(self) -> RunShard:
         raw = self._retry("read", lambda: self._kube.get(PLURAL, self.namespace, self.name))
@@ -129,18 +140,28 @@ class ShardClient:
         return result
 
     def _retry(self, what: str, call: Callable[[], T]) -> T:
-        for attempt in range(1, self._attempts + 1):
+        """Retry transient failures (throttling, 5xx, a refused or dropped connection) for up to
+        `outage_seconds` since the first one; anything else is final at once."""
+        first_failure: float | None = None
+        attempt = 0
+        while True:
             try:
                 return call()
             except Exception as exc:
+                attempt += 1
                 text = f"cannot {what} RunShard {self.namespace}/{self.name}: {describe_error(exc)}"
                 if _is_gone(exc) and self.uid is not None:
                     raise ShardReplaced(f"{text}: the shard was deleted; exiting without writing") from exc
-                if attempt == self._attempts or not is_transient(exc):
+                now = self._clock()
+                first_failure = now if first_failure is None else first_failure
+                if not is_transient(exc):
                     raise ShardApiError(text) from exc
-                log.warning("%s (attempt %d of %d, retrying)", text, attempt, self._attempts)
-                self._sleep(self._backoff * 2.0 ** (attempt - 1))
-        raise AssertionError("unreachable")
+                if now - first_failure >= self._outage:
+                    raise ShardApiError(f"{text} (for {now - first_failure:.0f}s, giving up)") from exc
+                # One line per retry early on, then one every ~10 retries: an outage must not flood the log.
+                if attempt <= 3 or attempt % 10 == 0:
+                    log.warning("%s (attempt %d, retrying for up to %gs)", text, attempt, self._outage)
+                self._sleep(min(MAX_BACKOFF_SECONDS, self._backoff * 2.0 ** min(attempt - 1, 10)))
 
 
 def _status_of(exc: BaseException | None) -> int | None:
