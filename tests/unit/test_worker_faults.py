@@ -6,10 +6,15 @@ import threading
 
 import pytest
 
+from oxygen.api.run import HttpProducer as HttpSpec
+from oxygen.api.run import Producer
 from oxygen.api.runshard import RunShardStatus
 from oxygen.execution.item_calls import ItemCall, ProducerResult
-from oxygen.execution.pod import API_OUTAGE_SECONDS, ShardApiError, ShardClient
+from oxygen.execution.pod import API_OUTAGE_SECONDS, EXIT_ERROR, ShardApiError, ShardClient, run_worker
 from oxygen.execution.worker import EARLY_FLUSH_RESULTS
+from oxygen.status.run import worker_problem
+from oxygen.status.shard import CANNOT_START
+from oxygen.status.views import ShardView
 from tests.unit.test_worker import (
     FakeApi,
     FakeClock,
@@ -103,3 +108,41 @@ def test_many_unwritten_results_are_written_early() -> None:
     assert progress == sorted(progress) and progress[-1] == n
     steps = [b - a for a, b in zip([0, *progress], progress, strict=False)]
     assert max(steps) <= max(concurrency, EARLY_FLUSH_RESULTS) + concurrency
+
+
+def test_a_worker_that_cannot_start_says_why_on_its_shard() -> None:
+    # A header Secret whose value breaks the header framing: no request can be sent with it.
+    secret = "key-4f1c\r\nX-Injected: 1"
+    env = {"HOSTNAME": "pod-x", "OXYGEN_HEADER_X-Api-Key": secret}
+    spec = Producer(provider="p", http=HttpSpec(url="http://127.0.0.1:9/x"))
+    api = FakeApi(make_shard(3, producer=spec))
+    assert run_worker("ns", "s", kube=kube_over(api), env=env) == EXIT_ERROR
+    (body,) = api.patches
+    final = body["status"]
+    reason = "env OXYGEN_HEADER_X-Api-Key: the value contains a line break"
+    assert final["message"] == CANNOT_START + reason
+    assert final["summary"]["failed"] == 3
+    assert [(i["status"], i["errorClass"], i["error"]) for i in final["items"]] == [
+        ("failed", "config", CANNOT_START + reason)
+    ] * 3
+    assert "key-4f1c" not in str(body)
+
+
+def test_a_shard_the_worker_cannot_parse_gets_the_reason_as_its_message() -> None:
+    api = FakeApi(make_shard(2))
+    api.object["spec"]["producer"] = {"provider": "p", "http": {"url": "http://127.0.0.1:99999/x"}}
+    assert run_worker("ns", "s", kube=kube_over(api), env={"HOSTNAME": "pod-x"}) == EXIT_ERROR
+    (body,) = api.patches
+    assert body["status"]["message"].startswith(CANNOT_START)
+    assert "port must be a number from 1 to 65535" in body["status"]["message"]
+
+
+def test_the_run_carries_the_message_of_a_worker_that_cannot_start() -> None:
+    def view(name: str, message: str | None) -> ShardView:
+        return ShardView(
+            name=name, round=0, index=0, execute=True, item_count=1, provider="p", message=message
+        )
+
+    assert worker_problem([view("s-0", "worker stopped; 3 item(s) left for the next pod")]) == ""
+    shards = [view("s-1", CANNOT_START + "Port out of range"), view("s-0", CANNOT_START + "bad URL")]
+    assert worker_problem(shards) == f"RunShard s-0: {CANNOT_START}bad URL (and 1 more shard(s))"

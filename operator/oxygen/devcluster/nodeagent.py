@@ -30,6 +30,7 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
 from oxygen.devcluster.processes import die_with_parent
+from oxygen.kube.client import is_transient
 from oxygen.timefmt import rfc3339
 
 log = logging.getLogger("oxygen.nodeagent")
@@ -297,7 +298,7 @@ class NodeAgent:
         exit_code, reason, message = 0, "Completed", ""
         statuses: list[dict[str, Any]] = []
         try:
-            self._patch_status(
+            self._report(
                 run,
                 {
                     "phase": "Running",
@@ -338,7 +339,7 @@ class NodeAgent:
         ]
         init_names = {c["name"] for c in spec.get("initContainers", [])}
         with contextlib.suppress(Exception):
-            self._patch_status(
+            self._report(
                 run,
                 {
                     "phase": phase,
@@ -425,6 +426,23 @@ class NodeAgent:
         if run is not None:
             with self._lock:
                 self._pods.pop(run.uid, None)
+
+    def _report(self, run: _PodRun, status: dict[str, Any]) -> None:
+        """Patch the pod's status, riding out an API server that is away (as the kubelet does): a
+        process that ends during an outage is reported as a terminated container, with its exit code,
+        once the server is back, instead of leaving the pod `Running` with no process behind it."""
+        attempt = 0
+        while True:
+            try:
+                self._patch_status(run, status)
+                return
+            except Exception as err:
+                attempt += 1
+                if not is_transient(err) or self._stop.is_set():
+                    raise
+                if attempt in (1, 10) or attempt % 60 == 0:
+                    log.warning("pod %s/%s status waits for the API server: %s", run.namespace, run.name, err)
+                self._stop.wait(min(5.0, 0.25 * 2 ** min(attempt, 5)))
 
     def _patch_status(self, run: _PodRun, status: dict[str, Any]) -> None:
         try:

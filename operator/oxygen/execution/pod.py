@@ -18,17 +18,22 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final, TypeVar
 
+from pydantic import ValidationError
+
 from oxygen.api.common import GROUP, VERSION
 from oxygen.api.runshard import RunShard, RunShardStatus
 from oxygen.execution.producers import make_producer, run_env, secret_values, step_env
 from oxygen.execution.redaction import Redactor
 from oxygen.execution.shard_items import needs_execution
+from oxygen.execution.shard_ledger import ShardLedger
 from oxygen.execution.worker import (
     DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_MAX_STATUS_BYTES,
     DEFAULT_STOP_GRACE_SECONDS,
     ShardExecutor,
 )
 from oxygen.kube.client import ConfigError, Kube, client_for_process, describe_error, is_transient
+from oxygen.status.shard import CANNOT_START, shard_phase, summarize
 
 log = logging.getLogger("oxygen.worker")
 
@@ -228,10 +233,15 @@ def _run(
         client = ShardClient(
             kube if kube is not None else _kube(env), namespace, shard, uid=env.get("OXYGEN_SHARD_UID")
         )
-        resource = client.get()
-        abandon = threading.Event()
-        # Each producer sees only its own header variables; the pod's envFrom carries every step's.
-        producer = make_producer(resource.spec.producer, env=run_env(env), cancel=abandon)
+        try:
+            resource = client.get()
+            abandon = threading.Event()
+            # Each producer sees only its own header variables; the pod's envFrom carries every step's.
+            producer = make_producer(resource.spec.producer, env=run_env(env), cancel=abandon)
+        except ValueError as exc:
+            # A configuration the worker cannot run with: say so on the shard, where the Run shows it.
+            report_cannot_start(client, env, exc)
+            return EXIT_ERROR
         executor = ShardExecutor(
             resource,
             producer,
@@ -273,6 +283,47 @@ def _run(
     if outcome.stopped:
         return EXIT_SIGINT if received[:1] == [signal.SIGINT] else EXIT_SIGTERM
     return EXIT_OK
+
+
+def report_cannot_start(client: ShardClient, env: Mapping[str, str], error: ValueError) -> None:
+    """Write why this worker cannot run on its shard: the message, and every item it would have called
+    failed with it (error class `config`); nothing was called. Only a shard it could read is written."""
+    redactor = Redactor(secret_values(env))
+    message = CANNOT_START + redactor.clip(_reason(error), 500)
+    log.error("RunShard %s/%s: %s", client.namespace, client.name, message)
+    try:
+        shard = client.get()
+    except ValueError:
+        # The shard itself does not parse: only the message can be written.
+        status = RunShardStatus(message=message, worker=env.get("HOSTNAME"))
+    else:
+        ledger = ShardLedger(
+            shard, clock=time.time, redactor=redactor, max_status_bytes=DEFAULT_MAX_STATUS_BYTES
+        )
+        for index, item in enumerate(ledger.items):
+            if needs_execution(item):
+                ledger.fail(index, message, "config", 0.0)
+        items = list(ledger.items)
+        status = RunShardStatus(
+            phase=shard_phase(items),
+            items=items,
+            summary=summarize(items),
+            worker=env.get("HOSTNAME"),
+            message=message,
+            started_at=shard.status.started_at or ledger.now(),
+            finished_at=ledger.now(),
+        )
+    try:
+        client.patch_status(status)
+    except ShardApiError as exc:
+        log.error("%s", exc)
+
+
+def _reason(error: ValueError) -> str:
+    """One line: a shard that does not parse names its fields (pydantic's first line names only the model)."""
+    if isinstance(error, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()[:3])
+    return str(error).splitlines()[0] if str(error) else repr(error)
 
 
 def _kube(env: Mapping[str, str]) -> Kube:
