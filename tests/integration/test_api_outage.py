@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -46,7 +47,12 @@ def test_workers_ride_out_an_api_server_outage(runs: Runs, cluster: LocalCluster
         stall = time.monotonic() - back
         calls = provider.calls
         items: dict[str, dict[str, Any]] = runs.items("outage")
-    print(f"\ncalls while the API server was away: {during}; run finished {stall:.0f}s after it was back")
+    times = sorted(c.at for c in calls)
+    pause = max(b - a for a, b in pairwise(times))
+    print(
+        f"\ncalls while the API server was away: {during}; run finished {stall:.0f}s after it was back; "
+        f"longest pause between two calls: {pause:.1f}s"
+    )
     assert status["phase"] == "succeeded", status
     assert status["itemsSucceeded"] == ITEMS, status
     assert during > 0, "the workers stopped calling while the API server was away"
