@@ -395,6 +395,10 @@ class NodeAgent:
                             "containerStatuses": [_waiting(c, str(missing)) for c in spec["containers"]],
                         },
                     )
+            except Exception as err:
+                # The API server is away: read the Secrets again once it is back, as the kubelet does.
+                if not is_transient(err):
+                    raise
             if run.stopping.wait(CONFIG_RETRY_SECONDS) or self._stop.is_set():
                 return None
 
