@@ -67,6 +67,8 @@ class ControlPlane:
     api_port: int = 0
     kubeconfig: Path = field(init=False)
     _procs: list[_Process] = field(default_factory=list, init=False)
+    _apiserver_argv: list[str] = field(default_factory=list, init=False)
+    _pki: certs.Pki | None = field(default=None, init=False)
     _own_workdir: bool = field(default=False, init=False)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -77,7 +79,7 @@ class ControlPlane:
             self._own_workdir = True
         self.workdir.mkdir(parents=True, exist_ok=True)
         bins = self.bin_dir or controlplane_bin_dir()
-        pki = certs.generate(self.workdir / "pki")
+        pki = self._pki = certs.generate(self.workdir / "pki")
         try:
             etcd_url = self._start_etcd(bins)
             self.api_port = self.api_port or free_port()
@@ -172,43 +174,54 @@ class ControlPlane:
         self._wait_http(proc, f"{url}/health", ssl_context=None)
         return url
 
+    def restart_apiserver(self, down_seconds: float) -> None:
+        """SIGKILL kube-apiserver, leave it down for `down_seconds`, start it again and wait until it is
+        ready: an API-server outage as clients see it (connections refused, then the same server back)."""
+        assert self._pki is not None, "restart_apiserver needs a control plane this object started"
+        api = next(p for p in self._procs if p.name == "kube-apiserver")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(api.popen.pid, signal.SIGKILL)
+        api.popen.wait(timeout=30)
+        self._procs.remove(api)
+        time.sleep(down_seconds)
+        self._spawn("kube-apiserver", self._apiserver_argv)
+        self._wait_ready(self._pki)
+
     def _start_apiserver(self, bins: Path, pki: certs.Pki, etcd_url: str) -> None:
-        self._spawn(
-            "kube-apiserver",
-            [
-                str(bins / "kube-apiserver"),
-                "--etcd-servers",
-                etcd_url,
-                "--bind-address",
-                "127.0.0.1",
-                "--advertise-address",
-                "127.0.0.1",
-                "--secure-port",
-                str(self.api_port),
-                "--tls-cert-file",
-                str(pki.serving_cert),
-                "--tls-private-key-file",
-                str(pki.serving_key),
-                "--client-ca-file",
-                str(pki.ca_cert),
-                "--authorization-mode",
-                "RBAC",
-                "--service-account-issuer",
-                "https://kubernetes.default.svc",
-                "--service-account-key-file",
-                str(pki.sa_public_key),
-                "--service-account-signing-key-file",
-                str(pki.sa_private_key),
-                "--service-cluster-ip-range",
-                certs.SERVICE_CLUSTER_IP_RANGE,
-                # Loopback advertise addresses are rejected by the endpoint reconciler.
-                "--endpoint-reconciler-type",
-                "none",
-                "--allow-privileged=true",
-                "--enable-priority-and-fairness=false",
-                "--v=1",
-            ],
-        )
+        self._apiserver_argv = [
+            str(bins / "kube-apiserver"),
+            "--etcd-servers",
+            etcd_url,
+            "--bind-address",
+            "127.0.0.1",
+            "--advertise-address",
+            "127.0.0.1",
+            "--secure-port",
+            str(self.api_port),
+            "--tls-cert-file",
+            str(pki.serving_cert),
+            "--tls-private-key-file",
+            str(pki.serving_key),
+            "--client-ca-file",
+            str(pki.ca_cert),
+            "--authorization-mode",
+            "RBAC",
+            "--service-account-issuer",
+            "https://kubernetes.default.svc",
+            "--service-account-key-file",
+            str(pki.sa_public_key),
+            "--service-account-signing-key-file",
+            str(pki.sa_private_key),
+            "--service-cluster-ip-range",
+            certs.SERVICE_CLUSTER_IP_RANGE,
+            # Loopback advertise addresses are rejected by the endpoint reconciler.
+            "--endpoint-reconciler-type",
+            "none",
+            "--allow-privileged=true",
+            "--enable-priority-and-fairness=false",
+            "--v=1",
+        ]
+        self._spawn("kube-apiserver", self._apiserver_argv)
 
     def _start_controller_manager(self, bins: Path, pki: certs.Pki) -> None:
         kc = str(self.kubeconfig)

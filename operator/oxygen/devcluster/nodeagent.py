@@ -30,6 +30,7 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
 from oxygen.devcluster.processes import die_with_parent
+from oxygen.kube.client import is_transient
 from oxygen.timefmt import rfc3339
 
 log = logging.getLogger("oxygen.nodeagent")
@@ -61,6 +62,18 @@ def field_value(pod: dict[str, Any], path: str) -> str:
     if path not in simple:
         raise ValueError(f"unsupported fieldRef {path!r}")
     return str(simple[path] or "")
+
+
+# How often a pod waiting for a missing Secret or ConfigMap looks again.
+CONFIG_RETRY_SECONDS = 5.0
+
+
+class _ConfigMissing(Exception):
+    """A Secret or ConfigMap a container's environment names does not exist (yet)."""
+
+
+class _NeverStarted(Exception):
+    """The pod was deleted before its containers could start."""
 
 
 @dataclass
@@ -297,7 +310,11 @@ class NodeAgent:
         exit_code, reason, message = 0, "Completed", ""
         statuses: list[dict[str, Any]] = []
         try:
-            self._patch_status(
+            base_env = self._base_env(pod, run)
+            envs = self._configured_envs(pod, run, base_env)
+            if envs is None:  # deleted while its configuration was missing: nothing ever ran
+                raise _NeverStarted()
+            self._report(
                 run,
                 {
                     "phase": "Running",
@@ -309,16 +326,17 @@ class NodeAgent:
                     "containerStatuses": [_running(c, started) for c in spec["containers"]],
                 },
             )
-            base_env = self._base_env(pod, run)
             for container in [*spec.get("initContainers", []), *spec["containers"]]:
                 if run.stopping.is_set():
                     exit_code, reason = 137, "Killed"
                     break
-                code, reason, message = self._run_container(pod, run, container, base_env)
+                code, reason, message = self._run_container(pod, run, container, envs[container["name"]])
                 statuses.append(_terminated(container, started, code, reason, message))
                 if code != 0:
                     exit_code = code
                     break
+        except _NeverStarted:
+            exit_code, reason = 137, "Killed"
         except Exception as err:  # report a pod we cannot start as failed, never hang it
             log.exception("pod %s/%s failed to run", run.namespace, run.name)
             exit_code, reason, message = 128, "StartError", str(err)[:1000]
@@ -338,7 +356,7 @@ class NodeAgent:
         ]
         init_names = {c["name"] for c in spec.get("initContainers", [])}
         with contextlib.suppress(Exception):
-            self._patch_status(
+            self._report(
                 run,
                 {
                     "phase": phase,
@@ -351,11 +369,42 @@ class NodeAgent:
         if run.deleting.is_set():
             self._finalize_deletion(pod, run)
 
+    def _configured_envs(
+        self, pod: dict[str, Any], run: _PodRun, base_env: dict[str, str]
+    ) -> dict[str, dict[str, str]] | None:
+        """Every container's environment; while a Secret or ConfigMap it names is missing, the pod stays
+        Pending with its containers waiting in CreateContainerConfigError (the kubelet's reason and
+        message), and the agent tries again, as the kubelet does. None when the pod is deleted first."""
+        spec = pod["spec"]
+        reported = ""
+        while True:
+            try:
+                return {
+                    c["name"]: {**base_env, **self._container_env(pod, c, base_env)}
+                    for c in [*spec.get("initContainers", []), *spec["containers"]]
+                }
+            except _ConfigMissing as missing:
+                if str(missing) != reported:
+                    reported = str(missing)
+                    log.info("pod %s/%s: CreateContainerConfigError: %s", run.namespace, run.name, missing)
+                    self._report(
+                        run,
+                        {
+                            "phase": "Pending",
+                            "conditions": _conditions(ready=False),
+                            "containerStatuses": [_waiting(c, str(missing)) for c in spec["containers"]],
+                        },
+                    )
+            except Exception as err:
+                # The API server is away: read the Secrets again once it is back, as the kubelet does.
+                if not is_transient(err):
+                    raise
+            if run.stopping.wait(CONFIG_RETRY_SECONDS) or self._stop.is_set():
+                return None
+
     def _run_container(
-        self, pod: dict[str, Any], run: _PodRun, container: dict[str, Any], base_env: dict[str, str]
+        self, pod: dict[str, Any], run: _PodRun, container: dict[str, Any], env: dict[str, str]
     ) -> tuple[int, str, str]:
-        env = dict(base_env)
-        env.update(self._container_env(pod, container, env))
         argv = [expand(a, env) for a in [*container.get("command", []), *container.get("args", [])]]
         if not container.get("command"):
             return (
@@ -425,6 +474,23 @@ class NodeAgent:
         if run is not None:
             with self._lock:
                 self._pods.pop(run.uid, None)
+
+    def _report(self, run: _PodRun, status: dict[str, Any]) -> None:
+        """Patch the pod's status, riding out an API server that is away (as the kubelet does): a
+        process that ends during an outage is reported as a terminated container, with its exit code,
+        once the server is back, instead of leaving the pod `Running` with no process behind it."""
+        attempt = 0
+        while True:
+            try:
+                self._patch_status(run, status)
+                return
+            except Exception as err:
+                attempt += 1
+                if not is_transient(err) or self._stop.is_set():
+                    raise
+                if attempt in (1, 10) or attempt % 60 == 0:
+                    log.warning("pod %s/%s status waits for the API server: %s", run.namespace, run.name, err)
+                self._stop.wait(min(5.0, 0.25 * 2 ** min(attempt, 5)))
 
     def _patch_status(self, run: _PodRun, status: dict[str, Any]) -> None:
         try:
@@ -543,6 +609,8 @@ class NodeAgent:
         except ApiException as err:
             if err.status == 404 and optional:
                 return {}
+            if err.status == 404:
+                raise _ConfigMissing(f'configmap "{name}" not found') from err
             raise
 
     def _secret(self, ns: str, name: str, optional: bool) -> dict[str, str]:
@@ -551,6 +619,8 @@ class NodeAgent:
         except ApiException as err:
             if err.status == 404 and optional:
                 return {}
+            if err.status == 404:
+                raise _ConfigMissing(f'secret "{name}" not found') from err
             raise
         return {k: base64.b64decode(v).decode() for k, v in data.items()}
 
@@ -564,6 +634,18 @@ def _conditions(ready: bool) -> list[dict[str, str]]:
         {"type": "ContainersReady", "status": flag, "lastTransitionTime": now},
         {"type": "Ready", "status": flag, "lastTransitionTime": now},
     ]
+
+
+def _waiting(container: dict[str, Any], message: str) -> dict[str, Any]:
+    return {
+        "name": container["name"],
+        "image": container.get("image", ""),
+        "imageID": "",
+        "ready": False,
+        "restartCount": 0,
+        "started": False,
+        "state": {"waiting": {"reason": "CreateContainerConfigError", "message": message}},
+    }
 
 
 def _running(container: dict[str, Any], started: str) -> dict[str, Any]:

@@ -46,6 +46,8 @@ class HttpProducer:
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("producer.http.url must be an absolute http(s) URL")
+        # A port out of range fails here, at start, not as a retried connection error on every call.
+        _ = parts.port
         # What it sends it never repeats: error text is cleaned of its own header values before
         # it is cut (the worker redacts outputs and messages again, with every secret it holds).
         self._redactor = Redactor(self.headers.values())

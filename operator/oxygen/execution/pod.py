@@ -18,17 +18,22 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final, TypeVar
 
+from pydantic import ValidationError
+
 from oxygen.api.common import GROUP, VERSION
 from oxygen.api.runshard import RunShard, RunShardStatus
 from oxygen.execution.producers import make_producer, run_env, secret_values, step_env
 from oxygen.execution.redaction import Redactor
 from oxygen.execution.shard_items import needs_execution
+from oxygen.execution.shard_ledger import ShardLedger
 from oxygen.execution.worker import (
     DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_MAX_STATUS_BYTES,
     DEFAULT_STOP_GRACE_SECONDS,
     ShardExecutor,
 )
 from oxygen.kube.client import ConfigError, Kube, client_for_process, describe_error, is_transient
+from oxygen.status.shard import CANNOT_START, shard_phase, summarize
 
 log = logging.getLogger("oxygen.worker")
 
@@ -46,6 +51,12 @@ class ShardApiError(Exception):
 T = TypeVar("T")
 # (connect, read) seconds per request: a worker must notice a vanished API server well within its pod's life.
 WORKER_TIMEOUT: Final = (5.0, 30.0)
+# A worker rides out an API server that is down or failing transiently for this long: it keeps calling
+# the provider (results stay in memory, inside the shard's status byte budget) and writes once the
+# server is back. Past it the pod exits and the Job replaces it, as for any other dead worker.
+API_OUTAGE_SECONDS: Final = 600.0
+# Retries of a transient failure back off exponentially up to this pause.
+MAX_BACKOFF_SECONDS: Final = 5.0
 
 
 class ShardReplaced(ShardApiError):
@@ -72,16 +83,21 @@ class ShardClient:
         uid: str | None = None,
         attempts: int = 5,
         backoff_seconds: float = 0.5,
+        outage_seconds: float = API_OUTAGE_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._kube = kube
         self.namespace = namespace
         self.name = name
         self.uid = uid or None
         self._resource_version: str | None = None
+        # Conflicts (409) are re-read at most this often per write.
         self._attempts = attempts
         self._backoff = backoff_seconds
+        self._outage = outage_seconds
         self._sleep = sleep
+        self._clock = clock
 
     def get(self) -> RunShard:
         raw = self._retry("read", lambda: self._kube.get(PLURAL, self.namespace, self.name))
@@ -129,18 +145,28 @@ class ShardClient:
         return result
 
     def _retry(self, what: str, call: Callable[[], T]) -> T:
-        for attempt in range(1, self._attempts + 1):
+        """Retry transient failures (throttling, 5xx, a refused or dropped connection) for up to
+        `outage_seconds` since the first one; anything else is final at once."""
+        first_failure: float | None = None
+        attempt = 0
+        while True:
             try:
                 return call()
             except Exception as exc:
+                attempt += 1
                 text = f"cannot {what} RunShard {self.namespace}/{self.name}: {describe_error(exc)}"
                 if _is_gone(exc) and self.uid is not None:
                     raise ShardReplaced(f"{text}: the shard was deleted; exiting without writing") from exc
-                if attempt == self._attempts or not is_transient(exc):
+                now = self._clock()
+                first_failure = now if first_failure is None else first_failure
+                if not is_transient(exc):
                     raise ShardApiError(text) from exc
-                log.warning("%s (attempt %d of %d, retrying)", text, attempt, self._attempts)
-                self._sleep(self._backoff * 2.0 ** (attempt - 1))
-        raise AssertionError("unreachable")
+                if now - first_failure >= self._outage:
+                    raise ShardApiError(f"{text} (for {now - first_failure:.0f}s, giving up)") from exc
+                # One line per retry early on, then one every ~10 retries: an outage must not flood the log.
+                if attempt <= 3 or attempt % 10 == 0:
+                    log.warning("%s (attempt %d, retrying for up to %gs)", text, attempt, self._outage)
+                self._sleep(min(MAX_BACKOFF_SECONDS, self._backoff * 2.0 ** min(attempt - 1, 10)))
 
 
 def _status_of(exc: BaseException | None) -> int | None:
@@ -207,10 +233,15 @@ def _run(
         client = ShardClient(
             kube if kube is not None else _kube(env), namespace, shard, uid=env.get("OXYGEN_SHARD_UID")
         )
-        resource = client.get()
-        abandon = threading.Event()
-        # Each producer sees only its own header variables; the pod's envFrom carries every step's.
-        producer = make_producer(resource.spec.producer, env=run_env(env), cancel=abandon)
+        try:
+            resource = client.get()
+            abandon = threading.Event()
+            # Each producer sees only its own header variables; the pod's envFrom carries every step's.
+            producer = make_producer(resource.spec.producer, env=run_env(env), cancel=abandon)
+        except ValueError as exc:
+            # A configuration the worker cannot run with: say so on the shard, where the Run shows it.
+            report_cannot_start(client, env, exc)
+            return EXIT_ERROR
         executor = ShardExecutor(
             resource,
             producer,
@@ -252,6 +283,47 @@ def _run(
     if outcome.stopped:
         return EXIT_SIGINT if received[:1] == [signal.SIGINT] else EXIT_SIGTERM
     return EXIT_OK
+
+
+def report_cannot_start(client: ShardClient, env: Mapping[str, str], error: ValueError) -> None:
+    """Write why this worker cannot run on its shard: the message, and every item it would have called
+    failed with it (error class `config`); nothing was called. Only a shard it could read is written."""
+    redactor = Redactor(secret_values(env))
+    message = CANNOT_START + redactor.clip(_reason(error), 500)
+    log.error("RunShard %s/%s: %s", client.namespace, client.name, message)
+    try:
+        shard = client.get()
+    except ValueError:
+        # The shard itself does not parse: only the message can be written.
+        status = RunShardStatus(message=message, worker=env.get("HOSTNAME"))
+    else:
+        ledger = ShardLedger(
+            shard, clock=time.time, redactor=redactor, max_status_bytes=DEFAULT_MAX_STATUS_BYTES
+        )
+        for index, item in enumerate(ledger.items):
+            if needs_execution(item):
+                ledger.fail(index, message, "config", 0.0)
+        items = list(ledger.items)
+        status = RunShardStatus(
+            phase=shard_phase(items),
+            items=items,
+            summary=summarize(items),
+            worker=env.get("HOSTNAME"),
+            message=message,
+            started_at=shard.status.started_at or ledger.now(),
+            finished_at=ledger.now(),
+        )
+    try:
+        client.patch_status(status)
+    except ShardApiError as exc:
+        log.error("%s", exc)
+
+
+def _reason(error: ValueError) -> str:
+    """One line: a shard that does not parse names its fields (pydantic's first line names only the model)."""
+    if isinstance(error, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()[:3])
+    return str(error).splitlines()[0] if str(error) else repr(error)
 
 
 def _kube(env: Mapping[str, str]) -> Kube:

@@ -33,6 +33,9 @@ class ShardLedger:
         self.work = work_items(shard)
         self._sizes = [item_bytes(item) for item in self.items]
         self._status_bytes = STATUS_OVERHEAD_BYTES + sum(self._sizes)
+        # Results (terminal item outcomes) recorded by this pod so far: the executor compares it with the
+        # count at its last status write to write sooner when many results would die with a kill.
+        self.settled = 0
 
     def now(self) -> str:
         return rfc3339(self._clock())
@@ -40,6 +43,7 @@ class ShardLedger:
     def set(self, index: int, item: ItemResult, size: int | None = None) -> None:
         self.items[index] = item
         if item.status in TERMINAL_ITEM_STATUSES:
+            self.settled += 1
             size = size if size is not None else item_bytes(item)
             self._status_bytes += size - self._sizes[index]
             self._sizes[index] = size

@@ -60,6 +60,12 @@ DEFAULT_STOP_GRACE_SECONDS: Final = 5.0
 DEFAULT_MAX_STATUS_BYTES: Final = 900 * 1024
 # How often the loop looks for a due status write while every call is slow.
 FLUSH_TICK_SECONDS: Final = 0.25
+# Once max(concurrency, EARLY_FLUSH_RESULTS) results wait unwritten, the status goes out early, but never
+# more often than every EARLY_FLUSH_GAP_SECONDS: a SIGKILL then repeats about that many calls plus those
+# of one write's round trip instead of a whole flush interval's, while a shard still costs at most
+# 1/EARLY_FLUSH_GAP_SECONDS writes a second (and slow shards keep one write per flush interval).
+EARLY_FLUSH_RESULTS: Final = 8
+EARLY_FLUSH_GAP_SECONDS: Final = 0.25
 
 
 Clock = Callable[[], float]
@@ -141,6 +147,7 @@ class ShardExecutor:
         self._finished_at: str | None = None
         self._message: str | None = None
         self._last_flush = -math.inf
+        self._settled_at_flush = 0
         self._flushes = 0
         self._calls = 0
         self._in_flight = 0
@@ -190,13 +197,22 @@ class ShardExecutor:
         if self._flush_task is not None and not self._flush_task.done():
             await asyncio.shield(self._flush_task)
         self._last_flush = self._clock()
+        self._settled_at_flush = self._ledger.settled
         self._flushes += 1
         # Shielded: a worker cancelled while it waits does not leave an older snapshot to land later.
         self._flush_task = asyncio.ensure_future(asyncio.to_thread(self._flush, self.snapshot()))
         await asyncio.shield(self._flush_task)
 
+    def _flush_due(self) -> bool:
+        since = self._clock() - self._last_flush
+        unwritten = self._ledger.settled - self._settled_at_flush
+        early = unwritten >= max(self.concurrency, EARLY_FLUSH_RESULTS) and since >= min(
+            EARLY_FLUSH_GAP_SECONDS, self._flush_interval
+        )
+        return since >= self._flush_interval or early
+
     async def _maybe_flush(self) -> None:
-        if self._clock() - self._last_flush < self._flush_interval or self._failure is not None:
+        if not self._flush_due() or self._failure is not None:
             return
         if self._flush_task is not None and not self._flush_task.done():
             return

@@ -16,6 +16,7 @@ from oxygen.api.run import (
     RunStatus,
     ShardCounts,
 )
+from oxygen.status.shard import CANNOT_START
 from oxygen.status.views import JobView, ShardView
 
 FAILED_ITEMS_SAMPLE = 20
@@ -140,6 +141,17 @@ def derive_phase(
     if not jobs and previous.phase == "queued":
         return "queued"
     return "running"
+
+
+def worker_problem(shards: Iterable[ShardView]) -> str:
+    """What a worker that could not start wrote on its shard (the first such shard, and how many more),
+    so the Run's message and conditions say why instead of only counting failed items."""
+    messages = sorted((s.name, s.message) for s in shards if s.message and s.message.startswith(CANNOT_START))
+    if not messages:
+        return ""
+    name, text = messages[0]
+    more = f" (and {len(messages) - 1} more shard(s))" if len(messages) > 1 else ""
+    return f"RunShard {name}: {text}{more}"
 
 
 def set_condition(

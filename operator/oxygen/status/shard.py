@@ -9,6 +9,10 @@ from decimal import Decimal
 from oxygen.api.run import TERMINAL_ITEM_STATUSES
 from oxygen.api.runshard import ItemResult, ProviderTally, ShardPhase, ShardSummary
 
+# A worker that started but cannot do its work (a producer it cannot build) puts this in front of the
+# reason on its shard's message; the Run's status carries such a message up to the user.
+CANNOT_START: str = "worker cannot start: "
+
 # Upper bounds (seconds) of the item latency histogram; the last bucket is +Inf.
 LATENCY_BUCKETS: tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 

@@ -96,9 +96,10 @@ def observed(
     status.failed_items = aggregate.failed_sample(shards)
     status.providers = aggregate.provider_summaries(shards)
     status.finished_at = (status.finished_at or obs.now) if phase in TERMINAL_PHASES else None
-    status.message = None
+    # A worker that could not start says why on its shard; the Run carries it (else no message).
+    status.message = aggregate.worker_problem(shards) or None
     status.conditions = aggregate.conditions_for(
-        phase, counts, "", status.conditions, obs.now, run.metadata.generation
+        phase, counts, status.message or "", status.conditions, obs.now, run.metadata.generation
     )
     stamp(run, status, web_base_url)
     if comparable(status) == comparable(obs.written):
