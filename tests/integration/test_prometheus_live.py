@@ -237,7 +237,13 @@ def test_live_prometheus_evaluates_every_query_during_a_run_with_failures(
                 RUN,
                 {
                     "items": [{"rowId": f"row-{i}", "inputs": {"i": i}} for i in range(ROWS)],
-                    "producer": {"provider": "clearbit", "costPerItem": "1", "http": {"url": provider.url}},
+                    # One call at a time per shard: the run spans several scrapes, so rates have samples.
+                    "producer": {
+                        "provider": "clearbit",
+                        "costPerItem": "1",
+                        "http": {"url": provider.url},
+                        "concurrency": 1,
+                    },
                     "batchSize": 10,
                     "parallelism": 2,
                     "retry": {"maxAttempts": 2, "backoffSeconds": 0.1},

@@ -127,14 +127,20 @@ def test_a_shard_in_one_namespace_cannot_move_a_run_in_another(
             "spec": {**own["spec"], "runName": "victim", "runUid": victim_uid, "round": 0, "index": 9},
         }
         runs.custom.create_namespaced_custom_object(GROUP, VERSION, runs.ns, "runshards", forged)
-        runs.custom.patch_namespaced_custom_object_status(
-            GROUP,
-            VERSION,
-            runs.ns,
-            "runshards",
-            name,
-            {"status": {"phase": "Succeeded", "summary": {"failed": 1000, "creditsUsed": "999999"}}},
-        )
+        try:
+            runs.custom.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                runs.ns,
+                "runshards",
+                name,
+                {"status": {"phase": "Succeeded", "summary": {"failed": 1000, "creditsUsed": "999999"}}},
+            )
+        except ApiException as err:
+            # The garbage collector may remove a shard whose owner uid is not in this namespace before
+            # its status is forged: that attack is then over before it began.
+            if err.status != 404:
+                raise
     # Make the victim's controller recompute its status after the forgeries: a retry with nothing
     # to retry, recorded in the status.
     victims.patch("victim", {"retryFailed": 1})
