@@ -10,7 +10,6 @@ import re
 
 from oxygen.api.admission import (
     GUARDED,
-    MAX_NEW_NAMES,
     PROVIDER,
     RUN,
     WORKFLOW,
@@ -18,6 +17,7 @@ from oxygen.api.admission import (
     documents,
     policy,
 )
+from oxygen.api.admission_cel import MAX_NEW_NAMES
 
 # One authorizer check costs about a third of an expression's CEL cost limit, and the checks of
 # one request share the policy's runtime budget (measured on kube-apiserver 1.35: three checks in
