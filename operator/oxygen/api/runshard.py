@@ -109,6 +109,10 @@ class ShardSummary(Model):
     # "+Inf"): the operator turns these into a Prometheus histogram per provider.
     latency_buckets: dict[str, int] = Field(default_factory=dict)
     error_classes: dict[str, int] = Field(default_factory=dict)
+    # Calls made and calls answered 429, over every pod of the shard (the worker counts them): the
+    # Provider's allocator cuts the effective rate on new 429s.
+    calls: int = 0
+    throttled_calls: int = 0
     # Only for shards whose items name their own providers (workflow steps).
     by_provider: dict[str, ProviderTally] = Field(default_factory=dict)
 
