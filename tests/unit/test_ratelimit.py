@@ -1,4 +1,4 @@
-"""The worker's side of a Provider's global limits: the token bucket, the in-flight cap, the share it reads."""
+"""The worker's side of a Provider's global limits: token bucket, in-flight cap, share."""
 
 from __future__ import annotations
 

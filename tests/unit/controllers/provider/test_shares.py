@@ -1,4 +1,4 @@
-"""The Provider's allocator: shares of the global limits per active shard, rebalancing, 429 cut and recovery."""
+"""The Provider's allocator: shares of the global limits per active shard, rebalancing, 429 cuts."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from oxygen.controllers.provider.shares import AllocatorState, allocate, effective_rate, targets
 from oxygen.controllers.provider.observe import ShardUse
+from oxygen.controllers.provider.shares import AllocatorState, allocate, effective_rate, targets
 from oxygen.execution.ratelimit import Share
 from tests.support.builders import provider
 
