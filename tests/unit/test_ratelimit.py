@@ -86,3 +86,50 @@ def test_a_cancelled_waiter_holds_no_slot() -> None:
         return limiter.in_flight
 
     assert asyncio.run(scenario()) == 0
+
+
+def test_the_worker_counts_calls_and_429s_on_top_of_earlier_pods_and_passes_its_limiter() -> None:
+    from decimal import Decimal
+
+    from oxygen.api.run import Producer, Retry
+    from oxygen.api.runshard import RunShard, RunShardSpec, RunShardStatus, ShardItem, ShardSummary
+    from oxygen.execution.item_calls import ItemCall, ProducerResult, RetryableError
+    from oxygen.execution.worker import ShardExecutor
+
+    class Limited:
+        def __init__(self) -> None:
+            self.seen: dict[str, int] = {}
+
+        async def call(self, call: ItemCall) -> ProducerResult:
+            self.seen[call.item_id] = self.seen.get(call.item_id, 0) + 1
+            if self.seen[call.item_id] == 1:
+                raise RetryableError("HTTP 429 (rate limited)", "http_429", 0.0)
+            return ProducerResult(outputs={})
+
+        async def close(self) -> None:
+            return None
+
+    class Counting(ShareLimiter):
+        acquired = 0
+
+        async def acquire(self) -> None:
+            Counting.acquired += 1
+            await super().acquire()
+
+    spec = RunShardSpec(
+        run_name="run-a",
+        run_uid="uid-a",
+        round=0,
+        index=0,
+        producer=Producer(provider="p", builtin="echo", cost_per_item=Decimal(0)),
+        retry=Retry(max_attempts=3, backoff_seconds=0.001),
+        items=[ShardItem(id=f"i{k}") for k in range(3)],
+    )
+    earlier = RunShardStatus(summary=ShardSummary(calls=7, throttled_calls=2))
+    limiter = Counting(lambda: None, initial=Share(None, 1, None, 1))
+    outcome = ShardExecutor(
+        RunShard(spec=spec, status=earlier), Limited(), lambda s: None, limiter=limiter
+    ).run()
+    assert (outcome.status.summary.calls, outcome.status.summary.throttled_calls) == (7 + 6, 2 + 3)
+    assert Counting.acquired == 6
+    assert limiter.in_flight == 0
