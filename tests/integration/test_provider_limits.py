@@ -107,8 +107,14 @@ def test_two_runs_share_a_provider_limit_that_holds_across_all_their_pods(
     throttled = sum(1 for c in calls if c.status == 429)
     busiest = busiest_second(calls, min(c.at for c in calls) + 1.0)
     shares = shares_while_both_ran(calls, uids)
+    start = min(c.at for c in calls)
+    per_second = [
+        sum(1 for c in calls if start + s <= c.at < start + s + 1)
+        for s in range(int(calls[-1].at - start) + 1)
+    ]
     print(f"calls={len(calls)} throttled={throttled} busiest 1 s window={busiest} shares={shares}")
-    assert [s["phase"] for s in statuses] == ["completed", "completed"], statuses
+    print(f"calls per second: {per_second}")
+    assert [s["phase"] for s in statuses] == ["succeeded", "succeeded"], statuses
     assert [s["itemsSucceeded"] for s in statuses] == [ITEMS, ITEMS]
     assert busiest <= 44
     assert throttled < 0.01 * len(calls)
@@ -126,6 +132,6 @@ def test_a_provider_declared_above_its_real_quota_is_found_out_by_the_429s(
     late = [c for c in calls if c.at >= after]
     throttled = sum(1 for c in late if c.status == 429)
     print(f"calls={len(calls)} after 10 s={len(late)} throttled after 10 s={throttled}")
-    assert [s["phase"] for s in statuses] == ["completed", "completed"], statuses
+    assert [s["phase"] for s in statuses] == ["succeeded", "succeeded"], statuses
     assert [s["itemsSucceeded"] for s in statuses] == [ITEMS, ITEMS]
     assert throttled < 0.10 * len(late)

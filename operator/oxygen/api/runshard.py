@@ -122,6 +122,9 @@ class RunShardStatus(Model):
     items: list[ItemResult] = Field(default_factory=list)
     summary: ShardSummary = Field(default_factory=ShardSummary)
     worker: str | None = None
+    # The epoch of the Provider rate share the worker keeps to now: the operator raises other shares
+    # only once the lowered ones are acknowledged here.
+    rate_share_epoch: int | None = None
     message: str | None = None
     started_at: str | None = None
     finished_at: str | None = None

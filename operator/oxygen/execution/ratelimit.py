@@ -126,6 +126,11 @@ class CallLimiter:
         """Keep the limits current (a task for the shard's whole run)."""
         return None
 
+    @property
+    def epoch(self) -> int | None:
+        """The epoch of the share kept to (reported in status, so the operator knows it was read)."""
+        return None
+
 
 class ShareLimiter(CallLimiter):
     def __init__(
@@ -144,6 +149,10 @@ class ShareLimiter(CallLimiter):
         self.bucket = TokenBucket(limits.rps, limits.burst, clock)
         self.in_flight = 0
         self._changed = asyncio.Event()
+
+    @property
+    def epoch(self) -> int | None:
+        return None if self.share is None else self.share.epoch
 
     def limits(self) -> Share | None:
         """The share in force; None while waiting for the first one."""

@@ -192,6 +192,7 @@ class ShardExecutor:
                 }
             ),
             worker=self._worker,
+            rate_share_epoch=self._limit.epoch,
             message=self._message,
             started_at=self._started_at,
             finished_at=self._finished_at,

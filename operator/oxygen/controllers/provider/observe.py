@@ -46,6 +46,7 @@ class ShardUse:
     calls: int = 0
     throttled_calls: int = 0
     share: Share | None = None
+    share_seen: int | None = None
 
 
 def run_use(body: Mapping[str, Any]) -> tuple[str, RunUse] | None:
@@ -81,6 +82,7 @@ def shard_use(body: Mapping[str, Any]) -> tuple[str, ShardUse] | None:
         calls=int(summary.get("calls") or 0),
         throttled_calls=int(summary.get("throttledCalls") or 0),
         share=share_of(body["metadata"].get("annotations") or {}),
+        share_seen=status.get("rateShareEpoch"),
     )
 
 

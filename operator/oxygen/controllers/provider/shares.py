@@ -8,8 +8,9 @@ Each pass (every second while a shard of the Provider is active):
   part of the whole (one run alone gets all of it, two alike about half each), split evenly over its
   active shards; burst and in-flight at least 1 each;
 - the shares that changed go out as the shard annotation `oxygen.dev/rate-share`: lowered ones first,
-  raised ones (a new shard's first share too) only once the workers have had time to read the
-  lowered ones, so the sum stays within the limit while shards come and go.
+  raised ones (a new shard's first share too) only once the workers of the lowered ones report
+  their epoch in status (`status.rateShareEpoch`), so the sum stays within the limit while shards
+  come and go.
 `allocate` is pure but for the AllocatorState it advances; `ShareWriter` makes the writes.
 """
 
@@ -32,8 +33,8 @@ CUT_COOLDOWN_SECONDS: Final = 3.0
 RECOVER_STEP: Final = 0.05
 RECOVER_AFTER_SECONDS: Final = 10.0
 MIN_TOTAL_RPS: Final = 1.0
-# A worker re-reads its share every second: raises wait this long after a lowering was written.
-RAISE_AFTER_SECONDS: Final = 1.5
+# Raises wait until the workers of lowered shares report the lowered epoch in status, at most this long.
+RAISE_AFTER_SECONDS: Final = 5.0
 
 
 @dataclass
@@ -44,6 +45,8 @@ class AllocatorState:
     last_cut: float = -math.inf
     calm_since: float = 0.0
     lowered_at: float = -math.inf
+    # Lowered shares not yet acknowledged by their workers: shard name -> the epoch written.
+    lowering: dict[str, int] = field(default_factory=dict)
     epoch: int = 0
     # The shares written, by shard name (the index may lag a write by a moment).
     written: dict[str, Share] = field(default_factory=dict)
@@ -130,16 +133,20 @@ def allocate(
     raised = {name: t for name, t in changed.items() if name not in lowered}
     if lowered:
         state.lowered_at = clock
-    if clock - state.lowered_at < RAISE_AFTER_SECONDS:
+    acknowledged = {s.name: s.share_seen or 0 for s in shards}
+    state.lowering = {n: e for n, e in state.lowering.items() if n in wanted and acknowledged.get(n, 0) < e}
+    if lowered or (state.lowering and clock - state.lowered_at < RAISE_AFTER_SECONDS):
         raised = {}
-    seen = max([state.epoch, *(s.share.epoch for s in shards if s.share is not None)])
+    epoch = max([state.epoch, *(s.share.epoch for s in shards if s.share is not None)])
     writes: list[tuple[str, Share]] = []
     for name, target in [*lowered.items(), *raised.items()]:
-        seen += 1
-        share = Share(rps=target.rps, burst=target.burst, in_flight=target.in_flight, epoch=seen)
+        epoch += 1
+        share = Share(rps=target.rps, burst=target.burst, in_flight=target.in_flight, epoch=epoch)
         writes.append((name, share))
         state.written[name] = share
-    state.epoch = seen
+        if name in lowered:
+            state.lowering[name] = epoch
+    state.epoch = epoch
     return writes
 
 

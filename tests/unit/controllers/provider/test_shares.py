@@ -84,7 +84,9 @@ def test_a_new_shard_gets_its_share_only_after_the_others_were_lowered() -> None
     lowered = allocate(spec, both, state, clock=1.0)
     assert [(n, s.rps) for n, s in lowered] == [("a-0", 20.0)]  # b-0 waits: a-0 may still run at 40
     assert allocate(spec, both, state, clock=2.0) == []
-    raised = allocate(spec, both, state, clock=2.6)
+    # a-0's worker reports the lowered epoch in status: now b-0 gets its share.
+    both = [use("a-0", "a", share=lowered[0][1], share_seen=2), use("b-0", "b")]
+    raised = allocate(spec, both, state, clock=2.5)
     assert [(n, s.rps, s.epoch) for n, s in raised] == [("b-0", 20.0, 3)]
     assert allocate(spec, both, state, clock=3.6) == []
     # b finishes: a gets the whole limit back at once (a raise with nothing lowered).
@@ -109,3 +111,12 @@ def test_the_cut_never_goes_below_one_request_per_second() -> None:
     for i in range(1, 10):
         rate = effective_rate(spec, [use("a-0", "a", throttled=i)], state, i * 10.0)
     assert rate == 1.0
+
+
+def test_a_worker_that_never_acknowledges_delays_raises_at_most_a_few_seconds() -> None:
+    spec, state = provider(**LIMITS).spec, AllocatorState()
+    first = allocate(spec, [use("a-0", "a")], state, clock=0.0)
+    both = [use("a-0", "a", share=first[0][1]), use("b-0", "b")]
+    assert [n for n, _ in allocate(spec, both, state, clock=1.0)] == ["a-0"]
+    assert allocate(spec, both, state, clock=5.0) == []
+    assert [n for n, _ in allocate(spec, both, state, clock=6.0)] == ["b-0"]
