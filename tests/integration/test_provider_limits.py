@@ -5,17 +5,20 @@ effective rate for everyone."""
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import time
 from collections import deque
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple
 
 import pytest
 from kubernetes import client
 
 from oxygen.api.common import GROUP, VERSION
 from tests.support.loopback import LoopbackProvider
-from tests.support.provider import Behaviour, Call, Reply, echo
+from tests.support.provider import Behaviour, Reply, echo
 from tests.support.runs import Runs
 
 pytestmark = pytest.mark.cluster
@@ -41,6 +44,45 @@ def quota(per_second: int) -> Behaviour:
         return inner(item_id, attempt, body)
 
     return behaviour
+
+
+class Seen(NamedTuple):
+    """A call as the provider saw it: when it arrived, its answer, its Idempotency-Key (run uid/item)."""
+
+    at: float
+    status: int
+    key: str
+
+
+def serve(per_second: int, ports: Any, stop: Any, seen: Any) -> None:
+    """The provider in a process of its own, so the test's own work never delays (bunches) its calls."""
+    provider = LoopbackProvider(latency=0.05, behaviour=quota(per_second)).start()
+    ports.put(provider.port)
+    stop.wait()
+    calls = [Seen(c.at, c.status, c.idempotency_key or "") for c in provider.calls]
+    provider.close()
+    seen.put(calls)
+
+
+class QuotaProvider:
+    def __init__(self, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}/items"
+        self.calls: list[Seen] = []
+
+
+@contextmanager
+def quota_provider(per_second: int) -> Iterator[QuotaProvider]:
+    ctx = multiprocessing.get_context("spawn")
+    ports, seen, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
+    process = ctx.Process(target=serve, args=(per_second, ports, stop, seen), daemon=True)
+    process.start()
+    provider = QuotaProvider(ports.get(timeout=60))
+    try:
+        yield provider
+    finally:
+        stop.set()
+        provider.calls = sorted(seen.get(timeout=60))
+        process.join(timeout=30)
 
 
 def start_runs(api: client.ApiClient, runs: Runs, declared: int, url: str) -> None:
@@ -69,7 +111,7 @@ def start_runs(api: client.ApiClient, runs: Runs, declared: int, url: str) -> No
         runs.create(name, spec)
 
 
-def busiest_second(calls: list[Call], after: float) -> int:
+def busiest_second(calls: list[Seen], after: float) -> int:
     """The most calls the provider saw in any 1 s window starting after `after`."""
     times = sorted(c.at for c in calls)
     most, j = 0, 0
@@ -90,19 +132,19 @@ def run_uid(api: client.ApiClient, ns: str, name: str) -> str:
     return str(body["metadata"]["uid"])
 
 
-def shares_while_both_ran(calls: list[Call], uids: list[str]) -> list[float]:
-    last = min(max(c.at for c in calls if (c.idempotency_key or "").startswith(uid)) for uid in uids)
+def shares_while_both_ran(calls: list[Seen], uids: list[str]) -> list[float]:
+    last = min(max(c.at for c in calls if c.key.startswith(uid)) for uid in uids)
     during = [c for c in calls if c.at <= last]
-    return [sum(1 for c in during if (c.idempotency_key or "").startswith(uid)) / len(during) for uid in uids]
+    return [sum(1 for c in during if c.key.startswith(uid)) / len(during) for uid in uids]
 
 
 def test_two_runs_share_a_provider_limit_that_holds_across_all_their_pods(
     runs: Runs, api: client.ApiClient
 ) -> None:
-    with LoopbackProvider(latency=0.05, behaviour=quota(REAL_QUOTA)) as provider:
+    with quota_provider(REAL_QUOTA) as provider:
         start_runs(api, runs, REAL_QUOTA, provider.url)
         statuses = [runs.wait_phase(name, timeout=600) for name in ("first", "second")]
-        calls = provider.calls
+    calls = provider.calls
     uids = [run_uid(api, runs.ns, name) for name in ("first", "second")]
     throttled = sum(1 for c in calls if c.status == 429)
     busiest = busiest_second(calls, min(c.at for c in calls) + 1.0)
@@ -124,10 +166,10 @@ def test_two_runs_share_a_provider_limit_that_holds_across_all_their_pods(
 def test_a_provider_declared_above_its_real_quota_is_found_out_by_the_429s(
     runs: Runs, api: client.ApiClient
 ) -> None:
-    with LoopbackProvider(latency=0.05, behaviour=quota(REAL_QUOTA)) as provider:
+    with quota_provider(REAL_QUOTA) as provider:
         start_runs(api, runs, 2 * REAL_QUOTA, provider.url)
         statuses = [runs.wait_phase(name, timeout=600) for name in ("first", "second")]
-        calls = provider.calls
+    calls = provider.calls
     after = min(c.at for c in calls) + 10.0
     late = [c for c in calls if c.at >= after]
     throttled = sum(1 for c in late if c.status == 429)
