@@ -8,9 +8,10 @@ Each pass (every second while a shard of the Provider is active):
   part of the whole (one run alone gets all of it, two alike about half each), split evenly over its
   active shards; burst and in-flight at least 1 each;
 - the shares that changed go out as the shard annotation `oxygen.dev/rate-share`: lowered ones first,
-  raised ones (a new shard's first share too) only once the workers of the lowered ones report
-  their epoch in status (`status.rateShareEpoch`), so the sum stays within the limit while shards
-  come and go.
+  raised ones (a new shard's first share first) only within what the shares in force leave free,
+  counting a lowered share at its old rate until its worker reports the new epoch in status
+  (`status.rateShareEpoch`, or `RAISE_AFTER_SECONDS` passed), so the sum stays within the limit
+  while shards come and go.
 `allocate` is pure but for the AllocatorState it advances; `ShareWriter` makes the writes.
 """
 
@@ -44,9 +45,9 @@ class AllocatorState:
     throttled_seen: int | None = None
     last_cut: float = -math.inf
     calm_since: float = 0.0
-    lowered_at: float = -math.inf
-    # Lowered shares not yet acknowledged by their workers: shard name -> the epoch written.
-    lowering: dict[str, int] = field(default_factory=dict)
+    # Lowered shares not yet acknowledged by their workers: shard name -> (the epoch written, the
+    # rate it may still run at, when); forgotten after RAISE_AFTER_SECONDS.
+    lowering: dict[str, tuple[int, float, float]] = field(default_factory=dict)
     epoch: int = 0
     # The shares written, by shard name (the index may lag a write by a moment).
     written: dict[str, Share] = field(default_factory=dict)
@@ -130,22 +131,39 @@ def allocate(
     if not changed:
         return []
     lowered = {name: t for name, t in changed.items() if lowers(t, current.get(name))}
-    raised = {name: t for name, t in changed.items() if name not in lowered}
-    if lowered:
-        state.lowered_at = clock
     acknowledged = {s.name: s.share_seen or 0 for s in shards}
-    state.lowering = {n: e for n, e in state.lowering.items() if n in wanted and acknowledged.get(n, 0) < e}
-    if lowered or (state.lowering and clock - state.lowered_at < RAISE_AFTER_SECONDS):
-        raised = {}
+    state.lowering = {
+        n: (epoch, rps, at)
+        for n, (epoch, rps, at) in state.lowering.items()
+        if n in wanted and acknowledged.get(n, 0) < epoch and clock - at < RAISE_AFTER_SECONDS
+    }
+    # The rate each shard may still be running at: its share, or a higher one not yet acknowledged.
+    in_force = {n: (c.rps or 0.0) if (c := current.get(n)) is not None else 0.0 for n in wanted}
+    for name, (_, rps, _) in state.lowering.items():
+        in_force[name] = max(in_force[name], rps)
     epoch = max([state.epoch, *(s.share.epoch for s in shards if s.share is not None)])
     writes: list[tuple[str, Share]] = []
-    for name, target in [*lowered.items(), *raised.items()]:
+
+    def write(name: str, target: Share) -> None:
+        nonlocal epoch
         epoch += 1
         share = Share(rps=target.rps, burst=target.burst, in_flight=target.in_flight, epoch=epoch)
         writes.append((name, share))
         state.written[name] = share
+
+    for name, target in lowered.items():
+        before = current.get(name)
+        write(name, target)
+        state.lowering[name] = (epoch, in_force[name] if before is not None else 0.0, clock)
+    # Raises (first shares before the others) only within what the shares in force leave free.
+    for name, target in sorted(changed.items(), key=lambda kv: current.get(kv[0]) is not None):
         if name in lowered:
-            state.lowering[name] = epoch
+            continue
+        after = sum(in_force.values()) - in_force[name] + (target.rps or 0.0)
+        if rate is not None and target.rps is not None and after > rate + 1e-6:
+            continue
+        write(name, target)
+        in_force[name] = target.rps or 0.0
     state.epoch = epoch
     return writes
 
