@@ -399,6 +399,8 @@ def test_runs_complete_with_only_the_charts_rbac_and_nothing_more(
             ("get", "providers.oxygen.dev"),
             ("watch", "providers.oxygen.dev"),
             ("patch", "providers.oxygen.dev", "--subresource=status"),
+            # The rate-share annotation of a Provider's shards (the spec is immutable by CRD rule).
+            ("patch", "runshards.oxygen.dev"),
         ]
         refused = [
             ("list", "secrets"),
@@ -406,7 +408,7 @@ def test_runs_complete_with_only_the_charts_rbac_and_nothing_more(
             ("create", "pods"),
             ("update", "runs.oxygen.dev"),
             ("delete", "runshards.oxygen.dev"),
-            ("patch", "runshards.oxygen.dev"),  # a shard's spec is immutable; workers get only `get`
+            ("update", "runshards.oxygen.dev"),  # a shard's spec is immutable; workers get only `get`
             ("update", "rolebindings.rbac.authorization.k8s.io"),
             ("delete", "roles.rbac.authorization.k8s.io"),
             ("escalate", "roles.rbac.authorization.k8s.io"),

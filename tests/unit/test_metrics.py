@@ -406,3 +406,24 @@ def test_a_peering_standby_baselines_what_was_created_before_it_took_over() -> N
     assert value(m, "oxygen_items_finished_total") == 0
     m.observe_shard(shard([item(1, "failed")], uid="new", created=START + 1001))
     assert value(m, "oxygen_items_finished_total", status="failed") == 1
+
+
+def provider_shard(uid: str, calls: int, throttled: int, running: int) -> dict[str, Any]:
+    body = shard([item(1, "running")], uid=uid)
+    body["status"]["summary"].update({"calls": calls, "throttledCalls": throttled, "running": running})
+    return body
+
+
+def test_provider_requests_throttled_and_in_flight_over_its_shards() -> None:
+    m, _ = metrics()
+    m.observe_shard(provider_shard("a", calls=10, throttled=1, running=4))
+    m.observe_shard(provider_shard("b", calls=5, throttled=0, running=3))
+    m.observe_shard(provider_shard("a", calls=12, throttled=2, running=2))
+    assert value(m, "oxygen_provider_requests_total", namespace="team-a", provider="clearbit") == 17
+    assert value(m, "oxygen_provider_throttled_total", provider="clearbit") == 2
+    assert value(m, "oxygen_provider_in_flight", provider="clearbit") == 5
+    m.forget_shard("b")
+    assert value(m, "oxygen_provider_in_flight", provider="clearbit") == 2
+    # Bounded labels: no run, shard or item id.
+    labels = {k for name, ls, _ in m.series() if name.startswith("oxygen_provider_") for k in ls}
+    assert labels == {"namespace", "provider"}

@@ -20,6 +20,9 @@ LABEL_SHARD = f"{GROUP}/shard"
 LABEL_ROUND = f"{GROUP}/round"
 # On a shard whose producer was resolved from a Provider: the Provider's controller finds them by it.
 LABEL_PROVIDER = f"{GROUP}/provider"
+# On such a shard: its share of the Provider's limits, JSON {rps, burst, inFlight, epoch}, written by
+# the operator (the single allocator); the worker reads it and cannot write metadata.
+ANNOTATION_RATE_SHARE = f"{GROUP}/rate-share"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "oxygen-operator"}
 
 MAX_LABEL_VALUE = 63

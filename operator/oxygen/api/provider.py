@@ -46,6 +46,8 @@ class ProviderStatus(Model):
     in_flight: int = 0
     requests_per_second: float = 0.0
     throttled: int = 0
+    # The rate the allocator shares out now: rateLimit, lowered after 429s, recovering without them.
+    effective_requests_per_second: float | None = None
     observed_generation: int = 0
     conditions: list[Condition] = Field(default_factory=list)
 

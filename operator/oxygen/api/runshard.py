@@ -123,6 +123,10 @@ class ShardSummary(Model):
     # "+Inf"): the operator turns these into a Prometheus histogram per provider.
     latency_buckets: dict[str, int] = Field(default_factory=dict)
     error_classes: dict[str, int] = Field(default_factory=dict)
+    # Calls made and calls answered 429, over every pod of the shard (the worker counts them): the
+    # Provider's allocator cuts the effective rate on new 429s.
+    calls: int = 0
+    throttled_calls: int = 0
     # Only for shards whose items name their own providers (workflow steps).
     by_provider: dict[str, ProviderTally] = Field(default_factory=dict)
 
@@ -132,6 +136,9 @@ class RunShardStatus(Model):
     items: list[ItemResult] = Field(default_factory=list)
     summary: ShardSummary = Field(default_factory=ShardSummary)
     worker: str | None = None
+    # The epoch of the Provider rate share the worker keeps to now: the operator raises other shares
+    # only once the lowered ones are acknowledged here.
+    rate_share_epoch: int | None = None
     message: str | None = None
     started_at: str | None = None
     finished_at: str | None = None

@@ -21,8 +21,10 @@ from typing import Any, Final, TypeVar
 from pydantic import ValidationError
 
 from oxygen.api.common import GROUP, VERSION
+from oxygen.api.labels import ANNOTATION_RATE_SHARE
 from oxygen.api.runshard import RunShard, RunShardStatus
 from oxygen.execution.producers import make_producer, run_env, secret_values, step_env
+from oxygen.execution.ratelimit import limiter_for
 from oxygen.execution.redaction import Redactor
 from oxygen.execution.shard_items import needs_execution
 from oxygen.execution.shard_ledger import ShardLedger
@@ -115,6 +117,12 @@ class ShardClient:
                 "started for: it belongs to another run; exiting without writing"
             )
         self._resource_version = meta.get("resourceVersion")
+
+    def rate_share(self) -> str | None:
+        """The operator's rate share annotation of this shard (one GET; the pod cannot write metadata)."""
+        raw = self._kube.get(PLURAL, self.namespace, self.name)
+        annotations: dict[str, str] = (raw.get("metadata") or {}).get("annotations") or {}
+        return annotations.get(ANNOTATION_RATE_SHARE)
 
     def patch_status(self, status: RunShardStatus) -> None:
         body = status.wire()
@@ -255,6 +263,7 @@ def _run(
                 spec, env=step_env(env, item_id), cancel=abandon
             ),
             redactor=Redactor(secret_values(env)),
+            limiter=limiter_for(resource, client.rate_share),
         )
         todo = sum(1 for item in executor.snapshot().items if needs_execution(item))
         log.info("shard %s/%s: %d items, %d to execute", namespace, shard, len(resource.spec.items), todo)

@@ -41,6 +41,7 @@ from oxygen.execution.item_calls import (
 )
 from oxygen.execution.pacing import ShardPace
 from oxygen.execution.producers import concurrency_of
+from oxygen.execution.ratelimit import CallLimiter
 from oxygen.execution.redaction import Redactor
 from oxygen.execution.shard_items import (
     backoff_delay,
@@ -117,6 +118,7 @@ class ShardExecutor:
         poll_interval: float = 0.02,
         redactor: Redactor | None = None,
         concurrency: int | None = None,
+        limiter: CallLimiter | None = None,
     ) -> None:
         self._spec = shard.spec
         self._producer = producer
@@ -150,6 +152,10 @@ class ShardExecutor:
         self._settled_at_flush = 0
         self._flushes = 0
         self._calls = 0
+        # The shard's share of its Provider's global limits (ratelimit.py); unlimited without one.
+        self._limit = limiter if limiter is not None else CallLimiter()
+        self._throttled = 0
+        self._counted = (shard.status.summary.calls, shard.status.summary.throttled_calls)
         self._in_flight = 0
         self._stopping: asyncio.Event | None = None
         self._flush_task: asyncio.Future[None] | None = None
@@ -186,8 +192,14 @@ class ShardExecutor:
         return RunShardStatus(
             phase=shard_phase(items),
             items=items,
-            summary=summarize(items),
+            summary=summarize(items).model_copy(
+                update={
+                    "calls": self._counted[0] + self._calls,
+                    "throttled_calls": self._counted[1] + self._throttled,
+                }
+            ),
             worker=self._worker,
+            rate_share_epoch=self._limit.epoch,
             message=self._message,
             started_at=self._started_at,
             finished_at=self._finished_at,
@@ -241,6 +253,7 @@ class ShardExecutor:
         helpers = [
             asyncio.create_task(self._watch_stop(self._stopping)),
             asyncio.create_task(self._tick()),
+            asyncio.create_task(self._limit.follow()),
         ]
         try:
             if not self._spec.execute:
@@ -358,7 +371,9 @@ class ShardExecutor:
         started_at = self._ledger.items[index].started_at or self._ledger.now()
         for n in range(1, allowed + 1):
             await self._pass_gate()
+            await self._limit.acquire()
             if self._halted():
+                self._limit.release()
                 self._ledger.set(index, self._ledger.items[index].model_copy(update={"status": "pending"}))
                 return
             before = self._ledger.items[index]
@@ -380,11 +395,14 @@ class ShardExecutor:
                 raise
             finally:
                 self._in_flight -= 1
+                self._limit.release()
             latency = round(max(0.0, self._clock() - t0), 6)
             if isinstance(outcome, _Abandoned):
                 self._ledger.set(index, before.model_copy(update={"status": "pending"}))
                 return
             self._calls += 1
+            if isinstance(outcome, ProducerError) and outcome.error_class == "http_429":
+                self._throttled += 1
             if not isinstance(outcome, RetryableError):
                 self._pace.answered()
             if isinstance(outcome, ProducerResult):

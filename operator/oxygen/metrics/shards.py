@@ -22,6 +22,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter
 
 from oxygen.metrics.deltas import DeltaTracker, WatchStart, created_before, to_decimal
+from oxygen.metrics.inflight import InFlight
 from oxygen.metrics.latency import BUCKET_LABELS, ItemLatencyCollector, per_bucket
 from oxygen.metrics.tombstones import Tombstones
 from oxygen.timefmt import epoch
@@ -84,6 +85,9 @@ def shard_figures(body: Mapping[str, Any], classes: ErrorClasses) -> dict[str, D
         if item.get("status") in ("succeeded", "failed") and item.get("latencySeconds") is not None:
             latency_sum += to_decimal(item.get("latencySeconds"))
     figures["attempts"] = Decimal(attempts)
+    # Calls the shard's workers made and those the provider answered 429 (summary.calls, throttledCalls).
+    figures["calls"] = to_decimal(summary.get("calls", 0))
+    figures["throttled"] = to_decimal(summary.get("throttledCalls", 0))
     figures["retries"] = Decimal(retries)
     figures["latency_sum"] = latency_sum
     for label, count in per_bucket(summary.get("latencyBuckets") or {}).items():
@@ -121,6 +125,19 @@ class ShardMetrics:
             ["namespace", "provider"],
             registry=registry,
         )
+        self.requests = Counter(
+            "oxygen_provider_requests_total",
+            "Calls made to a provider (every attempt, whatever the answer), over every shard using it.",
+            ["namespace", "provider"],
+            registry=registry,
+        )
+        self.throttled = Counter(
+            "oxygen_provider_throttled_total",
+            "Calls a provider answered 429 (rate limited).",
+            ["namespace", "provider"],
+            registry=registry,
+        )
+        self.in_flight = InFlight(registry)
         self.latency = ItemLatencyCollector()
         registry.register(self.latency)
 
@@ -142,6 +159,8 @@ class ShardMetrics:
                 or bool(meta.get("deletionTimestamp"))
             )
             grown = self._tracker.update(uid, shard_figures(body, self._classes), baseline)
+            running = int(((body.get("status") or {}).get("summary") or {}).get("running") or 0)
+            self.in_flight.observe(uid, namespace, provider, running)
             if run_uid:
                 self._by_run.setdefault(run_uid, set()).add(uid)
         self._count(namespace, provider, grown)
@@ -158,6 +177,10 @@ class ShardMetrics:
                 self.attempts.labels(namespace, provider).inc(float(delta))
             elif kind == "retries":
                 self.retries.labels(namespace, provider).inc(float(delta))
+            elif kind == "calls":
+                self.requests.labels(namespace, provider).inc(float(delta))
+            elif kind == "throttled":
+                self.throttled.labels(namespace, provider).inc(float(delta))
             elif kind == "bucket" and rest in BUCKET_LABELS:
                 buckets[rest] = int(delta)
         self.latency.add(namespace, provider, buckets, grown.get("latency_sum", Decimal(0)))
@@ -166,6 +189,7 @@ class ShardMetrics:
         with self._lock:
             self._tracker.forget(uid)
             self._forgotten.add(uid)
+            self.in_flight.forget(uid)
 
     def forget_run(self, run_uid: str) -> None:
         with self._lock:
@@ -173,6 +197,7 @@ class ShardMetrics:
             for uid in self._by_run.pop(run_uid, set()):
                 self._tracker.forget(uid)
                 self._forgotten.add(uid)
+                self.in_flight.forget(uid)
 
     @property
     def tracked(self) -> int:

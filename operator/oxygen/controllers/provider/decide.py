@@ -36,6 +36,7 @@ def decide(obs: Observed, state: ProviderState) -> Decision:
         in_flight=sum(s.running for s in live),
         requests_per_second=rate if live else 0.0,
         throttled=sum(s.throttled for s in live),
+        effective_requests_per_second=state.effective,
         observed_generation=obs.provider.metadata.generation,
         conditions=[ready(obs, state.written.conditions)],
     )

@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from typing import Any
 
 import kopf
 
 from oxygen.api.common import GROUP, VERSION
 from oxygen.api.labels import LABEL_PROVIDER
+from oxygen.api.provider import ProviderSpec
 from oxygen.controllers import runtime
 from oxygen.controllers.provider.apply import Applier
 from oxygen.controllers.provider.decide import decide
 from oxygen.controllers.provider.observe import ProviderState, Reader, RunUse, ShardUse, run_use, shard_use
+from oxygen.controllers.provider.shares import AllocatorState, ShareWriter, allocate
 
 INTERVAL = 5.0
+# While a shard of the Provider is not finished, its shares are re-balanced this often.
+SHARE_INTERVAL = 1.0
 
 
 def reconcile(
@@ -30,6 +35,14 @@ def reconcile(
     """One pass: observe → decide → apply."""
     obs = reader.observe(body, runs, shards, state)
     applier.apply(decide(obs, state), body, state, obs.clock)
+
+
+def share_out(
+    writer: ShareWriter, body: dict[str, Any], shards: list[ShardUse], allocator: AllocatorState
+) -> None:
+    """One allocation pass: the shares of the Provider's limits its active shards get (shares.py)."""
+    spec = ProviderSpec.model_validate(body.get("spec") or {})
+    writer.write(body["metadata"]["namespace"], allocate(spec, shards, allocator, time.monotonic()))
 
 
 @kopf.index(GROUP, VERSION, "runs")
@@ -59,13 +72,23 @@ async def provider_daemon(
     kube = runtime.kube(memo)
     reader, applier = Reader(kube), Applier(kube)
     state = ProviderState.from_body(body)
+    writer, allocator = ShareWriter(kube), AllocatorState()
     key = (namespace, name)
+    reported = -INTERVAL
     while not stopped:
         snapshot = copy.deepcopy(dict(body))
         runs = list(runs_by_provider.get(key, []))
         shards = list(shards_by_provider.get(key, []))
         try:
-            await asyncio.to_thread(reconcile, reader, applier, snapshot, runs, shards, state)
+            await asyncio.to_thread(share_out, writer, snapshot, shards, allocator)
+            state.effective = allocator.effective
         except Exception as err:  # keep the daemon alive; the next pass retries
-            logger.exception("provider reconcile failed: %s", err)
-        await stopped.wait(INTERVAL)
+            logger.exception("provider shares failed: %s", err)
+        if time.monotonic() - reported >= INTERVAL - SHARE_INTERVAL / 2:
+            reported = time.monotonic()
+            try:
+                await asyncio.to_thread(reconcile, reader, applier, snapshot, runs, shards, state)
+            except Exception as err:  # keep the daemon alive; the next pass retries
+                logger.exception("provider reconcile failed: %s", err)
+        busy = any(not s.done for s in shards)
+        await stopped.wait(SHARE_INTERVAL if busy else INTERVAL)

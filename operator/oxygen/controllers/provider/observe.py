@@ -13,6 +13,8 @@ from oxygen.api.provider import Provider, ProviderStatus
 from oxygen.api.run import TERMINAL_PHASES
 from oxygen.controllers.run.observe import Reader as RunReader
 from oxygen.controllers.run.observe import now
+from oxygen.execution.producers import DEFAULT_CONCURRENCY, DEFAULT_HTTP_CONCURRENCY
+from oxygen.execution.ratelimit import Share, share_of
 from oxygen.kube.client import Kube
 
 # The Secret is looked up again this often (at once when the spec changed or it was missing).
@@ -36,6 +38,15 @@ class ShardUse:
     running: int
     attempts: int
     throttled: int
+    # For the allocator (shares.py): the run, its concurrency (the run's weight), whether a worker
+    # has started, the calls and 429s it counted, and the share written into its annotation.
+    run_uid: str = ""
+    concurrency: int = 1
+    started: bool = False
+    calls: int = 0
+    throttled_calls: int = 0
+    share: Share | None = None
+    share_seen: int | None = None
 
 
 def run_use(body: Mapping[str, Any]) -> tuple[str, RunUse] | None:
@@ -54,12 +65,24 @@ def shard_use(body: Mapping[str, Any]) -> tuple[str, ShardUse] | None:
         return None
     status = body.get("status") or {}
     summary = status.get("summary") or {}
+    spec = body.get("spec") or {}
+    producer = spec.get("producer") or {}
+    concurrency = producer.get("concurrency") or (
+        DEFAULT_HTTP_CONCURRENCY if producer.get("http") else DEFAULT_CONCURRENCY
+    )
     return str(name), ShardUse(
         name=str(body["metadata"]["name"]),
         done=status.get("phase") in ("Succeeded", "Failed"),
         running=int(summary.get("running") or 0),
         attempts=int(summary.get("attempts") or 0),
         throttled=int((summary.get("errorClasses") or {}).get("http_429") or 0),
+        run_uid=str(spec.get("runUid") or ""),
+        concurrency=max(1, int(concurrency)),
+        started=status.get("phase") == "Running" or bool(status.get("startedAt")),
+        calls=int(summary.get("calls") or 0),
+        throttled_calls=int(summary.get("throttledCalls") or 0),
+        share=share_of(body["metadata"].get("annotations") or {}),
+        share_seen=status.get("rateShareEpoch"),
     )
 
 
@@ -74,6 +97,8 @@ class ProviderState:
     secret: bool | None = None
     secret_checked: float | None = None
     secret_generation: int = 0
+    # The rate the allocator shares out now (shares.py), shown in status.
+    effective: float | None = None
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> ProviderState:
