@@ -8,6 +8,7 @@ import os
 import sys
 
 from oxygen.execution.pod import EXIT_ERROR, run_worker
+from oxygen.execution.privacy import keep_environment_private
 from oxygen.execution.worker import DEFAULT_FLUSH_INTERVAL, DEFAULT_STOP_GRACE_SECONDS
 
 
@@ -48,6 +49,8 @@ def worker_command(args: argparse.Namespace) -> int:
             "oxygen worker needs --namespace and --shard (or OXYGEN_NAMESPACE and OXYGEN_SHARD)"
         )
         return EXIT_ERROR
+    # Before any step runs: a `command` step must not read the other steps' Secrets from our /proc.
+    keep_environment_private()
     return run_worker(
         namespace, shard, flush_interval=args.flush_interval, stop_grace_seconds=args.stop_grace
     )
