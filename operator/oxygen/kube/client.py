@@ -203,6 +203,17 @@ class Kube:
                 return False
             raise
 
+    def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Job as a plain dict (the wire shape), None when there is none."""
+        try:
+            found = self.batch.read_namespaced_job(name, namespace)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        body: dict[str, Any] = self.api_client.sanitize_for_serialization(found)
+        return body
+
     def set_job_suspended(self, namespace: str, name: str, suspend: bool) -> None:
         try:
             self.batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": suspend}})

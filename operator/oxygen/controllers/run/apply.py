@@ -3,9 +3,10 @@
 A Plan is written in an order that a crash at any point leaves recoverable:
 1. the worker identity (ServiceAccount, Role naming the shards, RoleBinding) before the shards, so a
    shard never exists that its worker may not read;
-2. new shards (409: already ours, names are deterministic), then the status of those that skip;
+2. new shards (409: ours only if this run controls it, see claim.py), then the status of those that
+   skip;
 3. shard status patches (supersede, settle), after the shards that take their items over;
-4. Jobs: delete, suspend, resume, create;
+4. Jobs: delete, suspend, resume, create (409: ours only if this run's shard controls it);
 5. the Run's status (a merge patch of the status subresource), recorded in the daemon's memory;
    a metered run's first gets RETIRE_FINALIZER on the Run before it (its account must fold in its
    charges before the Run may go away: controllers/creditaccount/retire.py);
@@ -20,6 +21,7 @@ import logging
 import time
 from collections.abc import Iterator
 
+from oxygen.controllers.run import claim
 from oxygen.controllers.run.observe import remember_shard
 from oxygen.controllers.run.types import Plan, RunFailure, RunState
 from oxygen.credits.ledger import RETIRE_FINALIZER
@@ -77,6 +79,7 @@ class Applier:
         for shard in plan.shards:
             with refusal("RunShard", (shard.body.get("metadata") or {}).get("name")):
                 created = self.kube.create_or_get("runshards", ns, shard.body)
+                claim.shard(self.kube, ns, created, str(meta["uid"]))
                 if shard.initial_status is not None and not (created.get("status") or {}).get("items"):
                     created = self.kube.patch_status(
                         "runshards", ns, created["metadata"]["name"], shard.initial_status
@@ -94,7 +97,9 @@ class Applier:
             self.kube.set_job_suspended(ns, job, False)
         for manifest in plan.create_jobs:
             with refusal("Job", (manifest.get("metadata") or {}).get("name")):
-                self.kube.create_job(ns, manifest)
+                if not self.kube.create_job(ns, manifest):
+                    claim.job(self.kube, ns, manifest)  # raises unless the Job is this shard's
+                    continue  # ours, created by an earlier pass: the index reports it as it is
             job = manifest["metadata"]["name"]
             state.fresh_jobs[job] = JobView(name=job, active=1)
         if plan.status is not None:
