@@ -21,12 +21,13 @@ import logging
 import time
 from collections.abc import Iterator
 
+from oxygen.api.labels import LABEL_SHARD
 from oxygen.controllers.run import claim
 from oxygen.controllers.run.observe import remember_shard
 from oxygen.controllers.run.types import Plan, RunFailure, RunState
 from oxygen.credits.ledger import RETIRE_FINALIZER
 from oxygen.kube.client import ApiException, Kube, OwnershipConflict
-from oxygen.status.views import JobView
+from oxygen.status.views import JobView, job_owner
 
 log = logging.getLogger("oxygen.controllers.run")
 
@@ -101,7 +102,8 @@ class Applier:
                     claim.job(self.kube, ns, manifest)  # raises unless the Job is this shard's
                     continue  # ours, created by an earlier pass: the index reports it as it is
             job = manifest["metadata"]["name"]
-            state.fresh_jobs[job] = JobView(name=job, active=1)
+            of_shard = str((manifest["metadata"].get("labels") or {}).get(LABEL_SHARD) or "")
+            state.fresh_jobs[job] = JobView(name=job, active=1, owner_uid=job_owner(manifest), shard=of_shard)
         if plan.status is not None:
             planned = plan.status.metered and plan.status.rounds
             if planned and RETIRE_FINALIZER not in (meta.get("finalizers") or []):

@@ -298,7 +298,7 @@ class RunController:
         if not decision.confirm:
             self.applier.apply(Plan(delete_jobs=decision.delete_jobs), obs.body, state)
             return False
-        left, settle = cancel.confirmed(self.read.jobs_left(obs.run), obs.shards)
+        left, settle = cancel.confirmed(self.read.jobs_left(obs.run, obs.shards), obs.shards)
         if left:
             self.applier.apply(Plan(delete_jobs=left), obs.body, state)
             return False

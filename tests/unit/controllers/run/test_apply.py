@@ -167,7 +167,7 @@ def _job(name: str, shard_uid: str | None) -> dict[str, object]:
     ("existing", "outcome"),
     [
         (None, "created"),
-        (_job("leads-r0-0000", "shard-0-0"), "ours"),  # created by an earlier pass
+        (_job("leads-r0-0000", "uid-leads-r0-0000"), "ours"),  # created by an earlier pass
         (_job("leads-r0-0000", "old-shard-uid"), OwnershipConflict),  # a deleted namesake's Job
         (_job("leads-r0-0000", None), "JobNameTaken"),  # someone else's Job under that name
     ],
@@ -181,7 +181,7 @@ def test_a_taken_job_name_is_accepted_only_when_this_shard_controls_it(
     if existing is not None:
         kube.jobs["leads-r0-0000"] = existing
     state = RunState(status=RunStatus())
-    plan = Plan(create_jobs=[_job("leads-r0-0000", "shard-0-0")])
+    plan = Plan(create_jobs=[_job("leads-r0-0000", "uid-leads-r0-0000")])
     if outcome in ("created", "ours"):
         Applier(kube).apply(plan, b.run_body(), state)  # type: ignore[arg-type]
         # Only a Job this pass created is remembered as running; an existing one is as the index says.
@@ -200,7 +200,7 @@ def test_a_taken_job_name_is_accepted_only_when_this_shard_controls_it(
 def test_a_job_owned_by_another_live_shard_fails_the_run() -> None:
     kube = RecordingKube()
     kube.shards["leads-r0-0000"] = b.shard_body()
-    kube.jobs["leads-r0-0000"] = _job("leads-r0-0000", "shard-0-0")
+    kube.jobs["leads-r0-0000"] = _job("leads-r0-0000", "uid-leads-r0-0000")
     plan = Plan(create_jobs=[_job("leads-r0-0000", "mine-uid")])
     with pytest.raises(RunFailure) as failed:
         Applier(kube).apply(plan, b.run_body(), RunState(status=RunStatus()))  # type: ignore[arg-type]

@@ -5,7 +5,7 @@ recording stand-in of the kube interface; the real API server is the integration
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from oxygen.api.run import Round, Run, RunStatus
@@ -52,7 +52,7 @@ class StubReader:
             raise ShardNotOwned(name)
         return RunShard.model_validate(self.bodies[name]), self.bodies[name]
 
-    def jobs_left(self, run: Run) -> list[str]:
+    def jobs_left(self, run: Run, shards: Mapping[str, ShardView]) -> list[str]:
         return self.left
 
 
