@@ -70,6 +70,11 @@ class RecordingKube:
         self._call(f"{'add' if present else 'remove'}-finalizer:{plural}", name)
         return True
 
+    def delete(self, plural: str, namespace: str, name: str, uid: str) -> None:
+        self._call(f"delete:{plural}", name)
+        if self.shards.get(name, {}).get("metadata", {}).get("uid") == uid:
+            del self.shards[name]
+
     def delete_job(self, namespace: str, name: str) -> None:
         self._call("delete", name)
 

@@ -140,6 +140,16 @@ class Kube:
                 return self.get(plural, namespace, body["metadata"]["name"])
             raise
 
+    def delete(self, plural: str, namespace: str, name: str, uid: str) -> None:
+        """Delete that object if it is still the one with `uid` (a precondition: never its successor)."""
+        try:
+            self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, body={"preconditions": {"uid": uid}}
+            )
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
     def patch_status(
         self,
         plural: str,

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from oxygen.api.runshard import RunShardSpec
 from oxygen.controllers.run.observe import controller_of
 from oxygen.controllers.run.types import RunFailure
 from oxygen.kube.client import ApiException, Kube, OwnershipConflict
@@ -52,6 +53,18 @@ def shard(kube: Kube, namespace: str, found: Mapping[str, Any], run_uid: str) ->
     raise RunFailure(
         "ShardNameTaken",
         f"RunShard {name!r} already exists and belongs to {holder}; rename the Run",
+    )
+
+
+def stale(found: Mapping[str, Any], planned: Mapping[str, Any]) -> bool:
+    """Whether our shard `found` (read after a 409) is not the one the plan wants under its name.
+
+    A round's shards are created before the status records the round. When that recording failed,
+    the shards stay, never run (jobs.drive starts only recorded rounds), and the next plan of that
+    round number finds them: the same spec is the same plan, it is taken over; another spec (the
+    run's spec changed in between) is replaced, since a shard's spec is immutable."""
+    return RunShardSpec.model_validate(found.get("spec") or {}) != RunShardSpec.model_validate(
+        planned.get("spec") or {}
     )
 
 

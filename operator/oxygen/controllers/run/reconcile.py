@@ -227,12 +227,26 @@ class RunController:
             if refused and decision is not None and decision.on_insufficient == "queue":
                 pending += credits.refused(obs, status, decision, "retry")
                 return True
+            if refused:
+                self._abandon(obs, state, found)
             count = 0 if refused else self._start_round(obs, status, state, found, "retry")
             status.observed_retry_failed = run.spec.retry_failed
             status.observed_generation = run.metadata.generation
             commit = Plan(status=status, events=rounds.retry_events(run, count, decision))
             self.applier.apply(commit, obs.body, state)
         return False
+
+    def _abandon(self, obs: Observed, state: RunState, found: rounds.Collected) -> None:
+        """A round refused for good whose shards an earlier pass created (its recording failed):
+        the moved items go back to their holders, then the never-run shards go."""
+        for name in sorted(found.holders):
+            shard, _ = self.read.shard(obs.run, name)
+            restored = rounds.restore(shard, found.round)
+            if restored is not None:
+                self.applier.apply(Plan(shard_status=[(name, restored.wire())]), obs.body, state)
+        orphans = [(v.name, v.uid) for v in obs.shards.values() if v.round >= found.round]
+        if orphans:
+            self.applier.apply(Plan(delete_shards=sorted(orphans)), obs.body, state)
 
     def _promote(self, obs: Observed, status: RunStatus, state: RunState, pending: list[Event]) -> bool:
         """Execute what the smoke test or dry run skipped; True when the round waits for credits."""
@@ -256,7 +270,8 @@ class RunController:
 
     def _drive_jobs(self, obs: Observed, state: RunState) -> None:
         run = obs.run
-        decision = jobs.drive(run, obs.shards, obs.jobs, self.settings.max_parallelism)
+        recorded = len(obs.written.rounds)
+        decision = jobs.drive(run, obs.shards, obs.jobs, self.settings.max_parallelism, recorded=recorded)
         self.applier.apply(jobs.manifests(run, decision, [], self.settings.worker), obs.body, state)
         # One shard body at a time: each can hold ~1 MiB of results.
         for name in decision.start:

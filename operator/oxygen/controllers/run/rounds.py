@@ -188,6 +188,21 @@ def supersede(shard: RunShard, new_home: dict[str, str], round_: int) -> RunShar
     )
 
 
+def restore(shard: RunShard, round_: int) -> RunShardStatus | None:
+    """The holder's status with the items it gave to `round_` its own again (that round was never
+    recorded and will not be: its credit decision refused it); None when nothing changes."""
+    changed = False
+    for item in shard.status.items:
+        if item.superseded_by is not None and round_of(item.superseded_by) == round_:
+            item.superseded_by = None
+            changed = True
+    if not changed:
+        return None
+    return shard.status.model_copy(
+        update={"summary": summarize(shard.status.items), "phase": shard_phase(shard.status.items)}
+    )
+
+
 def retry_events(run: Run, count: int, decision: Decision | None) -> list[Event]:
     """What a retry says once recorded: refused (account says fail), started, or nothing to retry."""
     if decision is not None and not decision.allowed:

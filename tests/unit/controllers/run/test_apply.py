@@ -205,3 +205,29 @@ def test_a_job_owned_by_another_live_shard_fails_the_run() -> None:
     with pytest.raises(RunFailure) as failed:
         Applier(kube).apply(plan, b.run_body(), RunState(status=RunStatus()))  # type: ignore[arg-type]
     assert failed.value.reason == "JobNameTaken"
+
+
+def _orphan(items: tuple[str, ...]) -> dict[str, object]:
+    """Our shard of round 1, created by a pass whose status write failed (so it never ran)."""
+    return b.shard_body(round_=1, ids=list(items), items=[""] * len(items))
+
+
+@pytest.mark.parametrize(
+    ("left", "planned", "replaced"),
+    [
+        (("1", "2"), ("1", "2"), False),  # the same plan again: taken over as it is
+        (("1", "2"), ("1", "2", "3"), True),  # planned again with another item: replaced
+    ],
+    ids=["same-plan", "other-plan"],
+)
+def test_a_shard_of_an_unrecorded_round_is_reused_only_when_planned_the_same(
+    left: tuple[str, ...], planned: tuple[str, ...], replaced: bool
+) -> None:
+    kube = RecordingKube()
+    kube.shards["leads-r1-0000"] = _orphan(left)
+    state = RunState(status=RunStatus())
+    Applier(kube).apply(Plan(shards=[NewShard(_orphan(planned))]), b.run_body(), state)  # type: ignore[arg-type]
+    assert (("delete:runshards", "leads-r1-0000") in kube.calls) == replaced
+    spec = kube.shards["leads-r1-0000"]["spec"]
+    assert [i["id"] for i in spec["items"]] == list(planned)
+    assert state.fresh_shards["leads-r1-0000"][1].item_count == len(planned)

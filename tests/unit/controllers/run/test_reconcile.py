@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import pytest
+
 from oxygen.api.run import Round, Run, RunStatus
 from oxygen.api.runshard import RunShard
 from oxygen.controllers.run.apply import Applier
@@ -270,3 +272,43 @@ def test_pause_suspends_running_jobs() -> None:
     _pass(controller, body, state, [b.shard_view(running=2)], [b.job_view("leads-r0-0000", active=1)])
     assert kube.calls[0] == ("suspend", "leads-r0-0000")
     assert not any(c[0] in ("job", "event") for c in kube.calls)  # a pod still runs: not paused yet
+
+
+@pytest.mark.parametrize(
+    ("granted", "abandoned"),
+    [
+        ("100", False),  # admitted again: the same round is planned the same and takes them over
+        ("5", True),  # refused for good: the item goes back, the never-run shard goes
+    ],
+    ids=["admitted", "refused"],
+)
+def test_an_unrecorded_round_is_taken_over_or_abandoned(granted: str, abandoned: bool) -> None:
+    old = b.shard_body(items=["succeeded", "failed"])
+    status = _planned("completed", metered=True, credit_account="default")
+    body = b.run_body(retryFailed=1, status=status, producer={**b.ECHO, "costPerItem": "10"})
+    body["metadata"]["finalizers"] = [RETIRE_FINALIZER]
+    done = [b.job_view("leads-r0-0000", complete=True)]
+    # A pass creates round 1 and supersedes the failed item, then its status write fails.
+    lost = RecordingKube(fail="status:runs")
+    lost.shards["leads-r0-0000"] = old
+    reader = StubReader(snapshot=b.credit_snapshot("100", "fail"))
+    reader.bodies = lost.shards  # what the stub API server holds
+    with pytest.raises(RuntimeError):
+        _pass(_controller(reader, lost), body, RunState.from_body(body), [shard_view(old)], done)
+    orphan = lost.shards["leads-r1-0000"]
+    assert lost.shards["leads-r0-0000"]["status"]["items"][1]["supersededBy"] == "leads-r1-0000"
+    # The next pass: another credit decision over the same shards.
+    kube = RecordingKube()
+    kube.shards = lost.shards
+    reader.snapshot = b.credit_snapshot(granted, "fail")
+    state = RunState.from_body(body)
+    views = [shard_view(old), shard_view(orphan)]
+    _pass(_controller(reader, kube), body, state, views, done)
+    assert (("delete:runshards", "leads-r1-0000") in kube.calls) == abandoned
+    assert (("job", "leads-r1-0000") in kube.calls) != abandoned  # recorded now: it runs
+    assert (len(state.status.rounds) == 2) != abandoned
+    if abandoned:
+        restored = kube.shards["leads-r0-0000"]["status"]["items"][1]
+        assert restored["status"] == "failed" and not restored.get("supersededBy")
+        assert state.fresh_shards["leads-r0-0000"][1].summary.failed == 1
+        assert "leads-r1-0000" not in kube.shards
