@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from oxygen.api.nesting import deep_input
-from oxygen.api.run import TERMINAL_PHASES, Run, RunStatus
+from oxygen.api.run import TERMINAL_PHASES, RunStatus
 from oxygen.controllers.run import cancel, credits, guard, jobs, plan, rounds
 from oxygen.controllers.run import status as run_status
 from oxygen.controllers.run.apply import Applier
@@ -190,11 +190,24 @@ class RunController:
 
     # -- later rounds ---------------------------------------------------------------------------
 
-    def _admit(self, run: Run, status: RunStatus, found: rounds.Collected) -> Decision | None:
-        """Call under the account's lock: may the run hold what the new round's items cost?"""
-        if not found.moved or found.first is None or not status.metered:
-            return None
-        return gate.decide(self.read.credits(run), run.metadata.uid, rounds.cost(run, status, found))
+    def _admit(
+        self, obs: Observed, status: RunStatus, found: rounds.Collected, what: str, pending: list[Event]
+    ) -> tuple[bool, Decision | None]:
+        """Call under the account's lock: may the new round call its producer (True: it waits, an
+        unpriced producer under an account that requires Providers), and may the run hold what its
+        items cost (the decision; None when unmetered or nothing moves)?"""
+        run = obs.run
+        if not found.moved or found.first is None:
+            return False, None
+        snapshot = self.read.credits(run)
+        unpriced = rounds.unpriced(run, status, found.first)
+        refusal = credits.refuse_unpriced(obs, status, snapshot, unpriced, what)
+        if refusal is not None:
+            pending += refusal
+            return True, None
+        if not status.metered:
+            return False, None
+        return False, gate.decide(snapshot, run.metadata.uid, rounds.cost(run, status, found))
 
     def _start_round(
         self,
@@ -222,7 +235,9 @@ class RunController:
         run = obs.run
         with self.locks.hold(run.metadata.namespace, run.spec.credit_account):
             found = rounds.collect(status, self.read.shards(run), rounds.retryable)
-            decision = self._admit(run, status, found)
+            unpriced, decision = self._admit(obs, status, found, "retry", pending)
+            if unpriced:
+                return True
             refused = decision is not None and not decision.allowed
             if refused and decision is not None and decision.on_insufficient == "queue":
                 pending += credits.refused(obs, status, decision, "retry")
@@ -253,7 +268,9 @@ class RunController:
         run = obs.run
         with self.locks.hold(run.metadata.namespace, run.spec.credit_account):
             found = rounds.collect(status, self.read.shards(run), rounds.skipped_by_mode)
-            decision = self._admit(run, status, found)
+            unpriced, decision = self._admit(obs, status, found, "promotion", pending)
+            if unpriced:
+                return True
             if decision is not None and not decision.allowed:
                 pending += credits.refused(obs, status, decision, "promotion")
                 return True

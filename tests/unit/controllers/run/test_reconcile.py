@@ -312,3 +312,55 @@ def test_an_unrecorded_round_is_taken_over_or_abandoned(granted: str, abandoned:
         assert restored["status"] == "failed" and not restored.get("supersededBy")
         assert state.fresh_shards["leads-r0-0000"][1].summary.failed == 1
         assert "leads-r1-0000" not in kube.shards
+
+
+INLINE = {"provider": "mine", "http": {"url": "https://mine.example/free"}, "costPerItem": "0"}
+
+
+@pytest.mark.parametrize(
+    ("recorded_provider", "promoted"),
+    [
+        (True, True),  # planned on the Provider: promoted through it, at its price
+        (False, False),  # planned before the operator recorded it: the inline producer is refused
+    ],
+    ids=["keeps-the-provider", "refuses-unpriced"],
+)
+def test_a_smoke_test_planned_on_a_provider_is_never_promoted_through_an_inline_producer(
+    recorded_provider: bool, promoted: bool
+) -> None:
+    kube = RecordingKube()
+    sources = Sources(providers={"clearbit": b.provider()}, secrets={"clearbit-key": True})
+    reader = StubReader(sources, snapshot=b.priced_account("100"))
+    reader.bodies = kube.shards
+    controller = _controller(reader, kube)
+    body = b.run_body(producer=b.provider_ref(), mode="smoke_test", smokeTest={"sampleSize": 1})
+    state = RunState.from_body(body)
+    _pass(controller, body, state)  # round 0: one item executes, two are skipped
+    assert state.status.planned_provider == "clearbit"
+    if not recorded_provider:
+        state.status.planned_provider = None
+    for shard in kube.shards.values():  # the sample ran (the skipped shard has its status already)
+        if shard["spec"]["execute"]:
+            ids = [i["id"] for i in shard["spec"]["items"]]
+            shard["status"] = {
+                "phase": "Succeeded",
+                "items": [{"id": i, "status": "succeeded"} for i in ids],
+                "summary": {"succeeded": len(ids)},
+            }
+    # The tenant edits the run: an inline producer at price 0, and live.
+    body = b.run_body(producer=INLINE, mode="live", smokeTest={"sampleSize": 1}, status=state.status)
+    views = [shard_view(s) for s in kube.shards.values()]
+    before = set(kube.shards)
+    for _ in range(2):
+        _pass(controller, body, state, views, [b.job_view(v.name, complete=True) for v in views])
+        body = b.run_body(producer=INLINE, mode="live", smokeTest={"sampleSize": 1}, status=state.status)
+    new = [kube.shards[n] for n in set(kube.shards) - before]
+    assert bool(new) == promoted
+    for shard in new:
+        producer = shard["spec"]["producer"]
+        assert producer["http"]["url"] == "https://enrich.example/v2/company"
+        assert producer["costPerItem"] == "2"
+    refusals = [c for c in kube.calls if c == ("event", "UnpricedProducer")]
+    assert len(refusals) == (0 if promoted else 1)  # said once, while the run waits
+    waiting = [c for c in state.status.conditions if c.type == "InsufficientCredits" and c.status == "True"]
+    assert bool(waiting) != promoted
