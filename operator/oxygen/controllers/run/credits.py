@@ -29,7 +29,11 @@ def require_priced(resolved: Resolved, snapshot: CreditSnapshot) -> None:
     account = snapshot.account
     if account is None or not account.spec.require_priced_providers or not resolved.unpriced:
         return
-    raise RunFailure("UnpricedProducer", unpriced_message(snapshot.name, resolved.unpriced))
+    raise RunFailure(
+        "UnpricedProducer",
+        f"CreditAccount {snapshot.name!r} requires priced Providers, but {', '.join(resolved.unpriced)} "
+        "calls out at a price the run sets itself: name a Provider (producer.providerRef)",
+    )
 
 
 def unpriced_message(account: str, unpriced: tuple[str, ...] | list[str]) -> str:
