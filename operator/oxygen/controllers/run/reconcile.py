@@ -223,6 +223,14 @@ class RunController:
         run = obs.run
         new = rounds.start(obs.body, run, status, found, reason, self.settings, obs.now)
         self.applier.apply(new.shards, obs.body, state)
+        # Shards an earlier, unrecorded plan of this round left beyond this plan's: they never ran
+        # and must not once the round is recorded (their items are in this plan's shards now).
+        planned = {s.body["metadata"]["name"] for s in new.shards.shards}
+        left = [
+            (v.name, v.uid) for v in obs.shards.values() if v.round == found.round and v.name not in planned
+        ]
+        if left:
+            self.applier.apply(Plan(delete_shards=sorted(left)), obs.body, state)
         for name in sorted(found.holders):
             shard, _ = self.read.shard(run, name)
             superseded = rounds.supersede(shard, new.new_home, found.round)

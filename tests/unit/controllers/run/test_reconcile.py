@@ -297,13 +297,19 @@ def test_an_unrecorded_round_is_taken_over_or_abandoned(granted: str, abandoned:
         _pass(_controller(reader, lost), body, RunState.from_body(body), [shard_view(old)], done)
     orphan = lost.shards["leads-r1-0000"]
     assert lost.shards["leads-r0-0000"]["status"]["items"][1]["supersededBy"] == "leads-r1-0000"
+    # A shard of that lost plan that the next plan of the round does not make (it was planned wider).
+    extra = b.shard_body(round_=1, index=1, ids=["9"], items=[""])
+    lost.shards["leads-r1-0001"] = extra
     # The next pass: another credit decision over the same shards.
     kube = RecordingKube()
     kube.shards = lost.shards
     reader.snapshot = b.credit_snapshot(granted, "fail")
     state = RunState.from_body(body)
-    views = [shard_view(old), shard_view(orphan)]
+    views = [shard_view(old), shard_view(orphan), shard_view(extra)]
     _pass(_controller(reader, kube), body, state, views, done)
+    assert ("delete:runshards", "leads-r1-0001") in kube.calls  # never runs, whatever the decision
+    assert ("job", "leads-r1-0001") not in kube.calls
+    assert "leads-r1-0001" not in kube.shards
     assert (("delete:runshards", "leads-r1-0000") in kube.calls) == abandoned
     assert (("job", "leads-r1-0000") in kube.calls) != abandoned  # recorded now: it runs
     assert (len(state.status.rounds) == 2) != abandoned
