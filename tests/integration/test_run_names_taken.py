@@ -9,9 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from oxygen.api.common import API_VERSION, GROUP, VERSION
 from oxygen.devcluster.wait import wait_for
+from oxygen.kube.client import Kube
 from tests.support.runs import Runs
 
 pytestmark = pytest.mark.cluster
@@ -136,3 +139,21 @@ def test_a_forged_job_claiming_a_runs_label_is_not_counted_for_it(runs: Runs) ->
     assert status["phase"] == "succeeded", status
     assert status["itemsSucceeded"] == 2
     assert runs.batch.read_namespaced_job("victim-r0-0000-j1", runs.ns).spec.suspend  # never resumed
+
+
+def test_a_never_run_shard_is_deleted_only_under_the_uid_the_operator_saw(
+    runs: Runs, api: client.ApiClient
+) -> None:
+    """Kube.delete (a shard of an unrecorded round replaced or abandoned) never deletes a successor."""
+    runs.create("kept", {"items": items(1), "producer": ECHO})
+    runs.wait_phase("kept", "succeeded")
+    shard = runs.shards("kept")[0]
+    name, uid = shard["metadata"]["name"], shard["metadata"]["uid"]
+    kube = Kube(api)
+    with pytest.raises(ApiException) as refused:
+        kube.delete("runshards", runs.ns, name, "the-uid-of-an-earlier-namesake")
+    assert refused.value.status == 409  # the precondition failed: this shard is not that one
+    assert runs.shards("kept")[0]["metadata"]["uid"] == uid
+    kube.delete("runshards", runs.ns, name, uid)
+    wait_for(lambda: not runs.shards("kept"), timeout=30, what="the shard to be deleted")
+    kube.delete("runshards", runs.ns, name, uid)  # already gone: nothing to do
