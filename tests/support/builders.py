@@ -3,6 +3,7 @@ views, a credit snapshot, an observed pass. Every unit test of controllers/run b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -73,6 +74,7 @@ def shard_view(
         provider="echo",
         phase=phase,
         summary=ShardSummary(**summary),
+        uid=shard_uid(shard_name(run, round_, index)),
     )
 
 
@@ -102,7 +104,7 @@ def shard_body(
         "metadata": {
             "name": shard_name(meta["name"], round_, index),
             "namespace": meta["namespace"],
-            "uid": f"shard-{round_}-{index}",
+            "uid": shard_uid(shard_name(meta["name"], round_, index)),
             "resourceVersion": "7",
             "ownerReferences": [
                 {
@@ -140,8 +142,14 @@ def shard(*args: Any, **kwargs: Any) -> RunShard:
     return RunShard.model_validate(shard_body(*args, **kwargs))
 
 
+def shard_uid(name: str) -> str:
+    return f"uid-{name}"
+
+
 def job_view(name: str, **fields: Any) -> JobView:
-    return JobView(name=name, **fields)
+    """A Job as the index holds it; by default controlled by the shard its name is of (`-j<n>` cut)."""
+    shard = re.sub(r"-j\d+$", "", name)
+    return JobView(name=name, **{"shard": shard, "owner_uid": shard_uid(shard), **fields})
 
 
 def jobs(*views: JobView) -> dict[str, JobView]:

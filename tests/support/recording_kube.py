@@ -21,6 +21,19 @@ class RecordingKube:
         self.conflict = conflict
         self.shards: dict[str, dict[str, Any]] = {}
         self.messages: list[str] = []  # the Events' messages
+        self.jobs: dict[str, dict[str, Any]] = {}  # Jobs that exist already (create answers 409)
+        self.runs: dict[str, dict[str, Any]] = {}  # Runs a `get` finds (owners of foreign children)
+
+    def get(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
+        self._call(f"get:{plural}", name)
+        found = (self.shards if plural == "runshards" else self.runs).get(name)
+        if found is None:
+            raise ApiException(status=404, reason="Not Found")
+        return copy.deepcopy(found)
+
+    def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self._call("read-job", name)
+        return copy.deepcopy(self.jobs.get(name))
 
     def _call(self, what: str, name: str) -> None:
         self.calls.append((what, name))
@@ -40,7 +53,8 @@ class RecordingKube:
         name = body["metadata"]["name"]
         self._call("create", name)
         stored = self.shards.setdefault(name, {**copy.deepcopy(body), "status": {}})
-        stored["metadata"].update(resourceVersion="1", uid=f"uid-{name}")
+        stored["metadata"].setdefault("uid", f"uid-{name}")
+        stored["metadata"].setdefault("resourceVersion", "1")
         return copy.deepcopy(stored)
 
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
@@ -56,6 +70,11 @@ class RecordingKube:
         self._call(f"{'add' if present else 'remove'}-finalizer:{plural}", name)
         return True
 
+    def delete(self, plural: str, namespace: str, name: str, uid: str) -> None:
+        self._call(f"delete:{plural}", name)
+        if self.shards.get(name, {}).get("metadata", {}).get("uid") == uid:
+            del self.shards[name]
+
     def delete_job(self, namespace: str, name: str) -> None:
         self._call("delete", name)
 
@@ -64,7 +83,7 @@ class RecordingKube:
 
     def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
         self._call("job", body["metadata"]["name"])
-        return True
+        return body["metadata"]["name"] not in self.jobs
 
     def event(self, obj: dict[str, Any], reason: str, message: str, type_: str = "Normal") -> None:
         self._call("event", reason)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from oxygen.api.run import RunSpec
 from oxygen.api.runshard import RunShardSpec
 from oxygen.planning.items import ItemsSourceError, PlannedItem, parse_rows
-from oxygen.planning.names import MAX_NAME, shard_name
+from oxygen.planning.names import MAX_NAME, round_of, shard_name
 from oxygen.planning.rounds import SKIP_SMOKE, initial_groups, shard_bodies, skipped_status
 from oxygen.planning.shards import batches
 
@@ -34,6 +36,35 @@ def test_shard_names_are_deterministic_and_fit_a_label() -> None:
     assert name == shard_name(long, 2, 17)
     assert name.endswith("-r2-0017")
     assert shard_name("x" * 119 + "y", 2, 17) != name
+
+
+# A DNS subdomain, what the API server accepts as a Run's (and a RunShard's) name.
+SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+@pytest.mark.parametrize(
+    ("run", "round_", "index"),
+    [
+        ("x" * 120, 2, 17),
+        ("a" + "-" * 100 + "b", 0, 0),  # the cut ends in dashes, stripped
+        ("team.a." + "y" * 80, 11, 12345),
+        ("z" * 56, 0, 0),  # one character too long for the plain name
+    ],
+    ids=["long", "dashes-at-the-cut", "dots", "just-too-long"],
+)
+def test_a_long_runs_shard_name_is_no_short_runs(run: str, round_: int, index: int) -> None:
+    name = shard_name(run, round_, index)
+    suffix = f"-r{round_}-{index:04d}"
+    assert len(name) <= MAX_NAME and name.endswith(suffix) and round_of(name) == round_
+    # The only Run whose plain shard name this could be is the part before the suffix: not a name.
+    plain = name.removesuffix(suffix)
+    assert plain.endswith("-") and not SUBDOMAIN.match(plain)
+    assert SUBDOMAIN.match(name)  # still a valid object name
+
+
+def test_short_run_names_keep_their_shard_names() -> None:
+    assert shard_name("enrich", 0, 3) == "enrich-r0-0003"
+    assert shard_name("y" * 55, 1, 2) == "y" * 55 + "-r1-0002"  # exactly MAX_NAME
 
 
 def test_jsonl_rows_and_malformed_line_number() -> None:

@@ -368,6 +368,9 @@ class RunStatus(Model):
     credits_released: CreditTotal = Decimal(0)
     # What each item holds while unfinished (a workflow: its most expensive step), fixed at planning.
     credits_per_item: CreditTotal | None = None
+    # The Provider a column run's producer was resolved from at planning: every later round calls
+    # it (at its price), whatever producer the spec names by then.
+    planned_provider: str | None = Field(default=None, max_length=253)
     # The account the run is metered against; unset while undecided or when unmetered.
     credit_account: str | None = None
     metered: bool | None = None

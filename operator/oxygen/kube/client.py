@@ -140,6 +140,16 @@ class Kube:
                 return self.get(plural, namespace, body["metadata"]["name"])
             raise
 
+    def delete(self, plural: str, namespace: str, name: str, uid: str) -> None:
+        """Delete that object if it is still the one with `uid` (a precondition: never its successor)."""
+        try:
+            self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, body={"preconditions": {"uid": uid}}
+            )
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
     def patch_status(
         self,
         plural: str,
@@ -202,6 +212,17 @@ class Kube:
             if err.status == 409:
                 return False
             raise
+
+    def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Job as a plain dict (the wire shape), None when there is none."""
+        try:
+            found = self.batch.read_namespaced_job(name, namespace)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        body: dict[str, Any] = self.api_client.sanitize_for_serialization(found)
+        return body
 
     def set_job_suspended(self, namespace: str, name: str, suspend: bool) -> None:
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from oxygen.api.labels import LABEL_SHARD
 from oxygen.api.run import FailedItem
 from oxygen.api.runshard import ShardSummary
 
@@ -28,6 +29,7 @@ class ShardView:
     failed_sample: tuple[FailedItem, ...] = ()
     message: str | None = None
     created: str = ""
+    uid: str = ""  # a Job belongs to this shard only through a controller ownerReference to it
 
     @property
     def done(self) -> bool:
@@ -46,6 +48,9 @@ class JobView:
     deleting: bool = False
     # When the Job failed (its Failed condition's lastTransitionTime): a replacement waits from here.
     failed_at: str = ""
+    # Whose Job it is: the uid of its controller RunShard, and its `oxygen.dev/shard` label.
+    owner_uid: str = ""
+    shard: str = ""
 
     @property
     def finished(self) -> bool:
@@ -82,7 +87,16 @@ def shard_view(body: dict[str, Any]) -> ShardView:
         failed_sample=tuple(failed),
         message=status.get("message"),
         created=body["metadata"].get("creationTimestamp") or "",
+        uid=str(body["metadata"].get("uid") or ""),
     )
+
+
+def job_owner(body: dict[str, Any]) -> str:
+    """The uid of the RunShard that controls a Job ("" when none does)."""
+    for ref in (body.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == "RunShard":
+            return str(ref.get("uid") or "")
+    return ""
 
 
 def job_view(body: dict[str, Any]) -> JobView:
@@ -100,4 +114,6 @@ def job_view(body: dict[str, Any]) -> JobView:
         failure_message=f"{failed.get('reason', '')}: {failed.get('message', '')}" if failed else "",
         deleting=bool(body["metadata"].get("deletionTimestamp")),
         failed_at=str(failed.get("lastTransitionTime") or "") if failed else "",
+        owner_uid=job_owner(body),
+        shard=str((body["metadata"].get("labels") or {}).get(LABEL_SHARD) or ""),
     )

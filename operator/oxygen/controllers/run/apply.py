@@ -3,9 +3,11 @@
 A Plan is written in an order that a crash at any point leaves recoverable:
 1. the worker identity (ServiceAccount, Role naming the shards, RoleBinding) before the shards, so a
    shard never exists that its worker may not read;
-2. new shards (409: already ours, names are deterministic), then the status of those that skip;
-3. shard status patches (supersede, settle), after the shards that take their items over;
-4. Jobs: delete, suspend, resume, create;
+2. new shards (409: ours only if this run controls it, see claim.py), then the status of those that
+   skip;
+3. shard status patches (supersede, settle, restore), after the shards that take their items over;
+   then never-run shards of a refused round, after their items are restored to their holders;
+4. Jobs: delete, suspend, resume, create (409: ours only if this run's shard controls it);
 5. the Run's status (a merge patch of the status subresource), recorded in the daemon's memory;
    a metered run's first gets RETIRE_FINALIZER on the Run before it (its account must fold in its
    charges before the Run may go away: controllers/creditaccount/retire.py);
@@ -19,12 +21,15 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from typing import Any
 
+from oxygen.api.labels import LABEL_SHARD
+from oxygen.controllers.run import claim
 from oxygen.controllers.run.observe import remember_shard
 from oxygen.controllers.run.types import Plan, RunFailure, RunState
 from oxygen.credits.ledger import RETIRE_FINALIZER
 from oxygen.kube.client import ApiException, Kube, OwnershipConflict
-from oxygen.status.views import JobView
+from oxygen.status.views import JobView, job_owner
 
 log = logging.getLogger("oxygen.controllers.run")
 
@@ -77,6 +82,9 @@ class Applier:
         for shard in plan.shards:
             with refusal("RunShard", (shard.body.get("metadata") or {}).get("name")):
                 created = self.kube.create_or_get("runshards", ns, shard.body)
+                claim.shard(self.kube, ns, created, str(meta["uid"]))
+                if claim.stale(created, shard.body):
+                    created = self._replace_shard(ns, created, shard.body)
                 if shard.initial_status is not None and not (created.get("status") or {}).get("items"):
                     created = self.kube.patch_status(
                         "runshards", ns, created["metadata"]["name"], shard.initial_status
@@ -85,6 +93,9 @@ class Applier:
         for shard_name, status in plan.shard_status:
             with refusal("RunShard status", shard_name):
                 remember_shard(state, self.kube.patch_status("runshards", ns, shard_name, status))
+        for shard_name, uid in plan.delete_shards:
+            self.kube.delete("runshards", ns, shard_name, uid)
+            state.fresh_shards.pop(shard_name, None)
         for job in plan.delete_jobs:
             self.kube.delete_job(ns, job)
         for view in plan.suspend_jobs:
@@ -94,9 +105,12 @@ class Applier:
             self.kube.set_job_suspended(ns, job, False)
         for manifest in plan.create_jobs:
             with refusal("Job", (manifest.get("metadata") or {}).get("name")):
-                self.kube.create_job(ns, manifest)
+                if not self.kube.create_job(ns, manifest):
+                    claim.job(self.kube, ns, manifest)  # raises unless the Job is this shard's
+                    continue  # ours, created by an earlier pass: the index reports it as it is
             job = manifest["metadata"]["name"]
-            state.fresh_jobs[job] = JobView(name=job, active=1)
+            of_shard = str((manifest["metadata"].get("labels") or {}).get(LABEL_SHARD) or "")
+            state.fresh_jobs[job] = JobView(name=job, active=1, owner_uid=job_owner(manifest), shard=of_shard)
         if plan.status is not None:
             planned = plan.status.metered and plan.status.rounds
             if planned and RETIRE_FINALIZER not in (meta.get("finalizers") or []):
@@ -108,3 +122,13 @@ class Applier:
             state.last_write = time.monotonic()
         for event in plan.events:
             self.kube.event(dict(run_body), event.reason, event.message, type_=event.type)
+
+    def _replace_shard(self, ns: str, found: dict[str, Any], planned: dict[str, Any]) -> dict[str, Any]:
+        """A never-run shard of an unrecorded round, planned again differently: deleted, created anew."""
+        name = str(found["metadata"]["name"])
+        log.info("RunShard %s/%s of an unrecorded round is planned again differently: replaced", ns, name)
+        self.kube.delete("runshards", ns, name, str(found["metadata"].get("uid") or ""))
+        created = self.kube.create_or_get("runshards", ns, planned)
+        if claim.stale(created, planned):  # still being deleted: the next pass tries again
+            raise OwnershipConflict("RunShard", name, namesake=True)
+        return created

@@ -37,6 +37,38 @@ def require_priced(resolved: Resolved, snapshot: CreditSnapshot) -> None:
     )
 
 
+def unpriced_message(account: str, unpriced: tuple[str, ...] | list[str]) -> str:
+    return (
+        f"CreditAccount {account!r} requires priced Providers, but {', '.join(unpriced)} "
+        "calls out at a price the run sets itself: name a Provider (producer.providerRef)"
+    )
+
+
+def refuse_unpriced(
+    obs: Observed, status: RunStatus, snapshot: CreditSnapshot, unpriced: list[str], what: str
+) -> list[Event] | None:
+    """A later round that would call an unpriced producer under an account that requires priced
+    Providers waits (condition, one Event) until the spec names a Provider again; None: it may run."""
+    account = snapshot.account
+    if account is None or not account.spec.require_providers or not unpriced:
+        return None
+    message = unpriced_message(snapshot.name, unpriced)
+    status.conditions = aggregate.set_condition(
+        status.conditions,
+        "InsufficientCredits",
+        True,
+        "UnpricedProducer",
+        f"{ROUND_WAIT} ({what}): {message}",
+        obs.now,
+        obs.run.metadata.generation,
+    )
+    said = any(
+        c.type == "InsufficientCredits" and c.status == "True" and c.reason == "UnpricedProducer"
+        for c in obs.written.conditions
+    )
+    return [] if said else [Event("UnpricedProducer", f"{what} refused: {message}", "Warning")]
+
+
 def waiting(status: RunStatus) -> bool:
     return any(c.type == "InsufficientCredits" and c.status == "True" for c in status.conditions)
 

@@ -2,8 +2,9 @@
 
 Only stateless handler kinds are used (indexes and a daemon per Run): kopf writes no diff-base or
 progress annotations on Runs and none on their children. The indexes map (namespace, run uid) to
-compact views of a run's RunShards and Jobs, so a pass reads memory, not the API server. A child is
-indexed only under the Run that controls it (observe.shard_run, observe.job_run).
+compact views of a run's RunShards and Jobs, so a pass reads memory, not the API server. A shard is
+indexed only under the Run that controls it (observe.shard_run); a Job under the run its label
+names, and counted only when one of that run's shards controls it (observe.owned_jobs).
 """
 
 from __future__ import annotations

@@ -54,8 +54,14 @@ class JobsDecision:
     start: list[str]  # shards that get a Job now, in (round, index) order
 
 
-def drive(run: Run, shards: Mapping[str, ShardView], jobs: Mapping[str, JobView], cap: int) -> JobsDecision:
-    """Suspend every running Job while paused, resume them after; start waiting shards up to the limit."""
+def drive(
+    run: Run, shards: Mapping[str, ShardView], jobs: Mapping[str, JobView], cap: int, *, recorded: int
+) -> JobsDecision:
+    """Suspend every running Job while paused, resume them after; start waiting shards up to the limit.
+
+    Only shards of the `recorded` rounds (those the Run's status holds) ever get a Job: a shard of a
+    round whose recording failed (or that the next pass refused) is a plan nobody admitted; it
+    executes only once a recorded round of that number takes it over (see apply.py)."""
     paused = run.spec.paused
     unfinished = [j for j in jobs.values() if not j.finished]
     suspend = [replace(j, suspend=True) for j in unfinished if paused and not j.suspend]
@@ -65,7 +71,11 @@ def drive(run: Run, shards: Mapping[str, ShardView], jobs: Mapping[str, JobView]
     room = parallelism(run, cap) - len(unfinished)
     started = set(latest_jobs(shards, jobs))
     waiting = sorted(
-        (s for s in shards.values() if s.execute and not s.done and s.name not in started),
+        (
+            s
+            for s in shards.values()
+            if s.execute and not s.done and s.name not in started and s.round < recorded
+        ),
         key=lambda s: (s.round, s.index),
     )
     return JobsDecision(suspend, resume, [s.name for s in waiting[: max(0, room)]])

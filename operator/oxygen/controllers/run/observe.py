@@ -26,7 +26,7 @@ from oxygen.controllers.run.plan import Sources
 from oxygen.controllers.run.types import Observed, RunState
 from oxygen.credits.gate import CreditSnapshot, account_of, share_of
 from oxygen.kube.client import ApiException, Kube
-from oxygen.status.views import JobView, ShardView, shard_view
+from oxygen.status.views import JobView, ShardView, job_view, shard_view
 from oxygen.timefmt import rfc3339
 
 # A metadata-only read: the API server answers with name, uid and labels, never a Secret's data.
@@ -63,7 +63,10 @@ def shard_run(body: Mapping[str, Any]) -> str | None:
 
 
 def job_run(body: Mapping[str, Any]) -> str | None:
-    """The run uid of a Job a RunShard controls (the operator's shard Jobs); None for any other Job."""
+    """The run uid a Job claims (its label), if a RunShard controls it; None for any other Job.
+
+    Anyone who may create Jobs can write that label: the index files a Job under the run it claims,
+    and `owned_jobs` keeps only those whose controller is one of that run's shards."""
     meta = body.get("metadata") or {}
     refs = meta.get("ownerReferences") or []
     if not any(r.get("controller") and r.get("kind") == "RunShard" for r in refs):
@@ -93,6 +96,17 @@ def merge_jobs(indexed: list[JobView], state: RunState) -> dict[str, JobView]:
     return merged
 
 
+def owned(job: JobView, shards: Mapping[str, ShardView]) -> bool:
+    """Whether the Job's controller is one of these shards, the one its `oxygen.dev/shard` label names."""
+    by_uid = {view.uid: view.name for view in shards.values() if view.uid}
+    return bool(job.owner_uid) and by_uid.get(job.owner_uid) == job.shard
+
+
+def owned_jobs(jobs: Mapping[str, JobView], shards: Mapping[str, ShardView]) -> dict[str, JobView]:
+    """The Jobs that belong to the run whose shards these are (a forged Job is not counted)."""
+    return {name: job for name, job in jobs.items() if owned(job, shards)}
+
+
 def remember_shard(state: RunState, body: dict[str, Any]) -> None:
     state.fresh_shards[body["metadata"]["name"]] = (resource_version(body), shard_view(body))
 
@@ -107,11 +121,12 @@ def observe(
     indexed_jobs: list[JobView],
     state: RunState,
 ) -> Observed:
+    shards = merge_shards(indexed_shards, state)
     return Observed(
         body=body,
         run=Run.model_validate(body),
-        shards=merge_shards(indexed_shards, state),
-        jobs=merge_jobs(indexed_jobs, state),
+        shards=shards,
+        jobs=owned_jobs(merge_jobs(indexed_jobs, state), shards),
         written=state.status,
         now=now(),
         clock=time.monotonic(),
@@ -178,17 +193,11 @@ class Reader:
             raise ShardNotOwned(f"RunShard {name!r} is not controlled by Run {run.metadata.name!r}")
         return RunShard.model_validate(body), body
 
-    def jobs_left(self, run: Run) -> list[str]:
-        """The run's Jobs as the API server has them now (the index may lag behind a deletion)."""
+    def jobs_left(self, run: Run, shards: Mapping[str, ShardView]) -> list[str]:
+        """The run's Jobs (controlled by its `shards`) as the API server has them now (the index may
+        lag behind a deletion)."""
         found = self.kube.list_jobs(run.metadata.namespace, f"{LABEL_RUN_UID}={run.metadata.uid}")
-        return [
-            job["metadata"]["name"]
-            for job in found
-            if any(
-                r.get("controller") and r.get("kind") == "RunShard"
-                for r in job["metadata"].get("ownerReferences") or []
-            )
-        ]
+        return [job["metadata"]["name"] for job in found if owned(job_view(job), shards)]
 
     def _get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:

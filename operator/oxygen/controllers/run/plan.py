@@ -139,6 +139,8 @@ def initial(
     status.items_total = len(resolved.items)
     status.credits_estimated = estimate
     status.credits_per_item = resolved.unit_cost
+    ref = run.spec.producer.provider_ref if run.spec.producer is not None else None
+    status.planned_provider = ref.name if ref is not None and run.spec.kind == "column" else None
     credits.note(run, status, decision, obs.now)
     if not decision.allowed and not dry:
         if decision.on_insufficient == "fail" and decision.reason == "InsufficientCredits":

@@ -19,7 +19,7 @@ from collections.abc import Callable, Container
 from typing import Any
 
 from oxygen.api.nesting import deep_input
-from oxygen.api.run import TERMINAL_PHASES, Run, RunStatus
+from oxygen.api.run import TERMINAL_PHASES, RunStatus
 from oxygen.controllers.run import cancel, credits, guard, jobs, plan, provider_gone, rounds
 from oxygen.controllers.run import status as run_status
 from oxygen.controllers.run.apply import Applier
@@ -199,11 +199,24 @@ class RunController:
 
     # -- later rounds ---------------------------------------------------------------------------
 
-    def _admit(self, run: Run, status: RunStatus, found: rounds.Collected) -> Decision | None:
-        """Call under the account's lock: may the run hold what the new round's items cost?"""
-        if not found.moved or found.first is None or not status.metered:
-            return None
-        return gate.decide(self.read.credits(run), run.metadata.uid, rounds.cost(run, status, found))
+    def _admit(
+        self, obs: Observed, status: RunStatus, found: rounds.Collected, what: str, pending: list[Event]
+    ) -> tuple[bool, Decision | None]:
+        """Call under the account's lock: may the new round call its producer (True: it waits, an
+        unpriced producer under an account that requires Providers), and may the run hold what its
+        items cost (the decision; None when unmetered or nothing moves)?"""
+        run = obs.run
+        if not found.moved or found.first is None:
+            return False, None
+        snapshot = self.read.credits(run)
+        unpriced = rounds.unpriced(run, status, found.first)
+        refusal = credits.refuse_unpriced(obs, status, snapshot, unpriced, what)
+        if refusal is not None:
+            pending += refusal
+            return True, None
+        if not status.metered:
+            return False, None
+        return False, gate.decide(snapshot, run.metadata.uid, rounds.cost(run, status, found))
 
     def _start_round(
         self,
@@ -219,6 +232,14 @@ class RunController:
         run = obs.run
         new = rounds.start(obs.body, run, status, found, reason, self.settings, obs.now)
         self.applier.apply(new.shards, obs.body, state)
+        # Shards an earlier, unrecorded plan of this round left beyond this plan's: they never ran
+        # and must not once the round is recorded (their items are in this plan's shards now).
+        planned = {s.body["metadata"]["name"] for s in new.shards.shards}
+        left = [
+            (v.name, v.uid) for v in obs.shards.values() if v.round == found.round and v.name not in planned
+        ]
+        if left:
+            self.applier.apply(Plan(delete_shards=sorted(left)), obs.body, state)
         for name in sorted(found.holders):
             shard, _ = self.read.shard(run, name)
             superseded = rounds.supersede(shard, new.new_home, found.round)
@@ -231,11 +252,15 @@ class RunController:
         run = obs.run
         with self.locks.hold(run.metadata.namespace, run.spec.credit_account):
             found = rounds.collect(status, self.read.shards(run), rounds.retryable)
-            decision = self._admit(run, status, found)
+            unpriced, decision = self._admit(obs, status, found, "retry", pending)
+            if unpriced:
+                return True
             refused = decision is not None and not decision.allowed
             if refused and decision is not None and decision.on_insufficient == "queue":
                 pending += credits.refused(obs, status, decision, "retry")
                 return True
+            if refused:
+                self._abandon(obs, state, found)
             count = 0 if refused else self._start_round(obs, status, state, found, "retry")
             status.observed_retry_failed = run.spec.retry_failed
             status.observed_generation = run.metadata.generation
@@ -243,12 +268,26 @@ class RunController:
             self.applier.apply(commit, obs.body, state)
         return False
 
+    def _abandon(self, obs: Observed, state: RunState, found: rounds.Collected) -> None:
+        """A round refused for good whose shards an earlier pass created (its recording failed):
+        the moved items go back to their holders, then the never-run shards go."""
+        for name in sorted(found.holders):
+            shard, _ = self.read.shard(obs.run, name)
+            restored = rounds.restore(shard, found.round)
+            if restored is not None:
+                self.applier.apply(Plan(shard_status=[(name, restored.wire())]), obs.body, state)
+        orphans = [(v.name, v.uid) for v in obs.shards.values() if v.round >= found.round]
+        if orphans:
+            self.applier.apply(Plan(delete_shards=sorted(orphans)), obs.body, state)
+
     def _promote(self, obs: Observed, status: RunStatus, state: RunState, pending: list[Event]) -> bool:
         """Execute what the smoke test or dry run skipped; True when the round waits for credits."""
         run = obs.run
         with self.locks.hold(run.metadata.namespace, run.spec.credit_account):
             found = rounds.collect(status, self.read.shards(run), rounds.skipped_by_mode)
-            decision = self._admit(run, status, found)
+            unpriced, decision = self._admit(obs, status, found, "promotion", pending)
+            if unpriced:
+                return True
             if decision is not None and not decision.allowed:
                 pending += credits.refused(obs, status, decision, "promotion")
                 return True
@@ -265,7 +304,8 @@ class RunController:
 
     def _drive_jobs(self, obs: Observed, state: RunState) -> None:
         run = obs.run
-        decision = jobs.drive(run, obs.shards, obs.jobs, self.settings.max_parallelism)
+        recorded = len(obs.written.rounds)
+        decision = jobs.drive(run, obs.shards, obs.jobs, self.settings.max_parallelism, recorded=recorded)
         self.applier.apply(jobs.manifests(run, decision, [], self.settings.worker), obs.body, state)
         # One shard body at a time: each can hold ~1 MiB of results.
         for name in decision.start:
@@ -310,7 +350,7 @@ class RunController:
         if not decision.confirm:
             self.applier.apply(Plan(delete_jobs=decision.delete_jobs), obs.body, state)
             return False
-        left, settle = cancel.confirmed(self.read.jobs_left(obs.run), obs.shards)
+        left, settle = cancel.confirmed(self.read.jobs_left(obs.run, obs.shards), obs.shards)
         if left:
             self.applier.apply(Plan(delete_jobs=left), obs.body, state)
             return False

@@ -100,13 +100,20 @@ def cost(run: Run, status: RunStatus, found: Collected) -> Decimal:
     return credits.unit_cost(run, status) * len(found.moved)
 
 
-def later_shape(first: RunShardSpec, steps: dict[str, Any], spec: RunSpec | None = None) -> Shape:
+def later_shape(
+    first: RunShardSpec,
+    steps: dict[str, Any],
+    spec: RunSpec | None = None,
+    planned_provider: str | None = None,
+) -> Shape:
     """A later round executes like the first; a workflow's also knows the steps that succeeded.
 
     A column run's inline producer is the spec's as it is now (fix the producer, then retry); one
-    that names a Provider keeps the Provider as resolved at planning (its price is what the run holds)."""
+    planned on a Provider (`planned_provider`), or that names one now, keeps the Provider as resolved
+    at planning (its price is what the run holds): editing the spec to an inline producer later
+    never changes what a started run calls, nor at what price."""
     if first.sequence == "independent":
-        if spec is not None and spec.producer is not None and spec.producer.provider_ref is not None:
+        if provider_bound(spec, planned_provider):
             return Shape(producer=first.producer, retry=first.retry)
         return Shape()
     context: dict[str, Any] | None = None
@@ -120,6 +127,24 @@ def later_shape(first: RunShardSpec, steps: dict[str, Any], spec: RunSpec | None
         # A workflow's steps may name Providers: their retry stays as tightened at planning.
         retry=first.retry if first.sequence == "steps" else None,
     )
+
+
+def provider_bound(spec: RunSpec | None, planned_provider: str | None) -> bool:
+    """Whether a column run's later rounds keep the producer resolved at planning."""
+    named = spec is not None and spec.producer is not None and spec.producer.provider_ref is not None
+    return named or planned_provider is not None
+
+
+def unpriced(run: Run, status: RunStatus, first: RunShardSpec | None) -> list[str]:
+    """Where a later round would call out at a price the run sets itself: a column run's producer
+    taken from the spec as it is now (not a Provider's). Other kinds reuse what planning checked."""
+    spec = run.spec
+    if first is None or first.sequence != "independent" or provider_bound(spec, status.planned_provider):
+        return []
+    producer = spec.producer
+    if producer is None or (producer.http is None and producer.command is None):
+        return []
+    return ["spec.producer"]
 
 
 @dataclass
@@ -157,7 +182,7 @@ def start(
         for item, spec_item in moved
     ]
     attempts = {item.id: item.attempt_count for item, _ in moved}
-    shape = later_shape(found.first, found.steps, run.spec)
+    shape = later_shape(found.first, found.steps, run.spec, status.planned_provider)
     bodies = shard_bodies(run_body, run.spec, found.round, [Group(planned, attempts=attempts)], shape)
     shards = new_round(run_body, status, bodies, settings)
     new_home = {item["id"]: b["metadata"]["name"] for b in bodies for item in b["spec"]["items"]}
@@ -180,6 +205,21 @@ def supersede(shard: RunShard, new_home: dict[str, str], round_: int) -> RunShar
     for item in shard.status.items:
         if item.id in new_home and item.superseded_by is None:
             item.superseded_by = new_home[item.id]
+            changed = True
+    if not changed:
+        return None
+    return shard.status.model_copy(
+        update={"summary": summarize(shard.status.items), "phase": shard_phase(shard.status.items)}
+    )
+
+
+def restore(shard: RunShard, round_: int) -> RunShardStatus | None:
+    """The holder's status with the items it gave to `round_` its own again (that round was never
+    recorded and will not be: its credit decision refused it); None when nothing changes."""
+    changed = False
+    for item in shard.status.items:
+        if item.superseded_by is not None and round_of(item.superseded_by) == round_:
+            item.superseded_by = None
             changed = True
     if not changed:
         return None

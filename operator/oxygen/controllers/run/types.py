@@ -92,6 +92,8 @@ class Plan:
     worker_identity: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     shards: list[NewShard] = field(default_factory=list)
     shard_status: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # Never-run shards of a round that will not be recorded: (name, uid), after shard_status.
+    delete_shards: list[tuple[str, str]] = field(default_factory=list)
     delete_jobs: list[str] = field(default_factory=list)
     suspend_jobs: list[JobView] = field(default_factory=list)  # the views once suspended
     resume_jobs: list[str] = field(default_factory=list)

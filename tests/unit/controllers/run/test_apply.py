@@ -98,3 +98,136 @@ def test_a_planned_metered_run_gets_the_account_finalizer_before_its_status(
     status = RunStatus(phase="running", metered=metered, rounds=rounds)
     Applier(kube).apply(Plan(status=status), body, RunState(status=RunStatus()))  # type: ignore[arg-type]
     assert kube.calls == calls
+
+
+# -- a name already taken: ours only if we control it (claim.py) --------------------------------------
+
+LIVE_OTHER = b.run_body(name="other", uid="other-uid")
+DELETING_OTHER = b.run_body(name="other", uid="other-uid")
+DELETING_OTHER["metadata"]["deletionTimestamp"] = b.NOW
+
+
+def _foreign_shard(owner: dict[str, object] | None) -> dict[str, object]:
+    """The round-0 shard of this run's name, as a stranger (or a deleted namesake) left it."""
+    body = b.shard_body()
+    if owner is None:
+        body["metadata"]["ownerReferences"] = []
+        body["spec"]["runUid"] = "nobody"
+    else:
+        meta = owner["metadata"]
+        assert isinstance(meta, dict)
+        body["metadata"]["ownerReferences"][0].update(name=meta["name"], uid=meta["uid"])
+        body["spec"]["runUid"] = meta["uid"]
+    return body
+
+
+@pytest.mark.parametrize(
+    ("existing", "runs", "outcome"),
+    [
+        (b.shard_body(), {}, None),  # ours, from an earlier pass
+        (_foreign_shard(b.run_body(uid="old-uid")), {"leads": b.run_body()}, OwnershipConflict),
+        (_foreign_shard(LIVE_OTHER), {}, OwnershipConflict),  # its Run is gone: GC will remove it
+        (_foreign_shard(LIVE_OTHER), {"other": DELETING_OTHER}, OwnershipConflict),
+        (_foreign_shard(LIVE_OTHER), {"other": LIVE_OTHER}, "ShardNameTaken"),
+        (_foreign_shard(None), {}, "ShardNameTaken"),
+    ],
+    ids=["ours", "deleted-namesake", "owner-gone", "owner-deleting", "owner-alive", "no-owner"],
+)
+def test_a_taken_shard_name_is_adopted_only_when_this_run_controls_it(
+    existing: dict[str, object], runs: dict[str, dict[str, object]], outcome: object
+) -> None:
+    kube = RecordingKube()
+    kube.shards["leads-r0-0000"] = existing
+    kube.runs = runs
+    state = RunState(status=RunStatus())
+    plan = Plan(shards=[NewShard(b.shard_body())])
+    if outcome is None:
+        Applier(kube).apply(plan, b.run_body(), state)  # type: ignore[arg-type]
+        assert "leads-r0-0000" in state.fresh_shards
+        return
+    if outcome is OwnershipConflict:
+        with pytest.raises(OwnershipConflict) as waits:
+            Applier(kube).apply(plan, b.run_body(), state)  # type: ignore[arg-type]
+        assert waits.value.namesake  # the pass retries later; the run does not fail
+    else:
+        with pytest.raises(RunFailure) as failed:
+            Applier(kube).apply(plan, b.run_body(), state)  # type: ignore[arg-type]
+        assert failed.value.reason == outcome
+        assert "leads-r0-0000" in failed.value.message
+    assert state.fresh_shards == {}
+
+
+def _job(name: str, shard_uid: str | None) -> dict[str, object]:
+    refs = [{"apiVersion": "oxygen.dev/v1alpha1", "kind": "RunShard", "name": "leads-r0-0000",
+             "uid": shard_uid, "controller": True}] if shard_uid else []  # fmt: skip
+    return {"metadata": {"name": name, "ownerReferences": refs}}
+
+
+@pytest.mark.parametrize(
+    ("existing", "outcome"),
+    [
+        (None, "created"),
+        (_job("leads-r0-0000", "uid-leads-r0-0000"), "ours"),  # created by an earlier pass
+        (_job("leads-r0-0000", "old-shard-uid"), OwnershipConflict),  # a deleted namesake's Job
+        (_job("leads-r0-0000", None), "JobNameTaken"),  # someone else's Job under that name
+    ],
+    ids=["created", "ours", "namesake", "squatter"],
+)
+def test_a_taken_job_name_is_accepted_only_when_this_shard_controls_it(
+    existing: dict[str, object] | None, outcome: object
+) -> None:
+    kube = RecordingKube()
+    kube.shards["leads-r0-0000"] = b.shard_body()  # this run's shard, uid shard-0-0
+    if existing is not None:
+        kube.jobs["leads-r0-0000"] = existing
+    state = RunState(status=RunStatus())
+    plan = Plan(create_jobs=[_job("leads-r0-0000", "uid-leads-r0-0000")])
+    if outcome in ("created", "ours"):
+        Applier(kube).apply(plan, b.run_body(), state)  # type: ignore[arg-type]
+        # Only a Job this pass created is remembered as running; an existing one is as the index says.
+        assert ("leads-r0-0000" in state.fresh_jobs) == (outcome == "created")
+        return
+    if outcome is OwnershipConflict:
+        with pytest.raises(OwnershipConflict):
+            Applier(kube).apply(plan, b.run_body(), state)  # type: ignore[arg-type]
+    else:
+        with pytest.raises(RunFailure) as failed:
+            Applier(kube).apply(plan, b.run_body(), state)  # type: ignore[arg-type]
+        assert failed.value.reason == outcome
+    assert state.fresh_jobs == {}
+
+
+def test_a_job_owned_by_another_live_shard_fails_the_run() -> None:
+    kube = RecordingKube()
+    kube.shards["leads-r0-0000"] = b.shard_body()
+    kube.jobs["leads-r0-0000"] = _job("leads-r0-0000", "uid-leads-r0-0000")
+    plan = Plan(create_jobs=[_job("leads-r0-0000", "mine-uid")])
+    with pytest.raises(RunFailure) as failed:
+        Applier(kube).apply(plan, b.run_body(), RunState(status=RunStatus()))  # type: ignore[arg-type]
+    assert failed.value.reason == "JobNameTaken"
+
+
+def _orphan(items: tuple[str, ...]) -> dict[str, object]:
+    """Our shard of round 1, created by a pass whose status write failed (so it never ran)."""
+    return b.shard_body(round_=1, ids=list(items), items=[""] * len(items))
+
+
+@pytest.mark.parametrize(
+    ("left", "planned", "replaced"),
+    [
+        (("1", "2"), ("1", "2"), False),  # the same plan again: taken over as it is
+        (("1", "2"), ("1", "2", "3"), True),  # planned again with another item: replaced
+    ],
+    ids=["same-plan", "other-plan"],
+)
+def test_a_shard_of_an_unrecorded_round_is_reused_only_when_planned_the_same(
+    left: tuple[str, ...], planned: tuple[str, ...], replaced: bool
+) -> None:
+    kube = RecordingKube()
+    kube.shards["leads-r1-0000"] = _orphan(left)
+    state = RunState(status=RunStatus())
+    Applier(kube).apply(Plan(shards=[NewShard(_orphan(planned))]), b.run_body(), state)  # type: ignore[arg-type]
+    assert (("delete:runshards", "leads-r1-0000") in kube.calls) == replaced
+    spec = kube.shards["leads-r1-0000"]["spec"]
+    assert [i["id"] for i in spec["items"]] == list(planned)
+    assert state.fresh_shards["leads-r1-0000"][1].item_count == len(planned)

@@ -74,7 +74,7 @@ def test_drive(
     resume: list[str],
     start: list[str],
 ) -> None:
-    decision = jobs.drive(b.run(**spec), WAITING, job_views, cap)
+    decision = jobs.drive(b.run(**spec), WAITING, job_views, cap, recorded=2)
     assert [v.name for v in decision.suspend] == suspend
     assert all(v.suspend for v in decision.suspend)
     assert decision.resume == resume
@@ -82,7 +82,8 @@ def test_drive(
 
 
 def test_suspended_view_keeps_its_pods_until_they_stop() -> None:
-    decision = jobs.drive(b.run(paused=True), {}, b.jobs(b.job_view("leads-r0-0000", active=1)), 100)
+    running = b.jobs(b.job_view("leads-r0-0000", active=1))
+    decision = jobs.drive(b.run(paused=True), {}, running, 100, recorded=1)
     assert decision.suspend[0].has_pods
 
 
@@ -90,7 +91,7 @@ def test_done_and_skipping_shards_get_no_job() -> None:
     views = b.shards(
         b.shard_view(0, phase="Succeeded", succeeded=1), b.shard_view(1, execute=False, skipped=1)
     )
-    assert jobs.drive(b.run(), views, {}, 100).start == []
+    assert jobs.drive(b.run(), views, {}, 100, recorded=1).start == []
 
 
 @pytest.mark.parametrize(
@@ -156,7 +157,7 @@ def test_a_running_replacement_is_not_dead_and_its_shard_gets_no_second_job() ->
     view = b.shard_view(phase="Running", running=1)
     views = b.jobs(b.job_view(view.name, **FAILED), b.job_view(f"{view.name}-j1", active=1))
     assert jobs.dead(b.shards(view), views, DIED + 3600) == []
-    assert jobs.drive(b.run(), b.shards(view), views, 100).start == []
+    assert jobs.drive(b.run(), b.shards(view), views, 100, recorded=1).start == []
 
 
 def test_replacement_names_are_deterministic_and_fit_a_job_name() -> None:
@@ -295,3 +296,16 @@ def test_capped_message_names_both_numbers() -> None:
     message = jobs.capped_message(b.run(parallelism=300), 100)
     assert "300" in message
     assert "100" in message
+
+
+@pytest.mark.parametrize(
+    ("recorded", "start"),
+    [
+        (0, []),  # round 0 created, its recording failed: nothing runs
+        (1, ["leads-r0-0000", "leads-r0-0001", "leads-r0-0002", "leads-r0-0003"]),
+        (2, ["leads-r0-0000", "leads-r0-0001", "leads-r0-0002", "leads-r0-0003", "leads-r1-0000"]),
+    ],
+    ids=["none-recorded", "round-1-unrecorded", "both-recorded"],
+)
+def test_only_shards_of_recorded_rounds_get_a_job(recorded: int, start: list[str]) -> None:
+    assert jobs.drive(b.run(parallelism=10), WAITING, {}, 100, recorded=recorded).start == start

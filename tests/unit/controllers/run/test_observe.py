@@ -99,3 +99,67 @@ def test_observe_reads_the_state() -> None:
     assert set(obs.shards) == set(obs.jobs) == {"leads-r0-0000"}
     assert obs.written.phase == "running"
     assert obs.last_write == 3.0
+
+
+SHARD = "leads-r0-0000"
+
+
+@pytest.mark.parametrize(
+    ("job", "counted"),
+    [
+        (b.job_view(SHARD), True),
+        (b.job_view(f"{SHARD}-j1"), True),  # a replacement, controlled by the same shard
+        (b.job_view(SHARD, owner_uid=""), False),  # no RunShard controls it
+        (b.job_view(SHARD, owner_uid="uid-of-another-runs-shard"), False),  # a forged Job
+        (b.job_view(SHARD, shard="leads-r0-0001"), False),  # its label names another shard
+        (b.job_view(SHARD, shard=""), False),  # no shard label
+    ],
+    ids=["own", "replacement", "no-owner", "foreign-owner", "label-disagrees", "no-label"],
+)
+def test_a_job_counts_only_when_one_of_the_runs_shards_controls_it(job: Any, counted: bool) -> None:
+    state = RunState(status=RunStatus(phase="running"))
+    obs = observe.observe(b.run_body(), [(1, b.shard_view())], [job], state)
+    assert (job.name in obs.jobs) == counted
+
+
+def test_job_views_carry_their_owner_and_shard_label() -> None:
+    from oxygen.status.views import job_view, shard_view
+
+    body = b.shard_body()
+    assert shard_view(body).uid == b.shard_uid(SHARD)
+    job = {
+        "metadata": {
+            "name": SHARD,
+            "labels": {"oxygen.dev/shard": SHARD},
+            "ownerReferences": [{"kind": "RunShard", "uid": b.shard_uid(SHARD), "controller": True}],
+        }
+    }
+    view = job_view(job)
+    assert (view.owner_uid, view.shard) == (b.shard_uid(SHARD), SHARD)
+
+
+class _Jobs:
+    def __init__(self, *jobs: dict[str, Any]) -> None:
+        self.found = list(jobs)
+
+    def list_jobs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        return self.found
+
+
+def test_cancel_waits_only_for_jobs_the_runs_shards_control() -> None:
+    own = {
+        "metadata": {
+            "name": SHARD,
+            "labels": {"oxygen.dev/shard": SHARD},
+            "ownerReferences": [{"kind": "RunShard", "uid": b.shard_uid(SHARD), "controller": True}],
+        }
+    }
+    forged = {
+        "metadata": {
+            "name": f"{SHARD}-j1",
+            "labels": {"oxygen.dev/shard": SHARD},
+            "ownerReferences": [{"kind": "RunShard", "uid": "someone-elses", "controller": True}],
+        }
+    }
+    reader = observe.Reader(_Jobs(own, forged))  # type: ignore[arg-type]
+    assert reader.jobs_left(b.run(), b.shards(b.shard_view())) == [SHARD]

@@ -5,8 +5,10 @@ recording stand-in of the kube interface; the real API server is the integration
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
+
+import pytest
 
 from oxygen.api.run import Round, Run, RunStatus
 from oxygen.api.runshard import RunShard
@@ -52,7 +54,7 @@ class StubReader:
             raise ShardNotOwned(name)
         return RunShard.model_validate(self.bodies[name]), self.bodies[name]
 
-    def jobs_left(self, run: Run) -> list[str]:
+    def jobs_left(self, run: Run, shards: Mapping[str, ShardView]) -> list[str]:
         return self.left
 
 
@@ -270,3 +272,101 @@ def test_pause_suspends_running_jobs() -> None:
     _pass(controller, body, state, [b.shard_view(running=2)], [b.job_view("leads-r0-0000", active=1)])
     assert kube.calls[0] == ("suspend", "leads-r0-0000")
     assert not any(c[0] in ("job", "event") for c in kube.calls)  # a pod still runs: not paused yet
+
+
+@pytest.mark.parametrize(
+    ("granted", "abandoned"),
+    [
+        ("100", False),  # admitted again: the same round is planned the same and takes them over
+        ("5", True),  # refused for good: the item goes back, the never-run shard goes
+    ],
+    ids=["admitted", "refused"],
+)
+def test_an_unrecorded_round_is_taken_over_or_abandoned(granted: str, abandoned: bool) -> None:
+    old = b.shard_body(items=["succeeded", "failed"])
+    status = _planned("completed", metered=True, credit_account="default")
+    body = b.run_body(retryFailed=1, status=status, producer={**b.ECHO, "costPerItem": "10"})
+    body["metadata"]["finalizers"] = [RETIRE_FINALIZER]
+    done = [b.job_view("leads-r0-0000", complete=True)]
+    # A pass creates round 1 and supersedes the failed item, then its status write fails.
+    lost = RecordingKube(fail="status:runs")
+    lost.shards["leads-r0-0000"] = old
+    reader = StubReader(snapshot=b.credit_snapshot("100", "fail"))
+    reader.bodies = lost.shards  # what the stub API server holds
+    with pytest.raises(RuntimeError):
+        _pass(_controller(reader, lost), body, RunState.from_body(body), [shard_view(old)], done)
+    orphan = lost.shards["leads-r1-0000"]
+    assert lost.shards["leads-r0-0000"]["status"]["items"][1]["supersededBy"] == "leads-r1-0000"
+    # A shard of that lost plan that the next plan of the round does not make (it was planned wider).
+    extra = b.shard_body(round_=1, index=1, ids=["9"], items=[""])
+    lost.shards["leads-r1-0001"] = extra
+    # The next pass: another credit decision over the same shards.
+    kube = RecordingKube()
+    kube.shards = lost.shards
+    reader.snapshot = b.credit_snapshot(granted, "fail")
+    state = RunState.from_body(body)
+    views = [shard_view(old), shard_view(orphan), shard_view(extra)]
+    _pass(_controller(reader, kube), body, state, views, done)
+    assert ("delete:runshards", "leads-r1-0001") in kube.calls  # never runs, whatever the decision
+    assert ("job", "leads-r1-0001") not in kube.calls
+    assert "leads-r1-0001" not in kube.shards
+    assert (("delete:runshards", "leads-r1-0000") in kube.calls) == abandoned
+    assert (("job", "leads-r1-0000") in kube.calls) != abandoned  # recorded now: it runs
+    assert (len(state.status.rounds) == 2) != abandoned
+    if abandoned:
+        restored = kube.shards["leads-r0-0000"]["status"]["items"][1]
+        assert restored["status"] == "failed" and not restored.get("supersededBy")
+        assert state.fresh_shards["leads-r0-0000"][1].summary.failed == 1
+        assert "leads-r1-0000" not in kube.shards
+
+
+INLINE = {"provider": "mine", "http": {"url": "https://mine.example/free"}, "costPerItem": "0"}
+
+
+@pytest.mark.parametrize(
+    ("recorded_provider", "promoted"),
+    [
+        (True, True),  # planned on the Provider: promoted through it, at its price
+        (False, False),  # planned before the operator recorded it: the inline producer is refused
+    ],
+    ids=["keeps-the-provider", "refuses-unpriced"],
+)
+def test_a_smoke_test_planned_on_a_provider_is_never_promoted_through_an_inline_producer(
+    recorded_provider: bool, promoted: bool
+) -> None:
+    kube = RecordingKube()
+    sources = Sources(providers={"clearbit": b.provider()}, secrets={"clearbit-key": True})
+    reader = StubReader(sources, snapshot=b.priced_account("100"))
+    reader.bodies = kube.shards
+    controller = _controller(reader, kube)
+    body = b.run_body(producer=b.provider_ref(), mode="smoke_test", smokeTest={"sampleSize": 1})
+    state = RunState.from_body(body)
+    _pass(controller, body, state)  # round 0: one item executes, two are skipped
+    assert state.status.planned_provider == "clearbit"
+    if not recorded_provider:
+        state.status.planned_provider = None
+    for shard in kube.shards.values():  # the sample ran (the skipped shard has its status already)
+        if shard["spec"]["execute"]:
+            ids = [i["id"] for i in shard["spec"]["items"]]
+            shard["status"] = {
+                "phase": "Succeeded",
+                "items": [{"id": i, "status": "succeeded"} for i in ids],
+                "summary": {"succeeded": len(ids)},
+            }
+    # The tenant edits the run: an inline producer at price 0, and live.
+    body = b.run_body(producer=INLINE, mode="live", smokeTest={"sampleSize": 1}, status=state.status)
+    views = [shard_view(s) for s in kube.shards.values()]
+    before = set(kube.shards)
+    for _ in range(2):
+        _pass(controller, body, state, views, [b.job_view(v.name, complete=True) for v in views])
+        body = b.run_body(producer=INLINE, mode="live", smokeTest={"sampleSize": 1}, status=state.status)
+    new = [kube.shards[n] for n in set(kube.shards) - before]
+    assert bool(new) == promoted
+    for shard in new:
+        producer = shard["spec"]["producer"]
+        assert producer["http"]["url"] == "https://enrich.example/v2/company"
+        assert producer["costPerItem"] == "2"
+    refusals = [c for c in kube.calls if c == ("event", "UnpricedProducer")]
+    assert len(refusals) == (0 if promoted else 1)  # said once, while the run waits
+    waiting = [c for c in state.status.conditions if c.type == "InsufficientCredits" and c.status == "True"]
+    assert bool(waiting) != promoted

@@ -166,3 +166,36 @@ def test_retry_events(count: int, decision: Decision | None, reason: str) -> Non
 def test_promotion_events() -> None:
     assert [e.reason for e in rounds.promotion_events(4)] == ["Promoted"]
     assert rounds.promotion_events(0) == []
+
+
+@pytest.mark.parametrize(
+    ("producer", "planned_provider", "sequence", "unpriced"),
+    [
+        (
+            {"provider": "mine", "http": {"url": "https://mine.example/"}},
+            None,
+            "independent",
+            ["spec.producer"],
+        ),
+        ({"provider": "mine", "command": ["curl"]}, None, "independent", ["spec.producer"]),
+        ({"provider": "mine", "http": {"url": "https://mine.example/"}}, "clearbit", "independent", []),
+        ({"providerRef": {"name": "clearbit"}}, None, "independent", []),
+        ({"provider": "echo", "builtin": "echo"}, None, "independent", []),  # calls nothing
+        ({"provider": "mine", "http": {"url": "https://mine.example/"}}, None, "steps", []),  # as planned
+    ],
+    ids=["inline-http", "command", "planned-on-a-provider", "names-a-provider", "builtin", "workflow"],
+)
+def test_what_a_later_round_would_call_unpriced(
+    producer: dict[str, object], planned_provider: str | None, sequence: str, unpriced: list[str]
+) -> None:
+    run = b.run(producer=producer)
+    first = b.shard(sequence=sequence).spec
+    status = RunStatus(planned_provider=planned_provider)
+    assert rounds.unpriced(run, status, first) == unpriced
+
+
+def test_a_run_planned_on_a_provider_keeps_it_whatever_the_spec_says_later() -> None:
+    first = b.shard().spec
+    inline = b.run(producer={"provider": "mine", "http": {"url": "https://mine.example/"}}).spec
+    assert rounds.later_shape(first, {}, inline, "clearbit").producer == first.producer
+    assert rounds.later_shape(first, {}, inline).producer is None  # planned inline: the spec's as it is
