@@ -248,8 +248,9 @@ def _run(
             producer = make_producer(resource.spec.producer, env=run_env(env), cancel=abandon)
         except ValueError as exc:
             # A configuration the worker cannot run with: say so on the shard, where the Run shows it.
-            report_cannot_start(client, env, exc)
-            return EXIT_ERROR
+            # Once that is written nothing is left to execute: exit 0, or the Job would start pod
+            # after pod up to its backoff limit, each writing the same reason again.
+            return EXIT_OK if report_cannot_start(client, env, exc) else EXIT_ERROR
         executor = ShardExecutor(
             resource,
             producer,
@@ -294,9 +295,10 @@ def _run(
     return EXIT_OK
 
 
-def report_cannot_start(client: ShardClient, env: Mapping[str, str], error: ValueError) -> None:
+def report_cannot_start(client: ShardClient, env: Mapping[str, str], error: ValueError) -> bool:
     """Write why this worker cannot run on its shard: the message, and every item it would have called
-    failed with it (error class `config`); nothing was called. Only a shard it could read is written."""
+    failed with it (error class `config`); nothing was called. Only a shard it could read is written.
+    True when the items were failed and written, so no other pod need try."""
     redactor = Redactor(secret_values(env))
     message = CANNOT_START + redactor.clip(_reason(error), 500)
     log.error("RunShard %s/%s: %s", client.namespace, client.name, message)
@@ -305,6 +307,7 @@ def report_cannot_start(client: ShardClient, env: Mapping[str, str], error: Valu
     except ValueError:
         # The shard itself does not parse: only the message can be written.
         status = RunShardStatus(message=message, worker=env.get("HOSTNAME"))
+        settled = False
     else:
         ledger = ShardLedger(
             shard, clock=time.time, redactor=redactor, max_status_bytes=DEFAULT_MAX_STATUS_BYTES
@@ -322,10 +325,13 @@ def report_cannot_start(client: ShardClient, env: Mapping[str, str], error: Valu
             started_at=shard.status.started_at or ledger.now(),
             finished_at=ledger.now(),
         )
+        settled = True
     try:
         client.patch_status(status)
     except ShardApiError as exc:
         log.error("%s", exc)
+        return False
+    return settled
 
 
 def _reason(error: ValueError) -> str:
