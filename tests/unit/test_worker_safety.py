@@ -1,14 +1,19 @@
-"""The worker survives what it cannot record: deep replies, a failure after a call, and still writes."""
+"""The worker survives what it cannot record (deep replies, a failure after a call) and reads its rate
+share cheaply."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from kubernetes.client import ApiClient
 
+from oxygen.api.labels import ANNOTATION_RATE_SHARE
 from oxygen.api.nesting import MAX_INPUT_DEPTH
 from oxygen.execution.item_calls import ItemCall, PermanentError, ProducerResult, parse_json_output
+from oxygen.execution.pod import ShardClient
+from oxygen.kube.client import METADATA_ONLY, Kube
 from tests.unit.test_worker import FakeClock, Flushes, Scripted, executor, make_shard
 
 
@@ -71,3 +76,59 @@ def test_a_worker_that_fails_still_writes_the_calls_it_made() -> None:
     assert final.message == "worker failed: RuntimeError"
     assert final.summary.calls == 3
     assert [item.status for item in final.items].count("succeeded") == 2
+
+
+class MetadataOnly:
+    """A Kube stand-in that serves a shard's metadata and refuses whole-object reads."""
+
+    def __init__(self, metadata: dict[str, Any]) -> None:
+        self.metadata = metadata
+        self.reads: list[tuple[str, str, str]] = []
+
+    def get_metadata(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
+        self.reads.append((plural, namespace, name))
+        return self.metadata
+
+    def get(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
+        raise AssertionError("the rate share is read without the whole shard")
+
+
+SHARE = '{"rps": 2, "burst": 2, "epoch": 3}'
+
+
+def test_the_rate_share_is_read_from_the_shards_metadata_alone() -> None:
+    kube = MetadataOnly({"uid": "u-1", "annotations": {ANNOTATION_RATE_SHARE: SHARE}})
+    client = ShardClient(cast(Kube, kube), "ns", "s", uid="u-1")
+    assert client.rate_share() == SHARE
+    assert kube.reads == [("runshards", "ns", "s")]
+
+
+def test_a_namesake_shards_rate_share_is_ignored() -> None:
+    kube = MetadataOnly({"uid": "u-2", "annotations": {ANNOTATION_RATE_SHARE: SHARE}})
+    assert ShardClient(cast(Kube, kube), "ns", "s", uid="u-1").rate_share() is None
+
+
+class Response:
+    status = 200
+    reason = "OK"
+
+    def read(self) -> bytes:
+        return b'{"kind": "PartialObjectMetadata", "metadata": {"uid": "u-1", "annotations": {"a": "b"}}}'
+
+
+def test_kube_reads_a_custom_objects_metadata_as_partial_object_metadata() -> None:
+    # The real request building; the response is canned and the request recorded.
+    api = ApiClient()
+    requests: list[tuple[str, str, dict[str, str]]] = []
+
+    def call_api(method: str, url: str, header_params: Any = None, **kw: Any) -> Response:
+        requests.append((method, url, dict(header_params or {})))
+        return Response()
+
+    api.call_api = call_api
+    meta = Kube(api).get_metadata("runshards", "ns", "s")
+    assert meta == {"uid": "u-1", "annotations": {"a": "b"}}
+    ((method, url, headers),) = requests
+    assert method == "GET"
+    assert url.endswith("/apis/oxygen.dev/v1alpha1/namespaces/ns/runshards/s")
+    assert headers["Accept"] == METADATA_ONLY

@@ -119,9 +119,14 @@ class ShardClient:
         self._resource_version = meta.get("resourceVersion")
 
     def rate_share(self) -> str | None:
-        """The operator's rate share annotation of this shard (one GET; the pod cannot write metadata)."""
-        raw = self._kube.get(PLURAL, self.namespace, self.name)
-        annotations: dict[str, str] = (raw.get("metadata") or {}).get("annotations") or {}
+        """The operator's rate share annotation of this shard (the pod cannot write metadata).
+
+        Read every second or so, hence a metadata-only GET: the whole shard can be a megabyte. A share
+        on a namesake shard (another run's) is not ours to keep to: None, the last share stays."""
+        meta = self._kube.get_metadata(PLURAL, self.namespace, self.name)
+        if self.uid is None or meta.get("uid") != self.uid:
+            return None
+        annotations: dict[str, str] = meta.get("annotations") or {}
         return annotations.get(ANNOTATION_RATE_SHARE)
 
     def patch_status(self, status: RunShardStatus) -> None:
