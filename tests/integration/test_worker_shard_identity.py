@@ -4,12 +4,14 @@ write their results into them (issue 19, finding 5)."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
 import pytest
 
 from oxygen.api.common import GROUP, VERSION
+from oxygen.api.labels import ANNOTATION_RATE_SHARE
 from oxygen.api.run import Producer, Retry
 from oxygen.api.runshard import ItemResult, RunShardSpec, RunShardStatus, ShardItem
 from oxygen.devcluster.wait import wait_for
@@ -143,3 +145,43 @@ def test_a_status_write_never_lands_in_a_namesake_shard(api: Any, namespace: str
     replaced = kube.get("runshards", namespace, "same-r0-0")
     assert replaced["metadata"]["uid"] == second["metadata"]["uid"]
     assert replaced["status"]["message"] == "uid only"
+
+
+def test_the_rate_share_is_read_as_metadata_of_the_workers_own_shard(
+    api: Any, namespace: str, crds: None
+) -> None:
+    """The worker polls its share every second: the real API server answers a metadata-only read."""
+    kube = Kube(api)
+    share = '{"rps": 2, "burst": 2, "epoch": 3}'
+
+    def create() -> dict[str, Any]:
+        spec = RunShardSpec(
+            run_name="shared",
+            run_uid="run-uid",
+            round=0,
+            index=0,
+            producer=Producer(provider="p", builtin="echo"),
+            retry=Retry(),
+            items=[ShardItem(id=str(i), inputs={"pad": "x" * 1000}) for i in range(100)],
+        )
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "RunShard",
+            "metadata": {"name": "shared-r0-0", "annotations": {ANNOTATION_RATE_SHARE: share}},
+            "spec": spec.wire(),
+        }
+        created: dict[str, Any] = kube.custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, "runshards", body
+        )
+        return created
+
+    first = create()
+    meta = kube.get_metadata("runshards", namespace, "shared-r0-0")
+    assert meta["uid"] == first["metadata"]["uid"]
+    assert "spec" not in meta and len(json.dumps(meta)) < 2000
+    worker = ShardClient(kube, namespace, "shared-r0-0", uid=first["metadata"]["uid"])
+    assert worker.rate_share() == share
+    kube.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "runshards", "shared-r0-0")
+    create()
+    # A namesake's share belongs to another run: the worker keeps the one it has.
+    assert worker.rate_share() is None

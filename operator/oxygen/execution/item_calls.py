@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Protocol
 
 from oxygen.api.common import CREDITS_PATTERN, JsonObject
+from oxygen.api.nesting import MAX_INPUT_DEPTH, too_deep
 from oxygen.execution.redaction import Redactor
 
 CREDITS_HEADER: Final = "X-Credits-Used"
@@ -149,8 +150,13 @@ def parse_credits(value: str) -> Decimal:
 
 
 def parse_json_output(body: bytes, source: str, redactor: Redactor | None = None) -> Any:
+    """The reply's JSON; one nested deeper than item inputs may be is refused here, because the
+    worker walks outputs recursively (size check, redaction, status) and a later step takes them as
+    its inputs: a reply the decoder cannot even nest (RecursionError) is refused the same way."""
     try:
-        return json.loads(body.decode("utf-8"))
+        value = json.loads(body.decode("utf-8"))
+    except RecursionError as exc:
+        raise _too_deep(source) from exc
     except (UnicodeDecodeError, ValueError) as exc:
         snippet = (redactor or Redactor()).clip(
             body[:REDACT_WINDOW_BYTES].decode("utf-8", "replace"), MESSAGE_LIMIT
@@ -159,3 +165,10 @@ def parse_json_output(body: bytes, source: str, redactor: Redactor | None = None
             f"{source} is not JSON ({exc.__class__.__name__}): {snippet or '<empty>'}",
             "malformed_response",
         ) from exc
+    if too_deep(value) is not None:
+        raise _too_deep(source)
+    return value
+
+
+def _too_deep(source: str) -> PermanentError:
+    return PermanentError(f"{source} nests deeper than {MAX_INPUT_DEPTH} levels", "malformed_response")

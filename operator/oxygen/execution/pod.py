@@ -119,9 +119,14 @@ class ShardClient:
         self._resource_version = meta.get("resourceVersion")
 
     def rate_share(self) -> str | None:
-        """The operator's rate share annotation of this shard (one GET; the pod cannot write metadata)."""
-        raw = self._kube.get(PLURAL, self.namespace, self.name)
-        annotations: dict[str, str] = (raw.get("metadata") or {}).get("annotations") or {}
+        """The operator's rate share annotation of this shard (the pod cannot write metadata).
+
+        Read every second or so, hence a metadata-only GET: the whole shard can be a megabyte. A share
+        on a namesake shard (another run's) is not ours to keep to: None, the last share stays."""
+        meta = self._kube.get_metadata(PLURAL, self.namespace, self.name)
+        if self.uid is None or meta.get("uid") != self.uid:
+            return None
+        annotations: dict[str, str] = meta.get("annotations") or {}
         return annotations.get(ANNOTATION_RATE_SHARE)
 
     def patch_status(self, status: RunShardStatus) -> None:
@@ -248,8 +253,9 @@ def _run(
             producer = make_producer(resource.spec.producer, env=run_env(env), cancel=abandon)
         except ValueError as exc:
             # A configuration the worker cannot run with: say so on the shard, where the Run shows it.
-            report_cannot_start(client, env, exc)
-            return EXIT_ERROR
+            # Once that is written nothing is left to execute: exit 0, or the Job would start pod
+            # after pod up to its backoff limit, each writing the same reason again.
+            return EXIT_OK if report_cannot_start(client, env, exc) else EXIT_ERROR
         executor = ShardExecutor(
             resource,
             producer,
@@ -294,9 +300,10 @@ def _run(
     return EXIT_OK
 
 
-def report_cannot_start(client: ShardClient, env: Mapping[str, str], error: ValueError) -> None:
+def report_cannot_start(client: ShardClient, env: Mapping[str, str], error: ValueError) -> bool:
     """Write why this worker cannot run on its shard: the message, and every item it would have called
-    failed with it (error class `config`); nothing was called. Only a shard it could read is written."""
+    failed with it (error class `config`); nothing was called. Only a shard it could read is written.
+    True when the items were failed and written, so no other pod need try."""
     redactor = Redactor(secret_values(env))
     message = CANNOT_START + redactor.clip(_reason(error), 500)
     log.error("RunShard %s/%s: %s", client.namespace, client.name, message)
@@ -305,6 +312,7 @@ def report_cannot_start(client: ShardClient, env: Mapping[str, str], error: Valu
     except ValueError:
         # The shard itself does not parse: only the message can be written.
         status = RunShardStatus(message=message, worker=env.get("HOSTNAME"))
+        settled = False
     else:
         ledger = ShardLedger(
             shard, clock=time.time, redactor=redactor, max_status_bytes=DEFAULT_MAX_STATUS_BYTES
@@ -322,10 +330,13 @@ def report_cannot_start(client: ShardClient, env: Mapping[str, str], error: Valu
             started_at=shard.status.started_at or ledger.now(),
             finished_at=ledger.now(),
         )
+        settled = True
     try:
         client.patch_status(status)
     except ShardApiError as exc:
         log.error("%s", exc)
+        return False
+    return settled
 
 
 def _reason(error: ValueError) -> str:

@@ -255,6 +255,7 @@ class ShardExecutor:
             asyncio.create_task(self._tick()),
             asyncio.create_task(self._limit.follow()),
         ]
+        crash: Exception | None = None
         try:
             if not self._spec.execute:
                 self._message = self._spec.skip_reason or "not executed (execute: false)"
@@ -265,13 +266,25 @@ class ShardExecutor:
                 await self._run_workers([self._drain(queue) for _ in range(width)])
             else:
                 await self._run_workers([self._walk()])
+        except Exception as exc:
+            crash = exc
         finally:
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
             await self._close_producers()
         if self._failure is not None:
+            # The status write itself failed (the API server, or a shard replaced by a namesake):
+            # nothing more can be written.
             raise self._failure
+        if crash is not None:
+            # Any other failure still writes what was done, so the next pod does not repeat those calls.
+            self._message = f"worker failed: {crash.__class__.__name__}"
+            try:
+                await self._flush_now()
+            except Exception as exc:
+                log.error("writing the status after %s: %s", crash.__class__.__name__, exc)
+            raise crash
         left = sum(1 for item in self._ledger.items if needs_execution(item))
         stopped = self.stop.is_set() and left > 0
         if stopped:
@@ -406,7 +419,7 @@ class ShardExecutor:
             if not isinstance(outcome, RetryableError):
                 self._pace.answered()
             if isinstance(outcome, ProducerResult):
-                self._ledger.succeed(index, outcome, latency)
+                self._record_success(index, outcome, latency)
                 return
             retry_after = outcome.retry_after if isinstance(outcome, RetryableError) else None
             if isinstance(outcome, RetryableError):
@@ -422,6 +435,16 @@ class ShardExecutor:
             await self._maybe_flush()
             # One wait: the item's own backoff, or longer if the shard's gate is closed longer.
             await self._sleep(max(delay, self._pace.wait_seconds()))
+
+    def _record_success(self, index: int, outcome: ProducerResult, latency: float) -> None:
+        # Recording walks the outputs (size, redaction); should it raise, the item fails rather than
+        # the drain coroutine, which would end the run before the calls made since the last write are.
+        try:
+            self._ledger.succeed(index, outcome, latency)
+        except Exception as exc:
+            log.warning("recording item %s raised %s", self._ledger.work[index].id, exc.__class__.__name__)
+            message = f"recording the reply failed: {exc.__class__.__name__}: {exc}"
+            self._ledger.fail(index, message, "producer_error", latency)
 
     async def _pass_gate(self) -> None:
         """Wait while the shard's gate is closed (Retry-After, a provider failing across the board)."""

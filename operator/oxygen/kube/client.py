@@ -104,6 +104,30 @@ class Kube:
         )
         return result
 
+    def get_metadata(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
+        """One of our objects' metadata only (a PartialObjectMetadata: uid, labels, annotations; no
+        spec or status): a cheap read for whoever polls an annotation of a large object."""
+        api = self.api_client
+        method, url, headers, _, _ = api.param_serialize(
+            "GET",
+            "/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}",
+            path_params={
+                "group": GROUP,
+                "version": VERSION,
+                "namespace": namespace,
+                "plural": plural,
+                "name": name,
+            },
+            header_params={"Accept": METADATA_ONLY},
+            auth_settings=["BearerToken"],
+        )
+        response = api.call_api(method, url, header_params=headers)
+        body = response.read()
+        if not 200 <= response.status < 300:
+            raise ApiException(status=response.status, reason=response.reason)
+        meta = json.loads(body).get("metadata")
+        return meta if isinstance(meta, dict) else {}
+
     def list(self, plural: str, namespace: str, label_selector: str = "") -> list[dict[str, Any]]:
         result = self.custom.list_namespaced_custom_object(
             GROUP, VERSION, namespace, plural, label_selector=label_selector
