@@ -9,6 +9,7 @@ import pytest
 from oxygen.api.labels import LABEL_PROVIDER
 from oxygen.api.provider import ProviderStatus
 from oxygen.controllers.provider.decide import decide
+from oxygen.controllers.provider.handlers import of_runs
 from oxygen.controllers.provider.observe import Observed, ProviderState, RunUse, ShardUse, run_use, shard_use
 from tests.support import builders as b
 
@@ -84,3 +85,25 @@ def test_a_missing_secret_makes_it_not_ready_with_one_event() -> None:
     state.written = decision.status
     again = decide(observed([RunUse("a", True)], [], secret=False), state)
     assert again.status is not None and again.events == []
+
+
+def test_a_shard_no_run_controls_takes_no_share() -> None:
+    body = b.shard_body(items=["running"])
+    body["metadata"]["labels"] = {LABEL_PROVIDER: "clearbit"}
+    assert shard_use(body) is not None
+    # Forged: no controller, a controller of another kind, or a Run other than spec.runUid names.
+    forged = [
+        [],
+        [{**body["metadata"]["ownerReferences"][0], "kind": "ConfigMap", "apiVersion": "v1"}],
+        [{**body["metadata"]["ownerReferences"][0], "uid": "another-run"}],
+    ]
+    for refs in forged:
+        body["metadata"]["ownerReferences"] = refs
+        assert shard_use(body) is None
+
+
+def test_only_shards_of_runs_naming_the_provider_get_shares() -> None:
+    runs = [RunUse("a", True)]
+    ours = ShardUse("a-0", False, 0, 0, 0, run_uid="a")
+    theirs = ShardUse("x-0", False, 0, 0, 0, run_uid="x")
+    assert of_runs(runs, [ours, theirs]) == [ours]
