@@ -78,7 +78,7 @@ async def provider_daemon(
     kube = runtime.kube(memo)
     reader, applier = Reader(kube), Applier(kube)
     state = ProviderState.from_body(body)
-    writer, allocator = ShareWriter(kube), AllocatorState()
+    writer, allocator = ShareWriter(kube), AllocatorState.resumed(state.written, time.monotonic())
     key = (namespace, name)
     reported = -INTERVAL
     while not stopped:

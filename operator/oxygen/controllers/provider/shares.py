@@ -25,7 +25,7 @@ from typing import Final
 
 from oxygen.api.common import GROUP, VERSION
 from oxygen.api.labels import ANNOTATION_RATE_SHARE
-from oxygen.api.provider import ProviderSpec
+from oxygen.api.provider import ProviderSpec, ProviderStatus
 from oxygen.controllers.provider.observe import ShardUse
 from oxygen.execution.ratelimit import Share
 from oxygen.kube.client import Kube
@@ -52,6 +52,12 @@ class AllocatorState:
     epoch: int = 0
     # The shares written, by shard name (the index may lag a write by a moment).
     written: dict[str, Share] = field(default_factory=dict)
+
+    @classmethod
+    def resumed(cls, status: ProviderStatus, clock: float) -> AllocatorState:
+        """After an operator restart: go on from the rate last shared out (a cut a provider's 429s
+        forced is not undone by the restart); it recovers from there as usual, from now."""
+        return cls(effective=status.effective_requests_per_second, calm_since=clock)
 
 
 def active(shards: list[ShardUse]) -> list[ShardUse]:

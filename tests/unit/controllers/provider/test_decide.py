@@ -21,7 +21,7 @@ def observed(
 
 
 def shard(name: str, done: bool = False, running: int = 0, attempts: int = 0, throttled: int = 0) -> ShardUse:
-    return ShardUse(name, done, running, attempts, throttled)
+    return ShardUse(name, done, running, attempts, 0, throttled_calls=throttled)
 
 
 @pytest.mark.parametrize(
@@ -107,3 +107,10 @@ def test_only_shards_of_runs_naming_the_provider_get_shares() -> None:
     ours = ShardUse("a-0", False, 0, 0, 0, run_uid="a")
     theirs = ShardUse("x-0", False, 0, 0, 0, run_uid="x")
     assert of_runs(runs, [ours, theirs]) == [ours]
+
+
+def test_throttled_counts_429_replies_not_items_that_ended_on_one() -> None:
+    # Two items retried after 429s and succeeded, one gave up on its third 429: 5 replies, 1 item.
+    shards = [ShardUse("s0", False, 0, 9, 1, throttled_calls=5)]
+    status = decide(observed([RunUse("a", True)], shards), ProviderState(written=ProviderStatus())).status
+    assert status is not None and status.throttled == 5

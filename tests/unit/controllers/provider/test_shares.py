@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from oxygen.api.provider import ProviderStatus
 from oxygen.controllers.provider.observe import ShardUse
 from oxygen.controllers.provider.shares import AllocatorState, allocate, effective_rate, targets
 from oxygen.execution.ratelimit import Share
@@ -77,6 +78,13 @@ def test_more_shards_than_max_in_flight_never_exceed_it() -> None:
     assert sum(s.in_flight or 0 for s in shares.values()) == 4
     assert sum(s.burst for s in shares.values()) == 3
     assert min(s.in_flight or 0 for s in shares.values()) == 0
+
+
+def test_after_a_restart_the_rate_goes_on_from_the_one_last_shared_out() -> None:
+    state = AllocatorState.resumed(ProviderStatus(effective_requests_per_second=12.0), 100.0)
+    assert effective_rate(provider(**LIMITS).spec, [use("a-0", "a")], state, 101.0) == 12.0
+    # ... and recovers from there after 10 s without 429s.
+    assert effective_rate(provider(**LIMITS).spec, [use("a-0", "a")], state, 111.0) == 14.0
 
 
 def test_a_provider_without_limits_gives_unlimited_shares() -> None:
