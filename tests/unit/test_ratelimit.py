@@ -74,6 +74,27 @@ def test_limiter_caps_calls_in_flight_and_adopts_a_new_share() -> None:
     assert asyncio.run(scenario()) == [2, 3, 0]
 
 
+def test_a_share_of_zero_in_flight_waits_until_it_gets_one() -> None:
+    assert parse_share('{"rps":0.5,"burst":0,"inFlight":0,"epoch":3}') == Share(0.5, 0, 0, 3)
+
+    async def scenario() -> list[int]:
+        limiter = ShareLimiter(lambda: None, initial=Share(None, 0, 0, 1))
+        first = asyncio.ensure_future(limiter.acquire())
+        await asyncio.sleep(0.05)
+        seen = [limiter.in_flight]  # none may start on a share of 0
+        limiter.adopt(Share(None, 0, 1, 2))
+        await asyncio.wait_for(first, 1)
+        seen.append(limiter.in_flight)
+        return seen
+
+    assert asyncio.run(scenario()) == [0, 1]
+    # A burst share of 0 still saves up the one token a call needs: its rate alone paces it.
+    clock = Clock()
+    bucket = TokenBucket(4.0, 0, clock)
+    clock.now += 10
+    assert [bucket.take(), bucket.take()] == [0.0, 0.25]
+
+
 def test_a_cancelled_waiter_holds_no_slot() -> None:
     async def scenario() -> int:
         limiter = ShareLimiter(lambda: None, initial=Share(None, 1, 1, 1))

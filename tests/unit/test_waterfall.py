@@ -4,6 +4,7 @@ provider, credits per call made, per-provider calls/hits/credits in the shard su
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -11,14 +12,15 @@ from typing import Any
 
 import pytest
 
-from oxygen.api.run import Retry
-from oxygen.api.runshard import ItemResult, RunShard
+from oxygen.api.run import Producer, Retry
+from oxygen.api.runshard import ItemResult, RunShard, RunShardSpec, RunShardStatus, ShardItem
 from oxygen.controllers.run import plan, preflight
 from oxygen.controllers.run.types import RunFailure
 from oxygen.execution.headers import run_env, secret_values, waterfall_headers
 from oxygen.execution.item_calls import ItemCall, PermanentError, ProducerResult, RetryableError
 from oxygen.execution.jobs import WorkerDefaults, shard_job
 from oxygen.execution.waterfall import WaterfallProducer, WaterfallProvider, WaterfallResult, is_empty
+from oxygen.execution.worker import ShardExecutor
 from oxygen.planning.rounds import initial_groups, shard_bodies
 from oxygen.status.shard import summarize
 from tests.support import builders as b
@@ -218,3 +220,65 @@ def test_each_providers_header_secret_reaches_only_its_calls() -> None:
     assert waterfall_headers(run_env(env), 0) == {"X-Api-Key": "k0"}
     assert waterfall_headers(run_env(env), 1) == {"X-Api-Key": "k1"}
     assert sorted(secret_values(env)) == ["k0", "k1"]  # redacted from everything a worker writes
+
+
+@dataclass
+class StopsTheWorker:
+    """A provider whose call lands while the worker is being stopped (SIGTERM, a pause)."""
+
+    stop: threading.Event
+    answer: Any
+    calls: int = 0
+
+    async def call(self, call: ItemCall) -> ProducerResult:
+        self.calls += 1
+        self.stop.set()
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        assert isinstance(self.answer, ProducerResult)
+        return self.answer
+
+    async def close(self) -> None:
+        return None
+
+
+def one_item_shard() -> RunShard:
+    spec = RunShardSpec(
+        run_name="r",
+        run_uid="u",
+        round=0,
+        index=0,
+        producer=Producer(provider="p", builtin="echo"),
+        retry=Retry(max_attempts=3, backoff_seconds=30),
+        items=[ShardItem(id="i0", inputs={})],
+    )
+    return RunShard(spec=spec)
+
+
+@pytest.mark.parametrize(
+    "first_answer",
+    [ok(None), RetryableError("busy", "http_503"), PermanentError("bad", "http_400")],
+    ids=["empty-moves-on", "retryable-retries", "failed-moves-on"],
+)
+def test_no_waterfall_call_starts_after_the_stop_is_observed(first_answer: Any) -> None:
+    stop = threading.Event()
+    first = StopsTheWorker(stop, first_answer)
+    second = Scripted([ok({"hit": True})])
+    waterfall = WaterfallProducer(
+        [
+            WaterfallProvider("a", first, Decimal(1), Retry(max_attempts=3, backoff_seconds=30)),
+            WaterfallProvider("b", second, Decimal(1), Retry(max_attempts=3, backoff_seconds=30)),
+        ]
+    )
+    # Real clock, the worker's own interruptible sleep: a 30 s backoff would show as a slow test.
+    outcome = ShardExecutor(one_item_shard(), waterfall, Flushes(), stop=stop).run()
+    assert outcome.stopped
+    assert (first.calls, second.calls) == (1, 0)
+    item = outcome.status.items[0]
+    # Abandoned, not failed: the next pod redoes the item.
+    assert (item.status, item.attempt_count) == ("pending", 0)
+
+
+class Flushes(list[RunShardStatus]):
+    def __call__(self, status: RunShardStatus) -> None:
+        self.append(status)

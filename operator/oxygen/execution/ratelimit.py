@@ -67,8 +67,8 @@ def parse_share(raw: str | None) -> Share | None:
         rps, in_flight = data.get("rps"), data.get("inFlight")
         share = Share(
             rps=None if rps is None else max(0.0, float(rps)),
-            burst=max(1, int(data.get("burst") or 1)),
-            in_flight=None if in_flight is None else max(1, int(in_flight)),
+            burst=max(0, int(data.get("burst") or 0)),
+            in_flight=None if in_flight is None else max(0, int(in_flight)),
             epoch=int(data.get("epoch") or 0),
         )
     except (ValueError, TypeError, AttributeError):
@@ -85,13 +85,15 @@ class TokenBucket:
 
     def __init__(self, rps: float | None, burst: int, clock: Clock) -> None:
         self._clock = clock
-        self.rps, self.burst = rps, burst
+        # A share of burst 0 (more shards than the Provider's burst) still saves up the one token a
+        # call needs: its rate share alone paces it.
+        self.rps, self.burst = rps, max(1, burst)
         self._tokens = float(burst)
         self._at = clock()
 
     def set(self, rps: float | None, burst: int) -> None:
         self._refill()
-        self.rps, self.burst = rps, burst
+        self.rps, self.burst = rps, max(1, burst)
         self._tokens = min(self._tokens, float(burst))
 
     def _refill(self) -> None:

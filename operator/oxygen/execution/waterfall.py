@@ -7,6 +7,10 @@ the next provider is tried; a permanent failure moves on at once. The item's out
 non-empty answer, the last answer (empty) is the result and the provider null; if every provider
 failed, the item fails with the last error.
 
+Once the worker observes a stop (SIGTERM, a pause), no call starts from then on: an item in the
+middle of its waterfall gives up with `CallAbandoned` (the next pod redoes it) instead of moving on
+to the next provider or retrying, and a backoff wakes at once (`watch_stop`).
+
 Credits are charged for calls made, never for the run's guess: each answered call costs the
 provider's `X-Credits-Used`, else its price; a failed call costs nothing. Each provider's calls,
 credits and whether it answered go into the item (`providerCalls`), whence the summaries' tallies.
@@ -59,6 +63,13 @@ class WaterfallProducer:
     providers: Sequence[WaterfallProvider]
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     rng: random.Random = field(default_factory=random.Random)
+    # The worker's "a stop was observed" check; never halted when no worker wires it in.
+    halted: Callable[[], bool] = lambda: False
+
+    def watch_stop(self, halted: Callable[[], bool], sleep: Callable[[float], Awaitable[None]]) -> None:
+        """Follow the worker's stop: its halted check, and its sleep that wakes when a stop comes."""
+        self.halted = halted
+        self.sleep = sleep
 
     async def call(self, call: ItemCall) -> ProducerResult:
         calls: list[ProviderCall] = []
@@ -94,6 +105,9 @@ class WaterfallProducer:
     ) -> tuple[ProducerResult | None, ProducerError | None]:
         """One provider, with the shard's retries: (its answer, None) or (None, its last error)."""
         for n in range(1, provider.retry.max_attempts + 1):
+            if self.halted():
+                # A stop was observed while this item was between calls: none may start now.
+                raise CallAbandoned()
             tally.attempts += 1
             try:
                 answer = await provider.producer.call(call)

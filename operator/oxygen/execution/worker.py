@@ -50,6 +50,7 @@ from oxygen.execution.shard_items import (
 )
 from oxygen.execution.shard_ledger import ShardLedger
 from oxygen.execution.templates import TemplateError, render
+from oxygen.execution.waterfall import WaterfallProducer
 from oxygen.status.shard import shard_phase, summarize
 
 log = logging.getLogger("oxygen.worker")
@@ -131,6 +132,7 @@ class ShardExecutor:
         self._stop_grace = stop_grace_seconds
         # The default sleep wakes on stop, so a pod in backoff exits within a fraction of a second.
         self._sleep: Sleep = sleep if sleep is not None else self._interruptible_sleep
+        self._watch_stop_in(producer)
         self._flush_interval = flush_interval
         self._worker = worker_name
         self._rng = rng if rng is not None else random.Random()
@@ -166,6 +168,12 @@ class ShardExecutor:
 
     def _halted(self) -> bool:
         return self.stop.is_set() or self._failure is not None
+
+    def _watch_stop_in(self, producer: ItemProducer) -> ItemProducer:
+        # A waterfall makes several calls per item: after a stop none of them may start.
+        if isinstance(producer, WaterfallProducer):
+            producer.watch_stop(self._halted, self._sleep)
+        return producer
 
     async def _watch_stop(self, stopping: asyncio.Event) -> None:
         while not self._halted():
@@ -372,7 +380,9 @@ class ShardExecutor:
         if own is None or self._make_producer is None:
             return self._producer
         if index not in self._producers:
-            self._producers[index] = self._make_producer(own, self._ledger.work[index].id)
+            self._producers[index] = self._watch_stop_in(
+                self._make_producer(own, self._ledger.work[index].id)
+            )
         return self._producers[index]
 
     async def _execute(self, index: int) -> None:

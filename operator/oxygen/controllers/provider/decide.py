@@ -3,7 +3,7 @@
 - `runs`: Runs naming it that have not finished (Workflow steps naming it are not counted);
 - `inFlight`: items running now in its unfinished shards;
 - `requestsPerSecond`: attempts its shards reported since the last pass, per second of that pass;
-- `throttled`: items of its unfinished shards that ended on a 429 after every attempt;
+- `throttled`: 429 replies its unfinished shards' workers counted (`summary.throttledCalls`);
 - `Ready`: False when its header Secret does not exist (shards would not start), else True.
 """
 
@@ -35,7 +35,7 @@ def decide(obs: Observed, state: ProviderState) -> Decision:
         runs=sum(1 for r in obs.runs if r.active),
         in_flight=sum(s.running for s in live),
         requests_per_second=rate if live else 0.0,
-        throttled=sum(s.throttled for s in live),
+        throttled=sum(s.throttled_calls for s in live),
         effective_requests_per_second=state.effective,
         observed_generation=obs.provider.metadata.generation,
         conditions=[ready(obs, state.written.conditions)],

@@ -37,6 +37,12 @@ def reconcile(
     applier.apply(decide(obs, state), body, state, obs.clock)
 
 
+def of_runs(runs: list[RunUse], shards: list[ShardUse]) -> list[ShardUse]:
+    """The shards of runs that name the Provider: a shard labelled for it by anyone else gets no share."""
+    uids = {run.uid for run in runs}
+    return [shard for shard in shards if shard.run_uid in uids]
+
+
 def share_out(
     writer: ShareWriter, body: dict[str, Any], shards: list[ShardUse], allocator: AllocatorState
 ) -> None:
@@ -72,13 +78,13 @@ async def provider_daemon(
     kube = runtime.kube(memo)
     reader, applier = Reader(kube), Applier(kube)
     state = ProviderState.from_body(body)
-    writer, allocator = ShareWriter(kube), AllocatorState()
+    writer, allocator = ShareWriter(kube), AllocatorState.resumed(state.written, time.monotonic())
     key = (namespace, name)
     reported = -INTERVAL
     while not stopped:
         snapshot = copy.deepcopy(dict(body))
         runs = list(runs_by_provider.get(key, []))
-        shards = list(shards_by_provider.get(key, []))
+        shards = of_runs(runs, list(shards_by_provider.get(key, [])))
         try:
             await asyncio.to_thread(share_out, writer, snapshot, shards, allocator)
             state.effective = allocator.effective

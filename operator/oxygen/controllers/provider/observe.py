@@ -12,7 +12,7 @@ from oxygen.api.labels import LABEL_PROVIDER
 from oxygen.api.provider import Provider, ProviderStatus
 from oxygen.api.run import TERMINAL_PHASES
 from oxygen.controllers.run.observe import Reader as RunReader
-from oxygen.controllers.run.observe import now
+from oxygen.controllers.run.observe import now, shard_run
 from oxygen.execution.producers import DEFAULT_CONCURRENCY, DEFAULT_HTTP_CONCURRENCY
 from oxygen.execution.ratelimit import Share, share_of
 from oxygen.kube.client import Kube
@@ -60,8 +60,13 @@ def run_use(body: Mapping[str, Any]) -> tuple[str, RunUse] | None:
 
 
 def shard_use(body: Mapping[str, Any]) -> tuple[str, ShardUse] | None:
+    """(Provider name, use) for a shard a Run controls; None for any other RunShard.
+
+    Only the operator's own shards count: one whose controller is not the Run its spec.runUid names
+    (a RunShard anyone with create rights could write) takes no share of the Provider's limits.
+    """
     name = ((body.get("metadata") or {}).get("labels") or {}).get(LABEL_PROVIDER)
-    if not name:
+    if not name or shard_run(body) is None:
         return None
     status = body.get("status") or {}
     summary = status.get("summary") or {}

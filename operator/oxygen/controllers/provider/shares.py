@@ -6,7 +6,8 @@ Each pass (every second while a shard of the Provider is active):
   by 5 % of the declared rate after each `RECOVER_AFTER_SECONDS` without new 429s;
 - each active shard's share of that rate, of `burst` and of `maxInFlight`: a run gets its concurrency's
   part of the whole (one run alone gets all of it, two alike about half each), split evenly over its
-  active shards; burst and in-flight at least 1 each;
+  active shards; burst and in-flight in whole numbers by largest remainder, summing to exactly the
+  Provider's (so a shard may get 0 in-flight when more shards than `maxInFlight` are active: it waits);
 - the shares that changed go out as the shard annotation `oxygen.dev/rate-share`: lowered ones first,
   raised ones (a new shard's first share first) only within what the shares in force leave free,
   counting a lowered share at its old rate until its worker reports the new epoch in status
@@ -24,7 +25,7 @@ from typing import Final
 
 from oxygen.api.common import GROUP, VERSION
 from oxygen.api.labels import ANNOTATION_RATE_SHARE
-from oxygen.api.provider import ProviderSpec
+from oxygen.api.provider import ProviderSpec, ProviderStatus
 from oxygen.controllers.provider.observe import ShardUse
 from oxygen.execution.ratelimit import Share
 from oxygen.kube.client import Kube
@@ -51,6 +52,12 @@ class AllocatorState:
     epoch: int = 0
     # The shares written, by shard name (the index may lag a write by a moment).
     written: dict[str, Share] = field(default_factory=dict)
+
+    @classmethod
+    def resumed(cls, status: ProviderStatus, clock: float) -> AllocatorState:
+        """After an operator restart: go on from the rate last shared out (a cut a provider's 429s
+        forced is not undone by the restart); it recovers from there as usual, from now."""
+        return cls(effective=status.effective_requests_per_second, calm_since=clock)
 
 
 def active(shards: list[ShardUse]) -> list[ShardUse]:
@@ -81,6 +88,17 @@ def effective_rate(
     return state.effective
 
 
+def apportion(total: int, parts: dict[str, float]) -> dict[str, int]:
+    """`total` in whole numbers by `parts` (fractions summing to 1), largest remainder first: the sum
+    is exactly `total`, so some shards may get 0 when there are more of them than units."""
+    exact = {name: total * part for name, part in parts.items()}
+    out = {name: math.floor(x) for name, x in exact.items()}
+    left = total - sum(out.values())
+    for name in sorted(exact, key=lambda n: (out[n] - exact[n], n))[: max(0, left)]:
+        out[name] += 1
+    return out
+
+
 def targets(spec: ProviderSpec, shards: list[ShardUse], rate: float | None) -> dict[str, Share]:
     """Each active shard's share (epoch 0: stamped when written)."""
     runs: dict[str, list[ShardUse]] = defaultdict(list)
@@ -88,20 +106,18 @@ def targets(spec: ProviderSpec, shards: list[ShardUse], rate: float | None) -> d
         runs[shard.run_uid].append(shard)
     weights = {uid: max(s.concurrency for s in group) for uid, group in runs.items()}
     whole = sum(weights.values())
-    burst = spec.rate_limit.burst if spec.rate_limit is not None else 1
-    out: dict[str, Share] = {}
-    for uid, group in runs.items():
-        part = weights[uid] / whole / len(group)
-        for shard in group:
-            out[shard.name] = Share(
-                rps=None if rate is None else round(rate * part, 3),
-                burst=max(1, math.floor(burst * part)),
-                in_flight=None
-                if spec.max_in_flight is None
-                else max(1, math.floor(spec.max_in_flight * part)),
-                epoch=0,
-            )
-    return out
+    parts = {shard.name: weights[uid] / whole / len(group) for uid, group in runs.items() for shard in group}
+    bursts = apportion(spec.rate_limit.burst if spec.rate_limit is not None else len(parts), parts)
+    in_flight = None if spec.max_in_flight is None else apportion(spec.max_in_flight, parts)
+    return {
+        name: Share(
+            rps=None if rate is None else round(rate * part, 3),
+            burst=bursts[name],
+            in_flight=None if in_flight is None else in_flight[name],
+            epoch=0,
+        )
+        for name, part in parts.items()
+    }
 
 
 def lowers(target: Share, current: Share | None) -> bool:

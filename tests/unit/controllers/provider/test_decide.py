@@ -9,6 +9,7 @@ import pytest
 from oxygen.api.labels import LABEL_PROVIDER
 from oxygen.api.provider import ProviderStatus
 from oxygen.controllers.provider.decide import decide
+from oxygen.controllers.provider.handlers import of_runs
 from oxygen.controllers.provider.observe import Observed, ProviderState, RunUse, ShardUse, run_use, shard_use
 from tests.support import builders as b
 
@@ -20,7 +21,7 @@ def observed(
 
 
 def shard(name: str, done: bool = False, running: int = 0, attempts: int = 0, throttled: int = 0) -> ShardUse:
-    return ShardUse(name, done, running, attempts, throttled)
+    return ShardUse(name, done, running, attempts, 0, throttled_calls=throttled)
 
 
 @pytest.mark.parametrize(
@@ -84,3 +85,32 @@ def test_a_missing_secret_makes_it_not_ready_with_one_event() -> None:
     state.written = decision.status
     again = decide(observed([RunUse("a", True)], [], secret=False), state)
     assert again.status is not None and again.events == []
+
+
+def test_a_shard_no_run_controls_takes_no_share() -> None:
+    body = b.shard_body(items=["running"])
+    body["metadata"]["labels"] = {LABEL_PROVIDER: "clearbit"}
+    assert shard_use(body) is not None
+    # Forged: no controller, a controller of another kind, or a Run other than spec.runUid names.
+    forged = [
+        [],
+        [{**body["metadata"]["ownerReferences"][0], "kind": "ConfigMap", "apiVersion": "v1"}],
+        [{**body["metadata"]["ownerReferences"][0], "uid": "another-run"}],
+    ]
+    for refs in forged:
+        body["metadata"]["ownerReferences"] = refs
+        assert shard_use(body) is None
+
+
+def test_only_shards_of_runs_naming_the_provider_get_shares() -> None:
+    runs = [RunUse("a", True)]
+    ours = ShardUse("a-0", False, 0, 0, 0, run_uid="a")
+    theirs = ShardUse("x-0", False, 0, 0, 0, run_uid="x")
+    assert of_runs(runs, [ours, theirs]) == [ours]
+
+
+def test_throttled_counts_429_replies_not_items_that_ended_on_one() -> None:
+    # Two items retried after 429s and succeeded, one gave up on its third 429: 5 replies, 1 item.
+    shards = [ShardUse("s0", False, 0, 9, 1, throttled_calls=5)]
+    status = decide(observed([RunUse("a", True)], shards), ProviderState(written=ProviderStatus())).status
+    assert status is not None and status.throttled == 5

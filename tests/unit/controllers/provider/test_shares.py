@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from oxygen.api.provider import ProviderStatus
 from oxygen.controllers.provider.observe import ShardUse
 from oxygen.controllers.provider.shares import AllocatorState, allocate, effective_rate, targets
 from oxygen.execution.ratelimit import Share
@@ -45,7 +46,8 @@ def limits(shares: dict[str, Share]) -> dict[str, tuple[float | None, int, int |
         ),
         pytest.param(
             [use("a-0", "a"), use("a-1", "a"), use("a-2", "a"), use("b-0", "b")],
-            {"a-0": (6.667, 1, 10), "a-1": (6.667, 1, 10), "a-2": (6.667, 1, 10), "b-0": (20.0, 4, 32)},
+            # Whole numbers by largest remainder: burst 8 and in-flight 64 exactly.
+            {"a-0": (6.667, 2, 11), "a-1": (6.667, 1, 11), "a-2": (6.667, 1, 10), "b-0": (20.0, 4, 32)},
             id="per run, not per shard",
         ),
         pytest.param(
@@ -60,13 +62,29 @@ def limits(shares: dict[str, Share]) -> dict[str, tuple[float | None, int, int |
         ),
         pytest.param(
             [use(f"a-{i}", "a") for i in range(10)],
-            {f"a-{i}": (4.0, 1, 6) for i in range(10)},
-            id="burst at least 1 each",
+            {f"a-{i}": (4.0, int(i < 8), 6 + int(i < 4)) for i in range(10)},
+            id="more shards than burst: some get 0, the sum stays the limit",
         ),
     ],
 )
 def test_shares_of_the_limit(shards: list[ShardUse], expected: dict[str, Any]) -> None:
     assert limits(targets(provider(**LIMITS).spec, shards, 40.0)) == expected
+
+
+def test_more_shards_than_max_in_flight_never_exceed_it() -> None:
+    shards = [use(f"{run}-{i}", run, concurrency=c) for run, c in (("a", 32), ("b", 7)) for i in range(5)]
+    spec = provider(rateLimit={"requestsPerSecond": 10, "burst": 3}, maxInFlight=4).spec
+    shares = targets(spec, shards, 10.0)
+    assert sum(s.in_flight or 0 for s in shares.values()) == 4
+    assert sum(s.burst for s in shares.values()) == 3
+    assert min(s.in_flight or 0 for s in shares.values()) == 0
+
+
+def test_after_a_restart_the_rate_goes_on_from_the_one_last_shared_out() -> None:
+    state = AllocatorState.resumed(ProviderStatus(effective_requests_per_second=12.0), 100.0)
+    assert effective_rate(provider(**LIMITS).spec, [use("a-0", "a")], state, 101.0) == 12.0
+    # ... and recovers from there after 10 s without 429s.
+    assert effective_rate(provider(**LIMITS).spec, [use("a-0", "a")], state, 111.0) == 14.0
 
 
 def test_a_provider_without_limits_gives_unlimited_shares() -> None:
