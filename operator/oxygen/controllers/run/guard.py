@@ -50,7 +50,8 @@ class DaemonMemory:
     retry_at: float = 0.0
     stalled_message: str | None = None  # the Stalled condition last written
     # A planned run that must fail: it is stopped first (Jobs deleted, items settled, credits
-    # accounted), over as many passes as that takes, from the last body a pass accepted.
+    # accounted), over as many passes as that takes, from the last body a pass accepted (without
+    # its inputs: a planned run's shards carry them).
     failure: RunFailure | None = None
     last_good: dict[str, Any] | None = None
     logged: set[str] = field(default_factory=set)  # error kinds whose traceback was logged

@@ -77,7 +77,8 @@ class RunController:
             if isinstance(taken, RunFailure):
                 raise taken
             interval = self.reconcile(taken, indexed_shards, indexed_jobs, state, providers)
-            memory.last_good = taken
+            if state.status.rounds:  # kept to stop the run with; its shards carry the inputs
+                memory.last_good = guard.without_inputs(taken)
         except Exception as err:
             try:
                 failure = guard.as_failure(err)
