@@ -102,6 +102,8 @@ def test_deleting_runs_keeps_their_charges(
         operator.kill(signal.SIGKILL)
         operator.start()
         wait_for(lambda: gone(runs, "midway"), timeout=90, what="the running Run to go away")
+        # The Run went only after its Jobs were stopped: no call comes after its last status write.
+        charged = len(provider.successful_calls())
     final = wait_for(
         lambda: (s := look()) and s.get("runsTotal") == 0 and s["retired"]["runs"] == 2 and s,
         timeout=60,
@@ -109,6 +111,7 @@ def test_deleting_runs_keeps_their_charges(
     )
     midway = next(r for r in final["retired"]["latest"] if r["name"] == "midway")
     assert D(midway["captured"]) >= 5
+    assert D(midway["captured"]) == charged * D(1)  # every call the provider charged, captured
     assert D(midway["captured"]) + D(midway["released"]) == D(40)  # all it had reserved
     assert D(final["captured"]) == 50 + D(midway["captured"])
     assert final["reserved"] == "0"

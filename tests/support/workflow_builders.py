@@ -52,6 +52,7 @@ def share(
     released: str = "0",
     deleted_at: str = "",
     held: bool = True,
+    settled: bool = True,
 ) -> RunShare:
     """One run's take from its account; `deleted_at`: the Run is being deleted (held: under the
     account's finalizer)."""
@@ -64,6 +65,7 @@ def share(
         released=Decimal(released),
         deleted_at=deleted_at,
         held_for_account=held,
+        settled=settled,
     )
 
 

@@ -115,4 +115,5 @@ def share_of(body: dict[str, Any]) -> ledger.RunShare:
         released=Decimal(status.get("creditsReleased", "0")) if metered else Decimal(0),
         deleted_at=str(meta.get("deletionTimestamp") or ""),
         held_for_account=ledger.RETIRE_FINALIZER in (meta.get("finalizers") or []),
+        settled=ledger.settled(status),
     )

@@ -13,14 +13,15 @@ would round it (issue 20: a cost of 300 nines broke granted = captured + reserve
 from __future__ import annotations
 
 import decimal
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from oxygen.api.common import CREDIT_PRECISION
 from oxygen.api.creditaccount import Grant, Retired
-from oxygen.api.run import LedgerEntry
+from oxygen.api.run import TERMINAL_PHASES, LedgerEntry
 
 MAX_LEDGER_ENTRIES = 100
 
@@ -107,6 +108,8 @@ class RunShare:
     # finalizer that holds it until its figures are folded into the account (RETIRE_FINALIZER).
     deleted_at: str = ""
     held_for_account: bool = False
+    # Whether the run's figures are final: nothing of it still calls providers (see `settled`).
+    settled: bool = True
 
 
 @dataclass(frozen=True)
@@ -140,3 +143,19 @@ def account_totals(
 
 # On metered Runs: the account folds the run's figures in before the Run may go away.
 RETIRE_FINALIZER = "oxygen.dev/credits"
+# The Run's condition saying that, being deleted, it was stopped (Jobs gone, shards settled) and its
+# status holds its final credits: only then does the account fold it in. Like any operator
+# finalizer, RETIRE_FINALIZER needs the operator running to go away.
+SETTLED_CONDITION = "Settled"
+
+
+def settled(status: Mapping[str, Any]) -> bool:
+    """A run's figures are final: it finished, was never planned (no Job ever ran), or was stopped
+    for its deletion (SETTLED_CONDITION). Until then its Jobs may still spend credits."""
+    if status.get("phase") in TERMINAL_PHASES or not status.get("rounds"):
+        return True
+    return any(
+        c.get("type") == SETTLED_CONDITION and c.get("status") == "True"
+        for c in status.get("conditions") or []
+        if isinstance(c, Mapping)
+    )

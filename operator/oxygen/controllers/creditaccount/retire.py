@@ -5,7 +5,11 @@ so it cannot go away before its account has its figures. The account's pass fold
 that is being deleted into `retired` (keyed by uid), writes the status, and only then releases the
 finalizer. A crash between the two leaves the uid in `retired.latest`: the next pass does not count
 the run again (ledger.account_totals skips its live share too) and just releases the finalizer.
-Whatever the deleted run still held is released: its Jobs go with it.
+Whatever the deleted run still held is released. A run deleted mid-flight is folded only once it is
+settled (ledger.settled): the Run controller first stops it like a cancel (its Jobs deleted and gone,
+its shards settled) and writes its final credits with the `Settled` condition, so calls its workers
+made after its last status write are captured, not lost. The finalizer needs the operator running
+(as any operator's finalizer): with the operator gone, a deleted metered Run waits for it.
 
 At most FOLD_PER_PASS runs are folded per pass, far fewer than `latest` lists: a run folded in and
 not yet let go stays listed (so never counted twice) until a later pass releases it, even when
@@ -38,7 +42,8 @@ def fold(retired: Retired, shares: Iterable[RunShare], limit: int = FOLD_PER_PAS
     present = {s.uid for s in shares}
     done = folded_uids(out)
     room = MAX_RETIRED_LISTED - sum(1 for r in out.latest if r.uid in present)
-    waiting = [s for s in shares if s.deleted_at and s.held_for_account and s.uid not in done]
+    # A run still stopping (its Jobs may still call providers) is folded once its status is final.
+    waiting = [s for s in shares if s.deleted_at and s.held_for_account and s.settled and s.uid not in done]
     added: list[RetiredRun] = []
     for share in sorted(waiting, key=lambda s: (s.deleted_at, s.name))[: max(0, min(limit, room))]:
         released = share.released + share.reserved  # what it still held is no longer held

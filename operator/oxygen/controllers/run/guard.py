@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from oxygen.api.nesting import deep_input, run_inputs
-from oxygen.api.run import RunStatus
+from oxygen.api.run import Run, RunStatus
 from oxygen.controllers.run.apply import ObjectRefused, server_message
 from oxygen.controllers.run.types import RunFailure, RunState
 from oxygen.kube.client import ApiException
@@ -49,6 +49,11 @@ class DaemonMemory:
     errors: int = 0  # unexpected errors in a row
     retry_at: float = 0.0
     stalled_message: str | None = None  # the Stalled condition last written
+    # A planned run that must fail: it is stopped first (Jobs deleted, items settled, credits
+    # accounted), over as many passes as that takes, from the last body a pass accepted (without
+    # its inputs: a planned run's shards carry them).
+    failure: RunFailure | None = None
+    last_good: dict[str, Any] | None = None
     logged: set[str] = field(default_factory=set)  # error kinds whose traceback was logged
 
 
@@ -81,15 +86,46 @@ def as_failure(err: BaseException) -> RunFailure | None:
     return None
 
 
-def snapshot(body: dict[str, Any]) -> dict[str, Any] | RunFailure:
-    """A private copy of the Run's body for one pass, or the failure of a body too deep to copy."""
+def snapshot(body: dict[str, Any], planned: bool = False) -> dict[str, Any] | RunFailure:
+    """A private copy of the Run's body for one pass, or the failure of a body too deep to copy.
+
+    The inputs' depth fails a run only until it is planned: from then on its shards carry the
+    inputs, and an edit of `spec.items` must not fail (and so orphan) a run whose Jobs are working;
+    the pass gets the body without the spec's inputs instead."""
     message = deep_input(run_inputs(body))
     if message is not None:
-        return RunFailure("InputsTooDeep", message)
+        if not planned:
+            return RunFailure("InputsTooDeep", message)
+        body = without_inputs(body)
     try:
         return copy.deepcopy(body)
     except RecursionError:
         return RunFailure("InputsTooDeep", describe(RecursionError()))
+
+
+def without_inputs(body: dict[str, Any]) -> dict[str, Any]:
+    """`body` with the spec's free-form inputs emptied (no walk into them: they may nest deep)."""
+    spec = dict(body.get("spec") or {})
+    if "inputs" in spec:
+        spec["inputs"] = {}
+    items = spec.get("items")
+    if isinstance(items, list):
+        spec["items"] = [
+            {**item, "inputs": {}} if isinstance(item, dict) and "inputs" in item else item for item in items
+        ]
+    return {**body, "spec": spec}
+
+
+def parseable(body: dict[str, Any]) -> dict[str, Any] | None:
+    """A copy of a planned run's `body` when the Run model takes it, else None."""
+    taken = snapshot(body, planned=True)
+    if isinstance(taken, RunFailure):
+        return None
+    try:
+        Run.model_validate(taken)
+    except INPUT_ERRORS:
+        return None
+    return taken
 
 
 def state_of(body: dict[str, Any]) -> RunState:

@@ -19,6 +19,7 @@ from oxygen import metrics
 from oxygen.api.common import GROUP, VERSION
 from oxygen.api.labels import LABEL_RUN_UID
 from oxygen.controllers import runtime
+from oxygen.controllers.run import deletion
 from oxygen.controllers.run.guard import DaemonMemory, backoff
 from oxygen.controllers.run.observe import job_run, resource_version, shard_run
 from oxygen.controllers.run.reconcile import IDLE_INTERVAL, RunController
@@ -83,6 +84,45 @@ async def run_changed(
     wake = _wakeups.get(uid)
     if wake is not None:
         wake.set()
+
+
+@kopf.on.event(GROUP, VERSION, "runs")  # type: ignore[arg-type]
+async def run_deleting(
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    uid: str,
+    namespace: str,
+    shards_by_run: kopf.Index[Any, Any],
+    jobs_by_run: kopf.Index[Any, Any],
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """A metered Run deleted mid-flight: stopped like a cancel, then marked Settled (deletion.py).
+
+    kopf stops the Run's daemon on deletion, so the passes run here; this Run's later events wait
+    (they are batched), and its account sees the Settled status once this returns."""
+    raw = dict(body)
+    if event["type"] == "DELETED" or not deletion.must_stop(raw):
+        return
+    controller: RunController = memo.run_controller
+    # The daemon returns at its next pass (it sees the deletion); two passes must not overlap.
+    wake = _wakeups.get(uid)
+    if wake is not None:
+        wake.set()
+    while uid in _wakeups:
+        await asyncio.sleep(0.1)
+    memory = DaemonMemory()
+    key = (namespace, uid)
+    while True:
+        shards = list(shards_by_run.get(key, []))
+        jobs = list(jobs_by_run.get(key, []))
+        try:
+            interval = await asyncio.to_thread(deletion.stop, controller, raw, shards, jobs, memory)
+        except Exception as err:  # keep stopping: the Run cannot go before its credits are final
+            interval = backoff(memory, err, f"run {namespace}/{uid}")
+        if interval is None:
+            return
+        await asyncio.sleep(interval)
 
 
 @kopf.daemon(GROUP, VERSION, "runs", cancellation_timeout=5.0)  # type: ignore[arg-type]

@@ -70,25 +70,53 @@ class RunController:
         if wait > 0:  # backing off: a change to the Run (our own Stalled write too) must not hurry it
             return wait
         try:
-            taken = guard.snapshot(body)
+            if memory.failure is not None and memory.last_good is not None:
+                stopping = memory.last_good
+                return self._fail_planned(stopping, indexed_shards, indexed_jobs, state, memory.failure)
+            taken = guard.snapshot(body, planned=bool(state.status.rounds))
             if isinstance(taken, RunFailure):
                 raise taken
             interval = self.reconcile(taken, indexed_shards, indexed_jobs, state, providers)
+            if state.status.rounds:  # kept to stop the run with; its shards carry the inputs
+                memory.last_good = guard.without_inputs(taken)
         except Exception as err:
             try:
                 failure = guard.as_failure(err)
-                if failure is None:
+                if failure is None or memory.failure is not None:
                     delay = guard.backoff(memory, err, where)
                     self._stall(body, state, memory, err)
                     return delay
-                self.reject(body, state, failure)
                 log.info("%s failed: %s: %s", where, failure.reason, failure.message)
+                if state.status.rounds and memory.last_good is None:  # a restarted daemon
+                    memory.last_good = guard.parseable(body)
+                if state.status.rounds and memory.last_good is not None:
+                    # Planned: its Jobs may be working. Stop it as a deleted Provider does.
+                    memory.failure = failure
+                    return self._fail_planned(memory.last_good, indexed_shards, indexed_jobs, state, failure)
+                self.reject(body, state, failure)
                 return IDLE_INTERVAL
             except Exception as second:  # the API server refused even that: try again later
                 return guard.backoff(memory, second, where)
         memory.errors = 0
         memory.stalled_message = None
         return interval
+
+    def _fail_planned(
+        self,
+        body: dict[str, Any],
+        indexed_shards: list[tuple[int, ShardView]],
+        indexed_jobs: list[JobView],
+        state: RunState,
+        failure: RunFailure,
+    ) -> float:
+        """Fail a planned run: its Jobs deleted, its unfinished items failed with the message, its
+        credits accounted, then the failed phase (one pass at a time until the Jobs are gone)."""
+
+        def look() -> Observed:
+            return observe(body, indexed_shards, indexed_jobs, state)
+
+        status = state.status.model_copy(deep=True)
+        return self._stop_failed(look(), look, status, state, failure, failure.message)
 
     def reject(self, body: dict[str, Any], state: RunState, failure: RunFailure) -> None:
         """Fail the run from its raw body (its spec may be one the models refuse): status, one Event."""
@@ -389,8 +417,20 @@ class RunController:
         failure = provider_gone.decide(gone)
         assert failure is not None
         state.provider_read_at = 0.0  # the next pass goes on at once, not after the read interval
+        return self._stop_failed(obs, look, status, state, failure, provider_gone.item_error(gone))
+
+    def _stop_failed(
+        self,
+        obs: Observed,
+        look: Callable[[], Observed],
+        status: RunStatus,
+        state: RunState,
+        failure: RunFailure,
+        item_error: str,
+    ) -> float:
+        """Stop the run like a cancel (its unfinished items fail with `item_error`), then fail it."""
         if status.rounds:
-            if not self._cancel(obs, state, "failed", provider_gone.item_error(gone)):
+            if not self._cancel(obs, state, "failed", item_error):
                 return ACTIVE_INTERVAL
             obs = look()
             # The items' counts and the credits settled (terminal) as for any finished run.

@@ -70,6 +70,19 @@ CASES = [
         runs_listed=["a"],
     ),
     Case(
+        "a run deleted mid-flight is not folded while its Jobs may still spend credits",
+        [share("a", "running", reserved="30", captured="20", deleted_at=GONE, settled=False)],
+        {"captured": "20", "reserved": "30", "released": "0", "runsTotal": 1},
+        runs_listed=["a"],
+    ),
+    Case(
+        "once stopped and settled, its final capture is folded in",
+        [share("a", "canceled", captured="26", released="24", deleted_at=GONE, settled=True)],
+        {"captured": "26", "reserved": "0", "released": "24", "available": "74", "runsTotal": 0},
+        folded=["uid-a"],
+        release=["a"],
+    ),
+    Case(
         "a run that is not being deleted keeps its finalizer",
         [share("a", "succeeded", captured="7")],
         {"captured": "7", "runsTotal": 1},
