@@ -18,6 +18,7 @@ COPY --from=build /install /usr/local
 # Non-root, numeric (the `restricted` Pod Security Standard's runAsNonRoot check needs a number).
 USER 65532:65532
 WORKDIR /tmp
-EXPOSE 8080 8081
+# metrics, liveness, webhooks, run pages
+EXPOSE 8080 8081 8082 8083
 ENTRYPOINT ["oxygen"]
 CMD ["operator"]
