@@ -30,7 +30,7 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
 from oxygen.devcluster.processes import die_with_parent
-from oxygen.kube.client import is_transient
+from oxygen.kube.failures import is_transient
 from oxygen.timefmt import rfc3339
 
 log = logging.getLogger("oxygen.nodeagent")

@@ -34,7 +34,8 @@ from oxygen.execution.worker import (
     DEFAULT_STOP_GRACE_SECONDS,
     ShardExecutor,
 )
-from oxygen.kube.client import ConfigError, Kube, client_for_process, describe_error, is_transient
+from oxygen.kube.client import Kube
+from oxygen.kube.failures import ConfigError, client_for_process, describe_error, is_transient
 from oxygen.status.shard import CANNOT_START, shard_phase, summarize
 
 log = logging.getLogger("oxygen.worker")

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -374,61 +374,3 @@ class Kube:
                 )
             elif err.status != 409:
                 raise
-
-
-# -- the worker's few calls: where its client comes from, and which failures are worth a retry ----
-
-ConfigError = config.ConfigException
-_TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
-
-
-def client_for_process(env: Mapping[str, str]) -> Any:
-    """A client for a process that finds its cluster in its environment: $KUBECONFIG, else the pod's
-    ServiceAccount when it runs in a pod, else ~/.kube/config. Raises ConfigError (or OSError)."""
-    if env.get("KUBECONFIG"):
-        return load_api_client(env["KUBECONFIG"])
-    if env.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config()
-        return client.ApiClient()
-    return config.new_client_from_config(config_file="~/.kube/config")
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Throttled, a server error, or the connection broke: the same call may succeed in a moment."""
-    from urllib3.exceptions import HTTPError
-
-    if isinstance(exc, ApiException):
-        return not exc.status or exc.status in _TRANSIENT_STATUSES
-    return isinstance(exc, HTTPError | OSError)
-
-
-def describe_error(exc: BaseException, limit: int = 500) -> str:
-    """One line for a log or a message: `HTTP 403 Forbidden: <the API server's message>`."""
-    if isinstance(exc, ApiException):
-        try:
-            detail = str(json.loads(exc.body or "{}").get("message", ""))[:limit]
-        except (ValueError, AttributeError):
-            detail = ""
-        return f"HTTP {exc.status} {exc.reason or ''}".strip() + (f": {detail}" if detail else "")
-    return f"{exc.__class__.__name__}: {str(exc)[:limit]}"
-
-
-def is_not_found(exc: BaseException) -> bool:
-    return isinstance(exc, ApiException) and exc.status == 404
-
-
-# -- who is asking: the run page's TokenReview and SubjectAccessReview ----------------------------
-
-
-def review_token(api_client: Any, token: str, audiences: list[str]) -> dict[str, Any]:
-    """The TokenReview status (`authenticated`, `user`, `audiences`) of `token` for `audiences`."""
-    spec: dict[str, Any] = {"token": token, "audiences": audiences}
-    review = client.AuthenticationV1Api(api_client).create_token_review({"spec": spec})
-    status: dict[str, Any] = api_client.sanitize_for_serialization(review.status) or {}
-    return status
-
-
-def review_access(api_client: Any, spec: dict[str, Any]) -> bool:
-    """Whether the SubjectAccessReview `spec` (user, groups, resource attributes) is allowed."""
-    review = client.AuthorizationV1Api(api_client).create_subject_access_review({"spec": spec})
-    return bool(review.status is not None and review.status.allowed)

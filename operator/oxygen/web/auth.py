@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from oxygen.api.common import GROUP
-from oxygen.kube.client import review_access, review_token
+from oxygen.kube.reviews import review_access, review_token
 
 TOKEN_COOKIE = "token"
 DEFAULT_AUDIENCE = "oxygen-run-page"

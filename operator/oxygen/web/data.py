@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from oxygen.api.labels import LABEL_RUN_UID
-from oxygen.kube.client import Kube, is_not_found
+from oxygen.kube.client import Kube
+from oxygen.kube.failures import is_not_found
 from oxygen.timefmt import rfc3339
 from oxygen.web.page import EventRow
 
