@@ -23,6 +23,7 @@ from oxygen.controllers.workflow.runs import (
     schedule_run_name,
 )
 from oxygen.controllers.workflow.webhook import parse_inputs, tokens_match
+from tests.support.workflow_builders import finished_run
 
 WF_UID = "wf-uid-1"
 CREATED = "2030-01-01T00:00:10Z"
@@ -305,27 +306,6 @@ def test_pass_plans_deletes_with_uid_preconditions() -> None:
 
 
 # -- event triggers --------------------------------------------------------------------------------
-
-
-def finished_run(
-    name: str,
-    phase: str = "succeeded",
-    labels: dict[str, str] | None = None,
-    finished: str = "2030-01-01T00:10:00Z",
-    namespace: str = "ns",
-    annotations: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    return {
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "uid": f"uid-{name}",
-            "labels": labels if labels is not None else {"team": "growth", "stage": "enrich"},
-            "annotations": annotations or {},
-            "creationTimestamp": "2030-01-01T00:05:00Z",
-        },
-        "status": {"phase": phase, "finishedAt": finished},
-    }
 
 
 EVENTS = {
