@@ -207,6 +207,7 @@ class RunController:
         generation = run.metadata.generation
         if state.items_cache is None or state.items_cache[0] != generation:
             resolved = plan.resolve(run, self.read.sources(run))
+            plan.within_ceiling(len(resolved.items), self.settings.item_store is not None)
             # Rows from a ConfigMap are user input too: the same bound as inline inputs.
             too_deep = deep_input(
                 (f"item {i.id!r} {part}", value)
