@@ -18,7 +18,7 @@ from oxygen.api.common import GROUP
 from oxygen.api.creditaccount import CreditAccount
 from oxygen.api.labels import LABEL_RUN_UID
 from oxygen.api.provider import Provider
-from oxygen.api.run import Run
+from oxygen.api.run import FailedItem, Run
 from oxygen.api.runshard import RunShard
 from oxygen.api.workflow import Workflow
 from oxygen.controllers.run import item_store, preflight
@@ -27,6 +27,7 @@ from oxygen.controllers.run.types import Observed, RunState
 from oxygen.credits.gate import CreditSnapshot, account_of, share_of
 from oxygen.itemstore.store import ItemStore
 from oxygen.kube.client import ApiException, Kube
+from oxygen.status.run import FAILED_ITEMS_SAMPLE
 from oxygen.status.views import JobView, ShardView, job_view, shard_view
 from oxygen.timefmt import rfc3339
 
@@ -121,6 +122,7 @@ def observe(
     indexed_shards: list[tuple[int, ShardView]],
     indexed_jobs: list[JobView],
     state: RunState,
+    failed_sample: tuple[FailedItem, ...] = (),
 ) -> Observed:
     shards = merge_shards(indexed_shards, state)
     return Observed(
@@ -132,6 +134,7 @@ def observe(
         now=now(),
         clock=time.monotonic(),
         last_write=state.last_write,
+        failed_sample=failed_sample,
     )
 
 
@@ -146,6 +149,25 @@ class Reader:
         self.kube = kube
         # With an item store, a stored shard is read with its rows as its items (item_store.hydrate).
         self.store = store
+        self._failed: dict[str, tuple[int, tuple[FailedItem, ...]]] = {}
+
+    def failed_sample(self, run_uid: str, shards: list[tuple[int, ShardView]]) -> tuple[FailedItem, ...]:
+        """With an item store, the run's first failed items (its status index), read again only when
+        the number of failed items changes."""
+        failed = sum(view.summary.failed for _, view in shards)
+        if self.store is None or not failed:
+            return ()
+        cached = self._failed.get(run_uid)
+        if cached is None or cached[0] != failed:
+            rows = self.store.first_failed(run_uid, FAILED_ITEMS_SAMPLE)
+            sample = tuple(
+                FailedItem(
+                    id=r.item_id, row_id=r.row_id, error=(r.error or "")[:300], attempt_count=r.attempt_count
+                )
+                for r in rows
+            )
+            self._failed[run_uid] = cached = (failed, sample)
+        return cached[1]
 
     def _hydrated(self, body: dict[str, Any]) -> dict[str, Any]:
         return item_store.hydrate(self.store, body) if self.store is not None else body

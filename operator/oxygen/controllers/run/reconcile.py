@@ -150,7 +150,8 @@ class RunController:
         """One pass; returns how long to wait before the next one."""
 
         def look() -> Observed:
-            return observe(body, indexed_shards, indexed_jobs, state)
+            sample = self.read.failed_sample(str(body["metadata"]["uid"]), indexed_shards)
+            return observe(body, indexed_shards, indexed_jobs, state, sample)
 
         obs = look()
         run = obs.run
