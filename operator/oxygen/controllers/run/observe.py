@@ -215,11 +215,14 @@ class Reader:
             if shard_run(body) == run.metadata.uid:
                 yield RunShard.model_validate(self._hydrated(body))
 
-    def shard(self, run: Run, name: str) -> tuple[RunShard, dict[str, Any]]:
+    def shard(self, run: Run, name: str, rows: bool = True) -> tuple[RunShard, dict[str, Any]]:
+        """A shard of the run; with an item store, its rows as its items unless `rows` is False
+        (starting its Job needs no item)."""
         body = self.kube.get("runshards", run.metadata.namespace, name)
         if shard_run(body) != run.metadata.uid:
             raise ShardNotOwned(f"RunShard {name!r} is not controlled by Run {run.metadata.name!r}")
-        body = self._hydrated(body)
+        if rows:
+            body = self._hydrated(body)
         return RunShard.model_validate(body), body
 
     def jobs_left(self, run: Run, shards: Mapping[str, ShardView]) -> list[str]:

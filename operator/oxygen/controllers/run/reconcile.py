@@ -342,7 +342,7 @@ class RunController:
         # One shard body at a time: each can hold ~1 MiB of results.
         for name in decision.start:
             try:
-                shard = self.read.shard(run, name)
+                shard = self.read.shard(run, name, rows=False)
             except ShardNotOwned as err:
                 log.warning("%s: no Job started", err)
                 continue
