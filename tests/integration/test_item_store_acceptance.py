@@ -8,6 +8,7 @@ import pytest
 
 from tests.integration.test_credits import (
     test_cancel_releases_and_dry_run_only_estimates,
+    test_concurrent_runs_with_operator_sigkill_keep_the_identity,
     test_failed_items_release_their_reservation,
     test_provider_reported_fractional_costs_are_exact,
     test_reserve_during_the_run_and_capture_at_the_end,
@@ -33,6 +34,7 @@ pytestmark = pytest.mark.cluster
 
 __all__ = [
     "test_cancel_releases_and_dry_run_only_estimates",
+    "test_concurrent_runs_with_operator_sigkill_keep_the_identity",
     "test_dry_run_calls_nothing_and_creates_no_job",
     "test_echo_run_of_250_items_in_5_shards",
     "test_failed_items_release_their_reservation",

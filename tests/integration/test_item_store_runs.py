@@ -3,7 +3,12 @@ and results are rows, RunShards carry a range and a summary, the Run keeps its s
 
 from __future__ import annotations
 
+import functools
 import json
+import signal
+import time
+from collections import Counter
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -14,8 +19,10 @@ from oxygen.api.common import GROUP, VERSION
 from oxygen.devcluster.wait import wait_for
 from oxygen.execution.jobs import item_store_secret
 from oxygen.itemstore.store import worker_role
+from tests.integration.test_credits import account, settled
 from tests.support.item_store import StoreRuns
-from tests.support.provider import Provider, Reply
+from tests.support.operator_process import OperatorProcess
+from tests.support.provider import Provider, Reply, echo, with_credits, with_latency
 
 pytestmark = pytest.mark.cluster
 
@@ -46,6 +53,7 @@ def test_a_small_run_keeps_its_items_as_rows(store_runs: StoreRuns) -> None:
     assert len(json.dumps(store_runs.get("small"))) < 64 * 1024
 
 
+@pytest.mark.slow
 def test_twenty_thousand_items_keep_the_run_and_every_shard_small(store_runs: StoreRuns) -> None:
     """Acceptance 1, lean: 20,000 items from a ConfigMap → succeeded, every row succeeded at attempt 1."""
     store_runs.create_from_rows("twenty", 20_000, batchSize=2000, parallelism=4)
@@ -104,3 +112,40 @@ def _exists(runs: StoreRuns, name: str) -> bool:
             return False
         raise
     return True
+
+
+@pytest.mark.slow
+def test_operator_sigkilled_four_times_loses_and_doubles_nothing_with_exact_credits(
+    store_runs: StoreRuns, store_operator: OperatorProcess
+) -> None:
+    """Acceptance 3, lean: 3,000 metered items, the operator SIGKILLed four times mid-run."""
+    account(store_runs, grants=[{"id": "g", "amount": "10000"}])
+
+    def reached(target: int) -> bool:
+        return int(store_runs.status("kills").get("itemsSucceeded", 0)) >= target
+
+    with Provider(with_latency(0.05, with_credits("0.5", echo()))) as provider:
+        items = [{"rowId": f"r{i}", "inputs": {"i": i}} for i in range(3000)]
+        producer = {"provider": "p", "http": {"url": provider.url}, "costPerItem": "1", "concurrency": 2}
+        store_runs.create("kills", {"items": items, "batchSize": 250, "parallelism": 4, "producer": producer})
+        for target in (400, 1000, 1600, 2200):
+            wait_for(functools.partial(reached, target), timeout=180, what=f"{target} items")
+            store_operator.kill(signal.SIGKILL)
+            time.sleep(1.0)
+            store_operator.start()
+        final = store_runs.wait_phase("kills", timeout=300)
+        successes = Counter(c.item_id for c in provider.successful_calls())
+    assert final["phase"] == "succeeded", final
+    assert (final["itemsTotal"], final["itemsSucceeded"], final["itemsFailed"]) == (3000, 3000, 0)
+    assert len(successes) == 3000 and max(successes.values()) == 1, "an item was called twice"
+    assert final["creditsUsed"] == "1500"
+    settled(store_runs, {"captured": "1500", "reserved": "0", "available": "8500"})
+    uid = store_runs.uid("kills")
+    with psycopg.connect(store_runs.dsn) as conn:
+        row = conn.execute(
+            "select count(*), sum(credits_used), max(attempt_count) from oxygen.items"
+            " where run_uid = %s and status = 'succeeded' and superseded_by is null",
+            (uid,),
+        ).fetchone()
+    assert row == (3000, Decimal("1500"), 1)
+    assert len(store_runs.shards("kills")) == 12
