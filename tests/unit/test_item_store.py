@@ -178,3 +178,18 @@ def test_worker_roles_are_named_from_the_run_uid_within_63_characters() -> None:
     role = worker_role("0f8e2a6c-1234-4bcd-9abc-0123456789ab")
     assert role == "oxygen_w_0f8e2a6c12344bcd9abc0123456789ab"
     assert len(role) <= 63
+
+
+def test_the_operator_refuses_to_start_on_an_unreachable_item_store(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oxygen.cli.main import main
+
+    # `oxygen operator` sets these: restored after the test.
+    monkeypatch.setenv("OXYGEN_ITEM_STORE", "")
+    monkeypatch.setenv("OXYGEN_WEB_BASE_URL", "http://localhost:8083")
+    monkeypatch.setenv("OXYGEN_PEERING_LIFETIME", "10")
+
+    dsn = "postgresql://nobody:x@127.0.0.1:1/none?connect_timeout=2"
+    assert main(["operator", "--item-store", dsn]) == 1
+    assert "cannot use the item store" in caplog.text
