@@ -4,14 +4,11 @@ the run failure a stopped source becomes."""
 from __future__ import annotations
 
 import datetime as dt
-import http.server
 import io
 import socket
-import threading
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -24,6 +21,7 @@ from oxygen.sources import errors, url
 from oxygen.sources.ceiling import bounded
 from oxygen.sources.postgres import _query, _row_id_position, json_value
 from tests.support import builders as b
+from tests.support.file_server import FileServer
 
 
 def test_jsonl_streams_one_item_per_line() -> None:
@@ -128,35 +126,17 @@ def test_a_stopped_source_fails_the_run_with_its_message() -> None:
     assert [i.id for i in resolved.items] == ["0", "1"]
 
 
-class _Files(http.server.BaseHTTPRequestHandler):
-    files: dict[str, tuple[int, bytes]] = {}
-
-    def do_GET(self) -> None:
-        code, body = self.files.get(self.path, (404, b"no such file"))
-        self.send_response(code)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def served() -> Iterator[str]:
-    _Files.files = {
+    files = {
         "/rows.jsonl": (200, b'{"rowId": "a", "inputs": {"x": 1}}\n{"rowId": "b", "inputs": {"x": 2}}\n'),
         "/rows.csv": (200, b'rowId,name\r\nr1,"A, B"\r\nr2,C\r\n'),
         "/bad.jsonl": (200, b'{"inputs": {}}\n[1]\n'),
         "/latin1.csv": (200, b"a\n\xe9\n"),
         "/boom": (500, b"database on fire"),
     }
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with FileServer(files) as server:
+        yield server.url
 
 
 def test_url_streams_jsonl_and_csv(served: str) -> None:
