@@ -29,6 +29,7 @@ from oxygen.controllers.run.plan import Sources, Stream
 from oxygen.controllers.run.types import Observed, RunFailure, RunState
 from oxygen.credits.gate import CreditSnapshot, account_of, share_of
 from oxygen.kube.client import ApiException, Kube
+from oxygen.sources.ceiling import MAX_ITEMS_WITHOUT_STORE
 from oxygen.sources.open import open_items
 from oxygen.status.views import JobView, ShardView, job_view, shard_view
 from oxygen.timefmt import rfc3339
@@ -145,8 +146,10 @@ class ShardNotOwned(Exception):
 class Reader:
     """The reads a pass asks for beyond the indexes."""
 
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, ceiling: int | None = MAX_ITEMS_WITHOUT_STORE) -> None:
         self.kube = kube
+        # How many items a streamed source may yield (None: the operator has an item store).
+        self.ceiling = ceiling
 
     def sources(self, run: Run) -> Sources:
         """What the run's items come from, the Providers it names and whether their Secrets exist."""
@@ -174,7 +177,12 @@ class Reader:
         refs = preflight.secret_refs(declared, providers)
         secrets = {name: self.secret_exists(ns, name) for name, _ in refs}
         return Sources(
-            workflow=workflow, config_map=config_map, stream=stream, providers=providers, secrets=secrets
+            workflow=workflow,
+            config_map=config_map,
+            stream=stream,
+            ceiling=self.ceiling,
+            providers=providers,
+            secrets=secrets,
         )
 
     def _stream(self, run: Run) -> Stream:

@@ -25,7 +25,7 @@ from oxygen.planning.items import ItemsSourceError, PlannedItem, from_inline, pa
 from oxygen.planning.names import shard_name
 from oxygen.planning.rounds import Group, Shape, initial_groups, shard_bodies, skipped_status
 from oxygen.settings import OperatorSettings
-from oxygen.sources.ceiling import bounded
+from oxygen.sources.ceiling import MAX_ITEMS_WITHOUT_STORE, bounded
 from oxygen.sources.errors import SourceError
 
 # While queued, the available figure moves with every other run: rewrite it now and then, not on each move.
@@ -42,8 +42,10 @@ class Sources:
 
     workflow: Workflow | None = None
     config_map: dict[str, str] | None = None
-    # itemsFrom.postgres / itemsFrom.url: the opened source (observe.Reader.sources).
+    # itemsFrom.postgres / itemsFrom.url: the opened source (observe.Reader.sources), and how many
+    # items it may yield (None: no limit, the items go to the item store).
     stream: Stream | None = None
+    ceiling: int | None = MAX_ITEMS_WITHOUT_STORE
     # The Providers the run names (None: not found), and whether each header Secret its pods will
     # reference exists (None: the operator may not tell; see observe.Reader.secret_exists).
     providers: Mapping[str, Provider | None] = field(default_factory=dict)
@@ -116,8 +118,10 @@ def _resolve_items(run: Run, sources: Sources) -> list[PlannedItem]:
     assert spec.items_from is not None
     if spec.items_from.streamed:
         # Without an item store the items go into the RunShards: up to the ceiling, then refused.
+        if sources.ceiling is None:
+            return list(streamed(sources.stream))
         try:
-            return bounded(streamed(sources.stream))
+            return bounded(streamed(sources.stream), sources.ceiling)
         except SourceError as err:
             raise RunFailure(err.reason, err.message) from None
     data = sources.config_map
