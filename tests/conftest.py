@@ -14,6 +14,7 @@ from kubernetes import client, config
 from oxygen.devcluster import LocalCluster
 from oxygen.devcluster.postgres import LocalPostgres
 from oxygen.devcluster.wait import wait_for
+from tests.support.item_store import StoreRuns
 from tests.support.operator_process import OperatorProcess
 from tests.support.runs import Runs
 
@@ -102,10 +103,42 @@ def runs(api: client.ApiClient, namespace: str, operator: OperatorProcess) -> It
     yield Runs(api, namespace)
 
 
+@pytest.fixture(scope="module")
+def store_operator(
+    cluster: LocalCluster,
+    crds: None,
+    operator: OperatorProcess,
+    postgres: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    """The operator with `--item-store <postgres>` in place of the shared one (restarted afterwards)."""
+    operator.stop()
+    own = OperatorProcess(
+        cluster.kubeconfig, tmp_path_factory.mktemp("store-operator"), extra_args=["--item-store", postgres]
+    ).start()
+    try:
+        yield own
+    finally:
+        own.stop()
+        operator.start()
+
+
+@pytest.fixture
+def store_runs(
+    api: client.ApiClient, namespace: str, store_operator: OperatorProcess, postgres: str
+) -> Iterator[StoreRuns]:
+    if not store_operator.alive():
+        store_operator.start()
+    runs = StoreRuns(api, namespace, postgres)
+    yield runs
+    runs.store.close()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
-    proc = item.funcargs.get("operator") if hasattr(item, "funcargs") else None
+    funcargs = item.funcargs if hasattr(item, "funcargs") else {}
+    proc = funcargs.get("store_operator") or funcargs.get("operator")
     if report.when == "call" and report.failed and isinstance(proc, OperatorProcess):
         report.sections.append(("operator log (tail)", proc.tail(80)))

@@ -24,10 +24,11 @@ from oxygen.api.provider import Provider
 from oxygen.api.run import Run
 from oxygen.api.runshard import RunShard
 from oxygen.api.workflow import Workflow
-from oxygen.controllers.run import preflight
+from oxygen.controllers.run import item_store, preflight
 from oxygen.controllers.run.plan import Sources, Stream
 from oxygen.controllers.run.types import Observed, RunFailure, RunState
 from oxygen.credits.gate import CreditSnapshot, account_of, share_of
+from oxygen.itemstore.store import ItemStore
 from oxygen.kube.client import ApiException, Kube
 from oxygen.sources.ceiling import MAX_ITEMS_WITHOUT_STORE
 from oxygen.sources.open import open_items
@@ -146,10 +147,15 @@ class ShardNotOwned(Exception):
 class Reader:
     """The reads a pass asks for beyond the indexes."""
 
-    def __init__(self, kube: Kube, ceiling: int | None = MAX_ITEMS_WITHOUT_STORE) -> None:
+    def __init__(self, kube: Kube, store: ItemStore | None = None) -> None:
         self.kube = kube
-        # How many items a streamed source may yield (None: the operator has an item store).
-        self.ceiling = ceiling
+        # With an item store, a stored shard is read with its rows as its items (item_store.hydrate).
+        self.store = store
+        # How many items a streamed source may yield (None: they go to the item store).
+        self.ceiling = None if store is not None else MAX_ITEMS_WITHOUT_STORE
+
+    def _hydrated(self, body: dict[str, Any]) -> dict[str, Any]:
+        return item_store.hydrate(self.store, body) if self.store is not None else body
 
     def sources(self, run: Run) -> Sources:
         """What the run's items come from, the Providers it names and whether their Secrets exist."""
@@ -240,12 +246,13 @@ class Reader:
         selector = f"{LABEL_RUN_UID}={run.metadata.uid}"
         for body in self.kube.pages("runshards", run.metadata.namespace, selector, limit=SHARDS_PER_REQUEST):
             if shard_run(body) == run.metadata.uid:
-                yield RunShard.model_validate(body)
+                yield RunShard.model_validate(self._hydrated(body))
 
     def shard(self, run: Run, name: str) -> tuple[RunShard, dict[str, Any]]:
         body = self.kube.get("runshards", run.metadata.namespace, name)
         if shard_run(body) != run.metadata.uid:
             raise ShardNotOwned(f"RunShard {name!r} is not controlled by Run {run.metadata.name!r}")
+        body = self._hydrated(body)
         return RunShard.model_validate(body), body
 
     def jobs_left(self, run: Run, shards: Mapping[str, ShardView]) -> list[str]:

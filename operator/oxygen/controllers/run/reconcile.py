@@ -28,6 +28,7 @@ from oxygen.controllers.run.observe import Reader, ShardNotOwned, now, observe
 from oxygen.controllers.run.types import Event, Observed, Plan, RunFailure, RunState
 from oxygen.credits import gate
 from oxygen.credits.gate import AccountLocks, Decision
+from oxygen.itemstore.store import ItemStore
 from oxygen.kube.client import ApiException, Kube
 from oxygen.settings import OperatorSettings
 from oxygen.status.run import item_counts, set_condition
@@ -45,8 +46,9 @@ PROVIDER_READ_INTERVAL = 5.0
 class RunController:
     def __init__(self, kube: Kube, settings: OperatorSettings) -> None:
         self.settings = settings
-        self.read = Reader(kube)
-        self.applier = Applier(kube)
+        store = ItemStore(settings.item_store) if settings.item_store else None
+        self.read = Reader(kube, store)
+        self.applier = Applier(kube, store)
         self.locks = AccountLocks()
 
     def guarded(
