@@ -21,22 +21,22 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
-from oxygen.api.labels import subdomain_name
 from oxygen.cli.errors import CliError
 from oxygen.cli.resources import Resources
+from oxygen.execution.jobs import ITEM_STORE_SECRET_KEY, item_store_secret
 from oxygen.itemstore.lookup import reading
 from oxygen.itemstore.rows import ItemRow
 from oxygen.itemstore.store import ItemStore, ItemStoreError
 
 ENV = "OXYGEN_ITEM_STORE"
-SECRET_KEY = "dsn"
+SECRET_KEY = ITEM_STORE_SECRET_KEY
 ROWS_PER_PAGE = 1000
 SHARDS_PER_PAGE = 500
 
 
 def worker_secret_name(run_name: str) -> str:
-    """The Secret holding the run's worker DSN (execution/jobs.py names it the same way)."""
-    return subdomain_name(run_name, "-item-store")
+    """The Secret holding the run's worker DSN, which the operator made for its pods."""
+    return item_store_secret(run_name)
 
 
 def stored(shard: Mapping[str, Any]) -> bool:
