@@ -160,4 +160,3 @@ def test_the_command_line_pages_a_store_backed_run(
         cluster, ns, "table-runs", "items", "paged", "--item-store", "postgresql://nobody@127.0.0.1:1/x"
     )
     assert done.returncode == 1 and done.stderr.startswith("error: item store:"), done.stderr
-
