@@ -17,6 +17,9 @@ import psycopg
 import pytest
 
 from oxygen.devcluster import LocalCluster
+from oxygen.itemstore.store import ItemStore
+from oxygen.web.data import load_run_page
+from oxygen.web.page import render
 from tests.support.item_store import StoreRuns
 from tests.support.provider import Provider, Reply, inputs_of
 
@@ -64,7 +67,7 @@ def test_200000_items_from_postgres(store_runs: StoreRuns, postgres: str, table:
     secret(store_runs, "db", postgres)
     source = {
         "secretRef": {"name": "db", "key": "dsn"},
-        "query": f"select * from {table}",
+        "query": f"select id, n from {table}",
         "rowIdColumn": "id",
     }
     started = time.monotonic()
@@ -154,6 +157,18 @@ def test_the_command_line_pages_a_store_backed_run(
     assert done.returncode == 0, done.stderr
     cell = json.loads(done.stdout)
     assert (cell["row_id"], cell["status"], cell["run"], cell["history"]) == ("14", "failed", "paged", [])
+
+    # The run page reads the same rows: its failed items and timeline come from the store.
+    store = ItemStore(postgres)
+    try:
+        page = load_run_page(store_runs.api, ns, "paged", store)
+    finally:
+        store.close()
+    assert page is not None and page.stored is not None
+    assert page.stored.failed_total == 42 and page.stored.failed[0]["rowId"] == "7"
+    assert sum(n for _, _, n in page.stored.finishes) == 300
+    html = render(page.run, page.shards, page.events, time.time(), page.stored)
+    assert '<b id="timeline-failed">42</b>' in html and "no 7" in html
 
     # A failed read says so in one line.
     done = oxygen(
