@@ -74,7 +74,7 @@ def crds(cluster: LocalCluster) -> None:
 
 
 @pytest.fixture(scope="session")
-def operator(
+def shared_operator(
     cluster: LocalCluster, crds: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     """The operator as a subprocess (tests may SIGKILL and restart it); its log is printed on failure."""
@@ -86,13 +86,22 @@ def operator(
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def operator(shared_operator: OperatorProcess) -> OperatorProcess:
+    """The operator the tests' runs use (a module may override it: test_item_store_acceptance.py)."""
+    return shared_operator
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
     """The superuser DSN of a real PostgreSQL: a fresh local server (stopped at the end of the session),
     or the running one OXYGEN_TEST_POSTGRES names (`oxygen dev up --postgres` writes it to postgres.dsn)."""
     if os.environ.get("OXYGEN_TEST_POSTGRES"):
         yield os.environ["OXYGEN_TEST_POSTGRES"]
         return
-    with LocalPostgres(workdir=tmp_path_factory.mktemp("postgres")) as server:
+    # Its own directory under /tmp, not pytest's: as root the server runs as the `postgres` user, which
+    # must traverse the directories above its data, and a concurrent pytest session resets the
+    # permissions of /tmp/pytest-of-root.
+    with LocalPostgres() as server:
         yield server.dsn
 
 
@@ -107,12 +116,12 @@ def runs(api: client.ApiClient, namespace: str, operator: OperatorProcess) -> It
 def store_operator(
     cluster: LocalCluster,
     crds: None,
-    operator: OperatorProcess,
+    shared_operator: OperatorProcess,
     postgres: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     """The operator with `--item-store <postgres>` in place of the shared one (restarted afterwards)."""
-    operator.stop()
+    shared_operator.stop()
     own = OperatorProcess(
         cluster.kubeconfig, tmp_path_factory.mktemp("store-operator"), extra_args=["--item-store", postgres]
     ).start()
@@ -120,7 +129,7 @@ def store_operator(
         yield own
     finally:
         own.stop()
-        operator.start()
+        shared_operator.start()
 
 
 @pytest.fixture

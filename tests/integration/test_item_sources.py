@@ -122,5 +122,5 @@ def test_refused_past_the_ceiling_without_an_item_store(runs: Runs, postgres: st
     status = runs.wait_phase("too-many")
     assert status["phase"] == "failed"
     failed = {c["type"]: c for c in status["conditions"]}["Failed"]
-    assert failed["reason"] == "ItemsSourceTooLarge"
-    assert "more than 100,000 items" in failed["message"] and "--item-store" in failed["message"]
+    assert failed["reason"] == "ItemStoreRequired"
+    assert "more than 100000 items" in failed["message"] and "--item-store" in failed["message"]

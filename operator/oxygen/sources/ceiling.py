@@ -1,4 +1,4 @@
-"""Without an item store: how many streamed items a run may hold in its RunShards (etcd)."""
+"""Without an item store: a streamed source is read up to the etcd ceiling, and refused past it."""
 
 from __future__ import annotations
 
@@ -7,23 +7,18 @@ from collections.abc import Iterable
 from oxygen.planning.items import PlannedItem
 from oxygen.sources.errors import TOO_LARGE, SourceError
 
-# Without an item store, a streamed source's items go into RunShard specs (inputs) and statuses
-# (outputs) in etcd, like a ConfigMap's rows: as many as a 1 MiB ConfigMap of small rows holds. A run
-# with more is refused, naming the limit and the fix (`oxygen operator --item-store`).
-MAX_ITEMS_WITHOUT_STORE = 100_000
 
-
-def bounded(items: Iterable[PlannedItem], limit: int = MAX_ITEMS_WITHOUT_STORE) -> list[PlannedItem]:
-    """All the items, for a run whose items live in its RunShards; refused past `limit`, stopping the
-    stream at the first item over it."""
+def bounded(items: Iterable[PlannedItem], limit: int) -> list[PlannedItem]:
+    """All the items, for a run whose items live in its RunShards (etcd); refused past `limit`
+    (controllers/run/plan.py ETCD_ITEM_CEILING), the stream stopped at the first item over it."""
     out: list[PlannedItem] = []
     for item in items:
         if len(out) >= limit:
             raise SourceError(
                 TOO_LARGE,
-                f"the items source has more than {limit:,} items, the most a run holds without an item "
-                "store; run the operator with an item store (`oxygen operator --item-store DSN`) "
-                "or split the run",
+                f"the items source has more than {limit} items; without an item store a Run holds at most "
+                f"{limit} (their results live in RunShards in etcd): start the operator with --item-store "
+                "(a PostgreSQL item store)",
             )
         out.append(item)
     return out

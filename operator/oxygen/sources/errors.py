@@ -8,7 +8,7 @@ UNREACHABLE = "ItemsSourceUnreachable"  # no connection: the database or the web
 QUERY_FAILED = "ItemsQueryFailed"  # the database refused or aborted the query (bad SQL, missing table…)
 MALFORMED = "ItemsSourceMalformed"  # a line or a row that is not an item
 HTTP_ERROR = "ItemsSourceHTTPError"  # any other non-2xx reply
-TOO_LARGE = "ItemsSourceTooLarge"  # more items than a run without an item store may hold
+TOO_LARGE = "ItemStoreRequired"  # more items than a run without an item store may hold (plan.py)
 
 
 class SourceError(Exception):

@@ -25,11 +25,14 @@ from oxygen.planning.items import ItemsSourceError, PlannedItem, from_inline, pa
 from oxygen.planning.names import shard_name
 from oxygen.planning.rounds import Group, Shape, initial_groups, shard_bodies, skipped_status
 from oxygen.settings import OperatorSettings
-from oxygen.sources.ceiling import MAX_ITEMS_WITHOUT_STORE, bounded
+from oxygen.sources.ceiling import bounded
 from oxygen.sources.errors import SourceError
 
 # While queued, the available figure moves with every other run: rewrite it now and then, not on each move.
 QUEUED_STATUS_INTERVAL = 10.0
+# Without an item store every item's result lives in RunShards in etcd: a run of more items than this is
+# refused (README: "The etcd ceiling"). With `--item-store` there is no such limit.
+ETCD_ITEM_CEILING = 100_000
 
 
 # Opens a streamed items source (oxygen.sources): nothing is read until its first item is asked for.
@@ -45,7 +48,7 @@ class Sources:
     # itemsFrom.postgres / itemsFrom.url: the opened source (observe.Reader.sources), and how many
     # items it may yield (None: no limit, the items go to the item store).
     stream: Stream | None = None
-    ceiling: int | None = MAX_ITEMS_WITHOUT_STORE
+    ceiling: int | None = ETCD_ITEM_CEILING
     # The Providers the run names (None: not found), and whether each header Secret its pods will
     # reference exists (None: the operator may not tell; see observe.Reader.secret_exists).
     providers: Mapping[str, Provider | None] = field(default_factory=dict)
@@ -135,6 +138,18 @@ def _resolve_items(run: Run, sources: Sources) -> list[PlannedItem]:
         return parse_rows(data[ref.key], ref.key)
     except ItemsSourceError as err:
         raise RunFailure("ItemsSourceMalformed", f"ConfigMap {ref.name!r}: {err}") from None
+
+
+def within_ceiling(items: int, item_store: bool) -> None:
+    """Refuse a run too big to keep its results in etcd when the operator has no item store."""
+    if item_store or items <= ETCD_ITEM_CEILING:
+        return
+    raise RunFailure(
+        "ItemStoreRequired",
+        f"the run has {items} items; without an item store a Run holds at most {ETCD_ITEM_CEILING} "
+        "(their results live in RunShards in etcd): start the operator with --item-store "
+        "(a PostgreSQL item store)",
+    )
 
 
 def scope(run: Run, resolved: Resolved) -> tuple[list[Group], Decimal]:

@@ -150,7 +150,8 @@ class RunController:
         """One pass; returns how long to wait before the next one."""
 
         def look() -> Observed:
-            return observe(body, indexed_shards, indexed_jobs, state)
+            sample = self.read.failed_sample(str(body["metadata"]["uid"]), indexed_shards)
+            return observe(body, indexed_shards, indexed_jobs, state, sample)
 
         obs = look()
         run = obs.run
@@ -207,6 +208,7 @@ class RunController:
         generation = run.metadata.generation
         if state.items_cache is None or state.items_cache[0] != generation:
             resolved = plan.resolve(run, self.read.sources(run))
+            plan.within_ceiling(len(resolved.items), self.settings.item_store is not None)
             # Rows from a ConfigMap are user input too: the same bound as inline inputs.
             too_deep = deep_input(
                 (f"item {i.id!r} {part}", value)
@@ -340,7 +342,7 @@ class RunController:
         # One shard body at a time: each can hold ~1 MiB of results.
         for name in decision.start:
             try:
-                shard = self.read.shard(run, name)
+                shard = self.read.shard(run, name, rows=False)
             except ShardNotOwned as err:
                 log.warning("%s: no Job started", err)
                 continue

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from oxygen.api.run import Round, Run, RunStatus
+from oxygen.api.run import FailedItem, Round, Run, RunStatus
 from oxygen.api.runshard import RunShard
 from oxygen.controllers.run.apply import Applier
 from oxygen.controllers.run.observe import ShardNotOwned
@@ -48,7 +48,7 @@ class StubReader:
         for body in self.bodies.values():
             yield RunShard.model_validate(body)
 
-    def shard(self, run: Run, name: str) -> tuple[RunShard, dict[str, Any]]:
+    def shard(self, run: Run, name: str, rows: bool = True) -> tuple[RunShard, dict[str, Any]]:
         self.read.append(name)
         if name not in self.bodies:
             raise ShardNotOwned(name)
@@ -56,6 +56,9 @@ class StubReader:
 
     def jobs_left(self, run: Run, shards: Mapping[str, ShardView]) -> list[str]:
         return self.left
+
+    def failed_sample(self, run_uid: str, shards: list[tuple[int, ShardView]]) -> tuple[FailedItem, ...]:
+        return ()  # no item store: the shards' own samples
 
 
 def _controller(reader: StubReader, kube: RecordingKube, **settings: Any) -> RunController:
