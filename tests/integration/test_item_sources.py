@@ -52,7 +52,7 @@ def _free_port() -> int:
 def test_items_from_a_postgres_query(runs: Runs, postgres: str, leads: str) -> None:
     secret(runs, "db", postgres)
     runs.create("from-pg", postgres_run("from-pg", f"select * from {leads} order by id", rowIdColumn="id"))
-    status = runs.wait_phase("from-pg")
+    status = runs.wait_phase("from-pg", timeout=240)
     assert (status["phase"], status["itemsTotal"], status["itemsSucceeded"]) == ("succeeded", 45, 45)
     by_row = {i["rowId"]: i for i in runs.items("from-pg").values()}
     assert by_row["3"]["outputs"] == {"company": "company 3", "score": "0.75000000000000000000"}
@@ -74,14 +74,14 @@ def test_a_failing_query_fails_its_run_only(runs: Runs, postgres: str, leads: st
         "no-secret": ("SecretNotFound", 'secrets "nope" not found (spec.itemsFrom.postgres.secretRef)'),
     }
     for name, (reason, message) in expected.items():
-        status = runs.wait_phase(name)
+        status = runs.wait_phase(name, timeout=240)
         assert status["phase"] == "failed", name
         failed = {c["type"]: c for c in status["conditions"]}["Failed"]
         assert (failed["status"], failed["reason"]) == ("True", reason), name
         assert message in failed["message"], (name, failed["message"])
         assert any(e.reason == reason and message in e.message for e in runs.events(name)), name
         assert runs.shards(name) == []
-    assert runs.wait_phase("good")["itemsSucceeded"] == 45
+    assert runs.wait_phase("good", timeout=240)["itemsSucceeded"] == 45
 
 
 def test_items_from_a_url(runs: Runs) -> None:
@@ -103,10 +103,10 @@ def test_items_from_a_url(runs: Runs) -> None:
         runs.create(
             "url-broken", {"itemsFrom": {"url": {"url": f"{server.url}/broken.jsonl"}}, "producer": ECHO}
         )
-        assert runs.wait_phase("url-jsonl")["itemsSucceeded"] == 25
-        assert runs.wait_phase("url-csv")["itemsSucceeded"] == 2
-        missing = runs.wait_phase("url-404")
-        broken = runs.wait_phase("url-broken")
+        assert runs.wait_phase("url-jsonl", timeout=240)["itemsSucceeded"] == 25
+        assert runs.wait_phase("url-csv", timeout=240)["itemsSucceeded"] == 2
+        missing = runs.wait_phase("url-404", timeout=240)
+        broken = runs.wait_phase("url-broken", timeout=240)
     csv_items = {i["rowId"]: i for i in runs.items("url-csv").values()}
     assert csv_items["c1"]["outputs"] == {"company": "Acme, Inc."}
     assert missing["phase"] == "failed"
@@ -119,7 +119,7 @@ def test_items_from_a_url(runs: Runs) -> None:
 def test_refused_past_the_ceiling_without_an_item_store(runs: Runs, postgres: str) -> None:
     secret(runs, "db", postgres)
     runs.create("too-many", postgres_run("too-many", "select i as row_id from generate_series(1, 100001) i"))
-    status = runs.wait_phase("too-many")
+    status = runs.wait_phase("too-many", timeout=240)
     assert status["phase"] == "failed"
     failed = {c["type"]: c for c in status["conditions"]}["Failed"]
     assert failed["reason"] == "ItemStoreRequired"
