@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from oxygen.api.common import Condition, Credits, CreditTotal, HttpUrl, Inputs, Model, ObjectMeta
+from oxygen.api.common import Condition, Credits, CreditTotal, HttpUrl, Inputs, Json, Model, ObjectMeta
 
 RunKind = Literal["column", "workflow", "ingestion"]
 RunMode = Literal["smoke_test", "dry_run", "live"]
@@ -233,8 +233,10 @@ class RunSpec(Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "self.kind != 'column' || has(self.items) != has(self.itemsFrom)",
-                    "message": "exactly one of items or itemsFrom is required",
+                    "rule": "self.kind != 'column' || [has(self.items), has(self.itemsFrom), "
+                    "has(self.table) && has(self.inputs)].filter(x, x).size() == 1",
+                    "message": "exactly one of items or itemsFrom is required (or table with inputs: "
+                    "the rows of a Table)",
                 },
                 {
                     "rule": "self.kind != 'column' || has(self.producer)",
@@ -281,13 +283,28 @@ class RunSpec(Model):
     paused: bool = False
     cancel: bool = False
     retry_failed: int = Field(default=0, ge=0)
+    # A column run over a Table: which rows it runs, "empty" (the default: the cell is empty or
+    # failed), "all", or {"where": "<SQL boolean on the row>"} (checked at planning).
+    rows: Json | None = None
+
+    @property
+    def rows_table(self) -> str | None:
+        """The Table whose rows a column run fills (spec.table with templated inputs, no items)."""
+        if self.kind != "column" or self.table is None or self.inputs is None:
+            return None
+        if self.items is not None or self.items_from is not None:
+            return None
+        return self.table
 
     @model_validator(mode="after")
     def _what_the_kind_needs(self) -> RunSpec:
         # The CRD's rules above (oldSelf ones aside): a Run the models accept is one the API server
         # accepts, so a pass never meets a column run without a producer.
-        if self.kind == "column" and (self.items is None) == (self.items_from is None):
-            raise ValueError("exactly one of items or itemsFrom is required")
+        sources = [self.items is not None, self.items_from is not None, None not in (self.table, self.inputs)]
+        if self.kind == "column" and sum(sources) != 1:
+            raise ValueError(
+                "exactly one of items or itemsFrom is required (or table with inputs: the rows of a Table)"
+            )
         if self.kind == "column" and self.producer is None:
             raise ValueError("a column run needs a producer")
         if self.kind == "workflow" and self.workflow_ref is None:

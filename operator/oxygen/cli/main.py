@@ -18,6 +18,7 @@ from oxygen.cli import (
     providers,
     runs,
     table_runs,
+    tables,
     worker,
     workflows,
 )
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     observability.register(groups, common)
     billing.register(groups, common)
     providers.register(groups, common)
+    tables.register(groups, common)
     dev.register(groups)
     operator.register(groups)
     worker.register(groups)

@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     import oxygen.controllers.process
     import oxygen.controllers.provider.handlers
     import oxygen.controllers.run.handlers
+    import oxygen.controllers.table.handlers
     import oxygen.controllers.workflow.handlers  # noqa: F401
 
     # Deployment replicas share one template: a random priority keeps them distinct.
