@@ -3,9 +3,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: setup controlplane tools demo test unit integration coverage lint generate crds clean
+.PHONY: setup controlplane postgres tools demo test unit integration coverage lint generate crds clean
 
-setup: $(VENV)/.installed controlplane
+setup: $(VENV)/.installed controlplane postgres
+
+# The item store's tests and `oxygen dev up --postgres` run Debian's PostgreSQL (initdb, pg_ctl, postgres).
+postgres:
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq postgresql >/dev/null)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -12,6 +12,7 @@ import pytest
 from kubernetes import client, config
 
 from oxygen.devcluster import LocalCluster
+from oxygen.devcluster.postgres import LocalPostgres
 from oxygen.devcluster.wait import wait_for
 from tests.support.operator_process import OperatorProcess
 from tests.support.runs import Runs
@@ -81,6 +82,17 @@ def operator(
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The superuser DSN of a real PostgreSQL: a fresh local server (stopped at the end of the session),
+    or the running one OXYGEN_TEST_POSTGRES names (`oxygen dev up --postgres` writes it to postgres.dsn)."""
+    if os.environ.get("OXYGEN_TEST_POSTGRES"):
+        yield os.environ["OXYGEN_TEST_POSTGRES"]
+        return
+    with LocalPostgres(workdir=tmp_path_factory.mktemp("postgres")) as server:
+        yield server.dsn
 
 
 @pytest.fixture

@@ -25,6 +25,11 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default=Path(".oxygen/cluster"),
         help="where the kubeconfig, certificates and logs go (default .oxygen/cluster)",
     )
+    up.add_argument(
+        "--postgres",
+        action="store_true",
+        help="also start PostgreSQL on loopback (the item store); its DSN goes to <dir>/postgres.dsn",
+    )
     up.set_defaults(handler=up_command)
 
     demo = groups.add_parser("demo", help="run the demo on a fresh local control plane")

@@ -18,7 +18,7 @@ from oxygen.devcluster.wait import wait_for
 
 
 def up(args: argparse.Namespace) -> int:
-    cluster = LocalCluster(workdir=args.dir.resolve())
+    cluster = LocalCluster(workdir=args.dir.resolve(), postgres=getattr(args, "postgres", False))
     cluster.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -28,6 +28,9 @@ def up(args: argparse.Namespace) -> int:
         f"  logs: {cluster.controlplane.workdir}/*.log; pod logs: {cluster.workdir}/node/pods/",
         file=sys.stderr,
     )
+    if cluster.postgres is not None:
+        print(f"  PostgreSQL (item store): DSN in {cluster.postgres_dsn_file}", file=sys.stderr)
+        print(f'  oxygen operator --item-store "$(cat {cluster.postgres_dsn_file})"', file=sys.stderr)
     print("Ctrl-C stops it and leaves no process behind.", file=sys.stderr)
     try:
         stop.wait()
