@@ -1,5 +1,5 @@
 """kopf glue of the Table controller: a daemon per Table, one observe → decide → apply pass every
-`OXYGEN_TABLE_INTERVAL` seconds (default 10), sooner after its spec changed."""
+`OXYGEN_TABLE_INTERVAL` seconds (default 5), sooner after its spec changed."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from oxygen.controllers.table.observe import Reader, TableState
 
 
 def interval() -> float:
-    return float(os.environ.get("OXYGEN_TABLE_INTERVAL", "10"))
+    return float(os.environ.get("OXYGEN_TABLE_INTERVAL", "5"))
 
 
 def reconcile(reader: Reader, applier: Applier, body: dict[str, Any], state: TableState) -> None:
