@@ -239,6 +239,11 @@ class RunSpec(Model):
                     "the rows of a Table)",
                 },
                 {
+                    "rule": "self.kind != 'column' || !has(self.table) || !has(self.inputs) "
+                    "|| has(self.items) || has(self.itemsFrom) || has(self.column)",
+                    "message": "a column run over a Table needs column",
+                },
+                {
                     "rule": "self.kind != 'column' || has(self.producer)",
                     "message": "a column run needs a producer",
                 },
@@ -305,6 +310,8 @@ class RunSpec(Model):
             raise ValueError(
                 "exactly one of items or itemsFrom is required (or table with inputs: the rows of a Table)"
             )
+        if self.rows_table is not None and self.column is None:
+            raise ValueError("a column run over a Table needs column")
         if self.kind == "column" and self.producer is None:
             raise ValueError("a column run needs a producer")
         if self.kind == "workflow" and self.workflow_ref is None:

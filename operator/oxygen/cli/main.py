@@ -11,6 +11,7 @@ from oxygen import __version__
 from oxygen.cli import (
     billing,
     cells,
+    columns,
     dev,
     ingestions,
     observability,
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingestions.register(groups, common)
     workflows.register(groups, common)
     cells.register(groups, common)
+    columns.register(groups, common)
     observability.register(groups, common)
     billing.register(groups, common)
     providers.register(groups, common)

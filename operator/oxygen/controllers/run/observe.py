@@ -21,7 +21,7 @@ from oxygen.api.provider import Provider
 from oxygen.api.run import Run
 from oxygen.api.runshard import RunShard
 from oxygen.api.workflow import Workflow
-from oxygen.controllers.run import preflight
+from oxygen.controllers.run import preflight, tables
 from oxygen.controllers.run.plan import Sources
 from oxygen.controllers.run.types import Observed, RunState
 from oxygen.credits.gate import CreditSnapshot, account_of, share_of
@@ -165,7 +165,14 @@ class Reader:
             providers[name] = Provider.model_validate(body) if body is not None else None
         refs = preflight.secret_refs(declared, providers)
         secrets = {name: self.secret_exists(ns, name) for name, _ in refs}
-        return Sources(workflow=workflow, config_map=config_map, providers=providers, secrets=secrets)
+        table_items = tables.planned_items(self.kube, run) if spec.rows_table is not None else None
+        return Sources(
+            workflow=workflow,
+            config_map=config_map,
+            providers=providers,
+            secrets=secrets,
+            table_items=table_items,
+        )
 
     def secret_exists(self, namespace: str, name: str) -> bool | None:
         """Whether the Secret exists (its values never reach the operator; see Kube.secret_exists)."""

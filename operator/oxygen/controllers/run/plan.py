@@ -40,6 +40,8 @@ class Sources:
     # reference exists (None: the operator may not tell; see observe.Reader.secret_exists).
     providers: Mapping[str, Provider | None] = field(default_factory=dict)
     secrets: Mapping[str, bool | None] = field(default_factory=dict)
+    # A column run over a Table: its selected rows as items (read by controllers/run/tables.py).
+    table_items: list[PlannedItem] | None = None
 
 
 def resolve(run: Run, sources: Sources) -> Resolved:
@@ -67,7 +69,9 @@ def resolve(run: Run, sources: Sources) -> Resolved:
         return Resolved([first], shape, ing.cost_per_page, ing.max_pages, unpriced)
     assert spec.producer is not None
     producer = preflight.resolve(spec.producer, sources.providers, retry)
-    items = _resolve_items(run, sources.config_map)
+    items = sources.table_items if run.spec.rows_table is not None else None
+    if items is None:
+        items = _resolve_items(run, sources.config_map)
     shape = Shape(producer=producer, retry=retry)
     return Resolved(items, shape, producer.cost_per_item, len(items), unpriced)
 

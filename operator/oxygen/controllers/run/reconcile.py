@@ -20,7 +20,7 @@ from typing import Any
 
 from oxygen.api.nesting import deep_input
 from oxygen.api.run import TERMINAL_PHASES, RunStatus
-from oxygen.controllers.run import cancel, credits, guard, jobs, plan, provider_gone, rounds
+from oxygen.controllers.run import cancel, credits, guard, jobs, plan, provider_gone, rounds, tables
 from oxygen.controllers.run import status as run_status
 from oxygen.controllers.run.apply import Applier
 from oxygen.controllers.run.guard import DaemonMemory
@@ -195,6 +195,10 @@ class RunController:
             obs, status, cleaned_up, round_waiting, self.settings.web_base_url, pending
         )
         self.applier.apply(final, body, state)
+        if run.spec.rows_table is not None:
+            if state.cells is None:
+                state.cells = tables.CellSync()
+            tables.sync(self.read.kube, run, obs.shards, state.cells)
         return IDLE_INTERVAL if state.status.phase in TERMINAL_PHASES else ACTIVE_INTERVAL
 
     # -- the initial round ----------------------------------------------------------------------

@@ -50,6 +50,8 @@ class RunState:
     items_cache: tuple[int, Resolved] | None = None
     # Monotonic seconds of the last read confirming a Provider the index lacks (provider_gone.py).
     provider_read_at: float = 0.0
+    # A column run over a Table: the cells written so far (controllers/run/tables.py CellSync).
+    cells: Any = None
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> RunState:

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from oxygen.api.table import Table, TableStatus
-from oxygen.controllers.run.observe import now
 from oxygen.kube.client import ApiException, Kube
 from oxygen.tables.describe import TableFacts, describe
 from oxygen.tables.errors import TableError
+from oxygen.timefmt import rfc3339
 
 
 @dataclass(frozen=True)
@@ -52,5 +52,5 @@ class Reader:
             dsn = dsn_of(self.kube, table)
             facts = describe(dsn, table.spec.postgres, table.metadata.namespace, table.metadata.name)
         except TableError as err:
-            return Observed(table, None, err, now())
-        return Observed(table, facts, None, now())
+            return Observed(table, None, err, rfc3339())
+        return Observed(table, facts, None, rfc3339())

@@ -1,0 +1,129 @@
+"""A column run over a Table: its rows become the items at planning, and its cells are written as
+its items finish (every pass, from the shards whose counts moved since the last write).
+
+The Table and its Secret's DSN are read by the operator (never copied into the run, its shards or
+its pods); the database's failures fail planning with the database's message (`RunFailure`), and
+make a cell write wait for the next pass, never stop the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from oxygen.api.run import Run
+from oxygen.api.runshard import RunShard
+from oxygen.api.table import COLUMN_NAME_PATTERN, Table
+from oxygen.controllers.run.types import RunFailure
+from oxygen.controllers.table.observe import dsn_of
+from oxygen.execution.templates import TemplateError, render
+from oxygen.kube.client import ApiException, Kube
+from oxygen.planning.items import PlannedItem, item_id
+from oxygen.status.views import ShardView
+from oxygen.tables import cells, rows
+from oxygen.tables.errors import TableError
+
+log = logging.getLogger("oxygen.controllers.run")
+
+
+def target(kube: Kube, run: Run) -> tuple[str, rows.TableRef]:
+    """The DSN and the cells' place of a run over a Table; RunFailure when they cannot be used."""
+    name, ns = run.spec.rows_table, run.metadata.namespace
+    assert name is not None
+    column = run.spec.column
+    if column is None or not re.fullmatch(COLUMN_NAME_PATTERN, column):
+        raise RunFailure("ColumnInvalid", f"a run over Table {name!r} needs spec.column, a plain column name")
+    try:
+        body = kube.get("tables", ns, name)
+    except ApiException as err:
+        if err.status != 404:
+            raise
+        raise RunFailure("TableNotFound", f'tables.oxygen.dev "{name}" not found (spec.table)') from None
+    table = Table.model_validate(body)
+    try:
+        dsn = dsn_of(kube, table)
+    except TableError as err:
+        raise RunFailure(err.reason, err.message) from None
+    return dsn, rows.TableRef(ns, name, table.spec.postgres, column)
+
+
+def planned_items(kube: Kube, run: Run) -> list[PlannedItem]:
+    """The selected rows, each an item whose inputs are spec.inputs templated from `${row.<column>}`."""
+    try:
+        selection = rows.selection_of(run.spec.rows)
+    except ValueError as err:
+        raise RunFailure("RowsInvalid", str(err)) from None
+    dsn, ref = target(kube, run)
+    template = run.spec.inputs or {}
+    items: list[PlannedItem] = []
+    try:
+        for row_id, row in rows.stream(dsn, ref, selection):
+            inputs = render(template, {"row": row})
+            items.append(PlannedItem(item_id(len(items)), row_id, inputs))
+    except TableError as err:
+        raise RunFailure(err.reason, f"Table {ref.name!r} ({ref.postgres.table}): {err.message}") from None
+    except TemplateError as err:
+        raise RunFailure("InputsTemplateInvalid", f"spec.inputs: {err}") from None
+    return items
+
+
+@dataclass
+class CellSync:
+    """What one run's daemon wrote: per shard, the counts its results were written at."""
+
+    written: dict[str, tuple[int, int, str]] = field(default_factory=dict)
+    target: tuple[str, rows.TableRef] | None = None
+
+
+def results_of(shard: RunShard) -> list[cells.CellResult]:
+    inputs = {item.id: item.inputs for item in shard.spec.items}
+    out = []
+    for item in shard.status.items:
+        if item.status not in ("succeeded", "failed") or item.superseded_by or item.row_id is None:
+            continue
+        out.append(
+            cells.CellResult(
+                row_id=item.row_id,
+                item_id=item.id,
+                status=item.status,
+                attempt_count=item.attempt_count,
+                credits_used=Decimal(item.credits_used),
+                inputs=inputs.get(item.id) or {},
+                outputs=item.outputs,
+                error=item.error,
+                error_class=item.error_class,
+                finished_at=item.finished_at,
+                provider=item.provider,
+                cached=bool(getattr(item, "cached", False)),
+            )
+        )
+    return out
+
+
+def sync(kube: Kube, run: Run, shards: dict[str, ShardView], memory: CellSync) -> None:
+    """Writes the cells of every shard whose finished counts moved since it was last written."""
+    moved = {
+        name: (view.summary.succeeded, view.summary.failed, view.phase)
+        for name, view in shards.items()
+        if memory.written.get(name) != (view.summary.succeeded, view.summary.failed, view.phase)
+    }
+    if not moved:
+        return
+    try:
+        if memory.target is None:
+            memory.target = target(kube, run)
+        dsn, ref = memory.target
+        # Earlier rounds first: a retried item's later result is the cell's.
+        for name in sorted(moved, key=lambda n: (shards[n].round, shards[n].index)):
+            body: dict[str, Any] = kube.get("runshards", run.metadata.namespace, name)
+            shard = RunShard.model_validate(body)
+            if shard.spec.run_uid != run.metadata.uid:
+                continue
+            cells.write(dsn, ref, run.metadata.uid, run.metadata.name, results_of(shard))
+            memory.written[name] = moved[name]
+    except (TableError, RunFailure) as err:
+        memory.target = None
+        log.warning("run %s/%s: cells not written yet: %s", run.metadata.namespace, run.metadata.name, err)
