@@ -194,11 +194,12 @@ class RunController:
         final = run_status.observed(
             obs, status, cleaned_up, round_waiting, self.settings.web_base_url, pending
         )
-        self.applier.apply(final, body, state)
         if run.spec.rows_table is not None:
+            # Before the status write: a run that says it finished has its cells written.
             if state.cells is None:
                 state.cells = tables.CellSync()
             tables.sync(self.read.kube, run, obs.shards, state.cells)
+        self.applier.apply(final, body, state)
         return IDLE_INTERVAL if state.status.phase in TERMINAL_PHASES else ACTIVE_INTERVAL
 
     # -- the initial round ----------------------------------------------------------------------
