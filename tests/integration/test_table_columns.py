@@ -112,13 +112,13 @@ def test_a_column_run_fills_every_cell_of_10000_rows_while_it_runs(
             "jsonb_build_object('domain', website, 'source', 'enrich')"
         ).fetchone()
         kinds = conn.execute(
-            "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = 'public.leads'::regclass "
-            "and attname = %s",
+            "select format_type(atttypid, atttypmod) from pg_attribute "
+            "where attrelid = 'public.leads'::regclass and attname = %s",
             (COLUMN,),
         ).fetchone()
         cells = conn.execute(
-            "select count(*), count(distinct item_id), min(attempt_count), max(attempt_count) from oxygen.cells "
-            "where status = 'succeeded' and run_name = 'fill'"
+            "select count(*), count(distinct item_id), min(attempt_count), max(attempt_count) "
+            "from oxygen.cells where status = 'succeeded' and run_name = 'fill'"
         ).fetchone()
     assert wrong == (0,) and kinds == ("jsonb",)
     assert cells == (rows, rows, 1, 1)
