@@ -75,6 +75,8 @@ class CellSync:
     """What one run's daemon wrote: per shard, the counts its results were written at."""
 
     written: dict[str, tuple[int, int, str]] = field(default_factory=dict)
+    # Per item id, the (status, attempts) last written: a pass writes only results that are new.
+    items: dict[str, tuple[str, int]] = field(default_factory=dict)
     target: tuple[str, rows.TableRef] | None = None
 
 
@@ -122,7 +124,9 @@ def sync(kube: Kube, run: Run, shards: dict[str, ShardView], memory: CellSync) -
             shard = RunShard.model_validate(body)
             if shard.spec.run_uid != run.metadata.uid:
                 continue
-            cells.write(dsn, ref, run.metadata.uid, run.metadata.name, results_of(shard))
+            new = [r for r in results_of(shard) if memory.items.get(r.item_id) != (r.status, r.attempt_count)]
+            cells.write(dsn, ref, run.metadata.uid, run.metadata.name, new)
+            memory.items.update({r.item_id: (r.status, r.attempt_count) for r in new})
             memory.written[name] = moved[name]
     except (TableError, RunFailure) as err:
         memory.target = None
