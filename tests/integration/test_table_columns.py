@@ -217,3 +217,54 @@ def test_failed_cells_say_why_and_rows_empty_runs_only_them_with_history(
     assert (retried_cell["status"], retried_cell["run"]) == ("succeeded", "second")
     assert retried_cell["attempt_count"] >= 2
     assert [(h["run"], h["status"]) for h in retried_cell["history"]] == [("first", "failed")]
+
+
+def test_never_pay_twice_for_the_same_inputs(
+    runs: Runs, api: client.ApiClient, cluster: LocalCluster, crm: str
+) -> None:
+    """1,000 rows with 100 distinct inputs and a cache: 100 calls, 100 times the price in credits,
+    900 cache hits; a second run over the same rows: no call, no credit."""
+    leads(crm, 1000, distinct=100)
+    dsn_secret(api, runs.ns, "crm-db", crm)
+    create_table(api, runs.ns, table_manifest("leads", "public.leads"))
+    producer = {"providerRef": {"name": "enrich"}, "cache": {"ttlSeconds": 86400}}
+    with Provider(echo()) as endpoint:
+        provider(api, runs.ns, endpoint.url, price="2")
+        runs.create("cached", column_run(producer=producer, batchSize=250))
+        first = runs.wait_phase("cached", timeout=300)
+        calls = sorted(c.body["item"]["inputs"]["domain"] for c in endpoint.calls)
+        assert (first["phase"], first["itemsSucceeded"], first.get("itemsCached")) == (
+            "succeeded",
+            1000,
+            900,
+        ), first
+        assert calls == sorted(f"site{i}.example" for i in range(100)), "each distinct input called once"
+        assert first["creditsUsed"] == "200"
+        (summary,) = first["providers"]
+        assert (summary["provider"], summary["itemsSucceeded"], summary["cached"]) == ("enrich", 1000, 900), (
+            summary
+        )
+        wait_for(lambda: filled(crm) == 1000, timeout=30)
+        with psycopg.connect(crm) as conn:
+            wrong = conn.execute(
+                f"select count(*) from public.leads "
+                f"where {COLUMN} is distinct from jsonb_build_object('domain', website)"
+            ).fetchone()
+        assert wrong == (0,)
+        repeat = oxygen(cluster, runs.ns, "cells", "inspect", "leads", "r000150", COLUMN)
+        assert (repeat["value"], repeat["cached"], repeat["credits_used"]) == (
+            {"domain": "site50.example"},
+            True,
+            "0",
+        )
+
+        endpoint.reset()
+        runs.create("again", column_run(producer=producer, rows="all", batchSize=250))
+        again = runs.wait_phase("again", timeout=300)
+        assert (again["phase"], again["itemsSucceeded"], again.get("itemsCached")) == (
+            "succeeded",
+            1000,
+            1000,
+        ), again
+        assert again["creditsUsed"] == "0"
+        assert endpoint.calls == []

@@ -64,10 +64,10 @@ def ready(body: dict[str, Any]) -> dict[str, Any] | None:
     return next((c for c in (body.get("status") or {}).get("conditions") or [] if c["type"] == "Ready"), None)
 
 
-def leads(dsn: str, rows: int, table: str = "public.leads") -> None:
-    """`rows` leads: id (text), website; website repeats every `rows` (callers vary it themselves)."""
+def leads(dsn: str, rows: int, table: str = "public.leads", distinct: int | None = None) -> None:
+    """`rows` leads: id (text, r000000…), website (site<i>.example; `distinct` of them, repeating)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"create table {table} (id text primary key, website text)")
         with conn.cursor().copy(f"copy {table} (id, website) from stdin") as copy:
             for i in range(rows):
-                copy.write_row((f"r{i:06d}", f"site{i}.example"))
+                copy.write_row((f"r{i:06d}", f"site{i % (distinct or rows)}.example"))

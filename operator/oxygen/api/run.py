@@ -112,6 +112,14 @@ class WaterfallStep(Model):
         return self
 
 
+class Cache(Model):
+    """Never pay twice: an item whose provider and inputs match a successful call of the namespace
+    within `ttlSeconds` takes that call's outputs without calling or charging (column runs over a
+    Table; see controllers/run/tables.py)."""
+
+    ttl_seconds: int = Field(ge=1, le=10 * 365 * 86400)
+
+
 class Producer(Model):
     """Which provider is called per item, and how: exactly one of providerRef, http, builtin, command,
     waterfall."""
@@ -168,6 +176,8 @@ class Producer(Model):
     max_output_bytes: int = Field(default=DEFAULT_MAX_OUTPUT_BYTES, ge=64, le=256 * 1024)
     # Items of one shard in flight at once in its pod; unset: 16 for http, 1 for command and builtin.
     concurrency: int | None = Field(default=None, ge=1, le=1024)
+    # Reuse successful calls with the same inputs (the Provider's cache applies when this is unset).
+    cache: Cache | None = None
 
     @property
     def name(self) -> str:
@@ -353,6 +363,8 @@ class ProviderSummary(Model):
     latency_seconds_sum: float = 0.0
     # Waterfall runs: items this provider answered non-empty (its `attempts` are the calls made to it).
     hits: int = 0
+    # Items that took a cached call's outputs instead of calling it.
+    cached: int = 0
 
 
 class Round(Model):
@@ -386,6 +398,8 @@ class RunStatus(Model):
     items_running: int = 0
     items_retrying: int = 0
     items_skipped: int = 0
+    # Items that took a cached call's outputs (spec.producer.cache): neither called nor charged.
+    items_cached: int = 0
     credits_used: CreditTotal = Decimal(0)
     credits_reserved: CreditTotal = Decimal(0)
     credits_estimated: CreditTotal = Decimal(0)

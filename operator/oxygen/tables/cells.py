@@ -16,7 +16,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from oxygen.tables import schema
+from oxygen.tables import cache, schema
 from oxygen.tables.connect import connect, qualified
 from oxygen.tables.describe import columns_of
 from oxygen.tables.rows import TableRef, add_column
@@ -82,8 +82,16 @@ where (h.status, h.attempt_count) is distinct from (excluded.status, excluded.at
 _columns_ready: dict[tuple[str, str, str], str] = {}
 
 
-def write(dsn: str, ref: TableRef, run_uid: str, run_name: str, results: list[CellResult]) -> None:
-    """Writes these results in one transaction (a few statements pipelined, not a round trip per cell)."""
+def write(
+    dsn: str,
+    ref: TableRef,
+    run_uid: str,
+    run_name: str,
+    results: list[CellResult],
+    provider: str | None = None,
+) -> None:
+    """Writes these results in one transaction (a few statements pipelined, not a round trip per cell),
+    and remembers the successful calls among them for `provider`'s cache."""
     if not results:
         return
     with connect(dsn) as conn:
@@ -122,9 +130,16 @@ def write(dsn: str, ref: TableRef, run_uid: str, run_name: str, results: list[Ce
             }
             for r in results
         ]
+        calls = [
+            cache.Call(r.inputs, r.outputs, run_uid, r.item_id, r.finished_at)
+            for r in results
+            if r.status == "succeeded" and not r.cached
+        ]
         with conn.transaction(), conn.cursor() as cur:
             cur.executemany(_UPSERT_HISTORY, rows)
             cur.executemany(cell, rows)
+            if provider is not None:
+                cache.remember(conn, ref.namespace, provider, calls)
 
 
 def read(dsn: str, ref: TableRef, row_id: str) -> tuple[dict[str, Any] | None, Any, list[dict[str, Any]]]:

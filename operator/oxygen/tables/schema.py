@@ -53,6 +53,17 @@ create table if not exists oxygen.cell_history (
     written_at timestamptz not null default now(),
     primary key (namespace, table_name, column_name, row_id, run_uid, item_id)
 );
+create table if not exists oxygen.call_cache (
+    namespace text not null,
+    provider text not null,
+    key text not null,
+    inputs jsonb,
+    outputs jsonb,
+    run_uid text not null,
+    item_id text not null,
+    called_at timestamptz not null default now(),
+    primary key (namespace, provider, key)
+);
 """
 
 _ready: set[str] = set()

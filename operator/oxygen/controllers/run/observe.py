@@ -26,6 +26,7 @@ from oxygen.controllers.run.plan import Sources
 from oxygen.controllers.run.types import Observed, RunState
 from oxygen.credits.gate import CreditSnapshot, account_of, share_of
 from oxygen.kube.client import ApiException, Kube
+from oxygen.planning.items import PlannedItem
 from oxygen.status.views import JobView, ShardView, job_view, shard_view
 from oxygen.timefmt import rfc3339
 
@@ -165,13 +166,22 @@ class Reader:
             providers[name] = Provider.model_validate(body) if body is not None else None
         refs = preflight.secret_refs(declared, providers)
         secrets = {name: self.secret_exists(ns, name) for name, _ in refs}
-        table_items = tables.planned_items(self.kube, run) if spec.rows_table is not None else None
+        table_items: list[PlannedItem] | None = None
+        cached: dict[str, Any] = {}
+        followers: dict[str, str] = {}
+        if spec.rows_table is not None:
+            table_items = tables.planned_items(self.kube, run)
+            ttl = tables.cache_ttl(run, providers)
+            if ttl is not None and spec.mode == "live":
+                cached, followers = tables.never_pay_twice(self.kube, run, table_items, ttl)
         return Sources(
             workflow=workflow,
             config_map=config_map,
             providers=providers,
             secrets=secrets,
             table_items=table_items,
+            cached=cached,
+            followers=followers,
         )
 
     def secret_exists(self, namespace: str, name: str) -> bool | None:

@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from oxygen.api.provider import Provider
 from oxygen.api.run import Run
-from oxygen.api.runshard import RunShard
+from oxygen.api.runshard import ItemResult, RunShard
 from oxygen.api.table import COLUMN_NAME_PATTERN, Table
 from oxygen.controllers.run.types import RunFailure
 from oxygen.controllers.table.observe import dsn_of
 from oxygen.execution.templates import TemplateError, render
 from oxygen.kube.client import ApiException, Kube
 from oxygen.planning.items import PlannedItem, item_id
+from oxygen.planning.rounds import SKIP_DUPLICATE
+from oxygen.status.shard import shard_phase, summarize
 from oxygen.status.views import ShardView
-from oxygen.tables import cells, rows
+from oxygen.tables import cache, cells, rows
 from oxygen.tables.errors import TableError
 
 log = logging.getLogger("oxygen.controllers.run")
@@ -70,6 +74,42 @@ def planned_items(kube: Kube, run: Run) -> list[PlannedItem]:
     return items
 
 
+def cache_ttl(run: Run, providers: Mapping[str, Provider | None]) -> int | None:
+    """The run's cache TTL: its producer's, else its Provider's; None: no cache."""
+    producer = run.spec.producer
+    if producer is None:
+        return None
+    if producer.cache is not None:
+        return producer.cache.ttl_seconds
+    found = providers.get(producer.provider_ref.name) if producer.provider_ref is not None else None
+    return found.spec.cache.ttl_seconds if found is not None and found.spec.cache is not None else None
+
+
+def never_pay_twice(
+    kube: Kube, run: Run, items: list[PlannedItem], ttl: int
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """(item id → cached outputs, item id → the run's first item with the same inputs)."""
+    assert run.spec.producer is not None
+    dsn, ref = target(kube, run)
+    keys = {item.id: cache.key_of(item.inputs) for item in items}
+    try:
+        hits = cache.lookup(dsn, ref.namespace, run.spec.producer.name, keys.values(), ttl)
+    except TableError as err:
+        raise RunFailure(err.reason, f"Table {ref.name!r} ({ref.postgres.table}): {err.message}") from None
+    cached: dict[str, Any] = {}
+    followers: dict[str, str] = {}
+    first: dict[str, str] = {}
+    for item in items:
+        key = keys[item.id]
+        if key in hits:
+            cached[item.id] = hits[key]
+        elif key in first:
+            followers[item.id] = first[key]
+        else:
+            first[key] = item.id
+    return cached, followers
+
+
 @dataclass
 class CellSync:
     """What one run's daemon wrote: per shard, the counts its results were written at."""
@@ -77,6 +117,8 @@ class CellSync:
     written: dict[str, tuple[int, int, str]] = field(default_factory=dict)
     # Per item id, the (status, attempts) last written: a pass writes only results that are new.
     items: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # Results of the items duplicates wait for (item id → its result), kept until they are copied.
+    results: dict[str, ItemResult] = field(default_factory=dict)
     target: tuple[str, rows.TableRef] | None = None
 
 
@@ -105,8 +147,41 @@ def results_of(shard: RunShard) -> list[cells.CellResult]:
     return out
 
 
+def copied(item: ItemResult, leader: ItemResult) -> ItemResult:
+    """A duplicate's result from its first item's: its outputs (cached, uncharged) or its error."""
+    if leader.status == "succeeded":
+        return item.model_copy(update={"status": "succeeded", "outputs": leader.outputs, "cached": True})
+    message = f"the item with the same inputs ({leader.id}) failed: {leader.error or ''}"
+    return item.model_copy(update={"status": "failed", "error": message, "error_class": leader.error_class})
+
+
+def fill_duplicates(kube: Kube, run: Run, shards: dict[str, ShardView], memory: CellSync) -> None:
+    """Duplicates whose first item has a result take it (the operator writes their shard's status)."""
+    for name, view in sorted(shards.items()):
+        if view.execute or view.done:
+            continue
+        shard = RunShard.model_validate(kube.get("runshards", run.metadata.namespace, name))
+        if shard.spec.skip_reason != SKIP_DUPLICATE or shard.spec.run_uid != run.metadata.uid:
+            continue
+        leaders = {item.id: item.cached_from for item in shard.spec.items}
+        items, changed = [], False
+        for item in shard.status.items:
+            leader = memory.results.get(leaders.get(item.id) or "")
+            if item.status == "pending" and leader is not None:
+                item, changed = copied(item, leader), True
+            items.append(item)
+        if changed:
+            status = {
+                "items": [i.wire() for i in items],
+                "summary": summarize(items).wire(),
+                "phase": shard_phase(items),
+            }
+            kube.patch_status("runshards", run.metadata.namespace, name, status)
+
+
 def sync(kube: Kube, run: Run, shards: dict[str, ShardView], memory: CellSync) -> None:
-    """Writes the cells of every shard whose finished counts moved since it was last written."""
+    """Writes the cells of every shard whose finished counts moved since it was last written, then
+    gives waiting duplicates their first item's result."""
     moved = {
         name: (view.summary.succeeded, view.summary.failed, view.phase)
         for name, view in shards.items()
@@ -125,9 +200,19 @@ def sync(kube: Kube, run: Run, shards: dict[str, ShardView], memory: CellSync) -
             if shard.spec.run_uid != run.metadata.uid:
                 continue
             new = [r for r in results_of(shard) if memory.items.get(r.item_id) != (r.status, r.attempt_count)]
-            cells.write(dsn, ref, run.metadata.uid, run.metadata.name, new)
+            provider = run.spec.producer.name if run.spec.producer is not None else None
+            cells.write(dsn, ref, run.metadata.uid, run.metadata.name, new, provider)
+            if shard.spec.execute:
+                memory.results.update(
+                    {
+                        i.id: i
+                        for i in shard.status.items
+                        if i.status in ("succeeded", "failed") and not i.superseded_by
+                    }
+                )
             memory.items.update({r.item_id: (r.status, r.attempt_count) for r in new})
             memory.written[name] = moved[name]
+        fill_duplicates(kube, run, shards, memory)
     except (TableError, RunFailure) as err:
         memory.target = None
         log.warning("run %s/%s: cells not written yet: %s", run.metadata.namespace, run.metadata.name, err)

@@ -25,6 +25,10 @@ class Resolved:
     in_scope: int
     # Where the run calls out at a price it set itself (not a Provider's): see credits.require_priced.
     unpriced: tuple[str, ...] = ()
+    # Never pay twice (spec.producer.cache, column runs over a Table): items whose call is cached
+    # (item id → the cached outputs), and duplicates of an earlier item of the run (id → its id).
+    cached: Mapping[str, Any] = field(default_factory=dict)
+    followers: Mapping[str, str] = field(default_factory=dict)
 
 
 class RunFailure(Exception):
