@@ -268,3 +268,51 @@ def test_never_pay_twice_for_the_same_inputs(
         ), again
         assert again["creditsUsed"] == "0"
         assert endpoint.calls == []
+
+
+def test_an_ingestion_run_upserts_each_found_row_once(
+    runs: Runs, api: client.ApiClient, cluster: LocalCluster, crm: str
+) -> None:
+    """Pages overlap by one row and one page is retried: every row lands once, by row id."""
+    with psycopg.connect(crm, autocommit=True) as conn:
+        conn.execute("create table public.companies (id text primary key, name text, employees int)")
+        conn.execute("insert into public.companies values ('c-2', 'old', null)")
+    dsn_secret(api, runs.ns, "crm-db", crm)
+    create_table(api, runs.ns, table_manifest("companies", "public.companies"))
+    busy = {"n": 0}
+
+    def pages(item_id: str, attempt: int, body: dict[str, Any]) -> Reply:
+        inputs = body["item"]["inputs"]
+        page = int(inputs["page"])
+        if page == 1 and busy["n"] < 2:
+            busy["n"] += 1
+            return Reply(status=503, body={"error": "search backend busy"})
+        rows = [
+            {
+                "id": f"c-{page * 4 + i}",
+                "name": f"saas-{page * 4 + i}",
+                "employees": page * 4 + i,
+                "extra": "x",
+            }
+            for i in range(5)
+        ]
+        return Reply(body={"rows": rows, "nextCursor": f"c{page + 1}" if page < 3 else None})
+
+    with Provider(pages) as endpoint:
+        run = oxygen(
+            cluster, runs.ns, "table-ingestions", "create-tool-page", "--table", "companies",
+            "--provider", "search", "--url", endpoint.url, "--query", "saas", "--page-size", "5",
+            "--name", "ingest", "--wait",
+        )  # fmt: skip
+        assert (run["status"], run["items_succeeded"]) == ("succeeded", 4), run
+        assert len(endpoint.calls) == 6, "page 1 answered 503 twice, then rows"
+    found = oxygen(cluster, runs.ns, "table-ingestions", "rows", "ingest")
+    assert [r["id"] for r in found] == sorted(f"c-{i}" for i in range(17))
+    with psycopg.connect(crm) as conn:
+        counts = conn.execute("select count(*), count(distinct id) from public.companies").fetchone()
+        updated = conn.execute("select name, employees from public.companies where id = 'c-2'").fetchone()
+        recorded = conn.execute(
+            "select count(*) from oxygen.ingested_rows where run_name = 'ingest'"
+        ).fetchone()
+    assert counts == (17, 17) and recorded == (17,)
+    assert updated == ("saas-2", 2), "an existing row is updated by row id"

@@ -57,10 +57,11 @@ def _providers(*references: Reference) -> Permission:
 
 
 # A column run over a Table (spec.table with templated spec.inputs, no items of its own) reads its
-# rows and writes its cells with the Table's DSN: only for those who may read the Table.
+# rows and writes its cells with the Table's DSN, an ingestion run with spec.table writes the rows it
+# finds into the Table of that name: only for those who may read the Table.
 TABLE_USE = (
-    "(has({o}.spec) && has({o}.spec.table) && has({o}.spec.inputs) && !has({o}.spec.items) "
-    "&& !has({o}.spec.itemsFrom) ? [{o}.spec.table] : [])"
+    "(has({o}.spec) && has({o}.spec.table) && ((has({o}.spec.kind) && {o}.spec.kind == 'ingestion') "
+    "|| (has({o}.spec.inputs) && !has({o}.spec.items) && !has({o}.spec.itemsFrom))) ? [{o}.spec.table] : [])"
 )
 
 # A producer's Secret goes to its URL: any change of the block holding both re-checks the Secret.

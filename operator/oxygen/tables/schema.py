@@ -6,6 +6,7 @@
 - `oxygen.cell_history`: one row per cell per run item that wrote it, so a cell's earlier runs stay
   visible; keyed by run and item, so a retried or re-executed item writes it once.
 - `oxygen.call_cache`: successful calls by provider and inputs (never pay twice).
+- `oxygen.ingested_rows`: which ingestion run found which row (ingest.py).
 """
 
 from __future__ import annotations
@@ -52,6 +53,16 @@ create table if not exists oxygen.cell_history (
     cached bool not null default false,
     written_at timestamptz not null default now(),
     primary key (namespace, table_name, column_name, row_id, run_uid, item_id)
+);
+create table if not exists oxygen.ingested_rows (
+    namespace text not null,
+    table_name text not null,
+    run_uid text not null,
+    row_id text not null,
+    run_name text not null,
+    item_id text not null,
+    found_at timestamptz not null default now(),
+    primary key (namespace, table_name, run_uid, row_id)
 );
 create table if not exists oxygen.call_cache (
     namespace text not null,

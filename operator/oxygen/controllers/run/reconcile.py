@@ -199,6 +199,10 @@ class RunController:
             if state.cells is None:
                 state.cells = tables.CellSync()
             tables.sync(self.read.kube, run, obs.shards, state.cells)
+        elif run.spec.kind == "ingestion" and run.spec.table is not None:
+            if state.cells is None:
+                state.cells = tables.IngestSync()
+            tables.sync_ingestion(self.read.kube, run, obs.shards, state.cells)
         self.applier.apply(final, body, state)
         return IDLE_INTERVAL if state.status.phase in TERMINAL_PHASES else ACTIVE_INTERVAL
 

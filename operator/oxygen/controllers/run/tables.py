@@ -27,10 +27,25 @@ from oxygen.planning.items import PlannedItem, item_id
 from oxygen.planning.rounds import SKIP_DUPLICATE
 from oxygen.status.shard import shard_phase, summarize
 from oxygen.status.views import ShardView
-from oxygen.tables import cache, cells, rows
+from oxygen.tables import cache, cells, ingest, rows
 from oxygen.tables.errors import TableError
 
 log = logging.getLogger("oxygen.controllers.run")
+
+
+def table_of(kube: Kube, namespace: str, name: str) -> tuple[str, Table]:
+    """The Table and its DSN; RunFailure when either cannot be read."""
+    try:
+        body = kube.get("tables", namespace, name)
+    except ApiException as err:
+        if err.status != 404:
+            raise
+        raise RunFailure("TableNotFound", f'tables.oxygen.dev "{name}" not found (spec.table)') from None
+    table = Table.model_validate(body)
+    try:
+        return dsn_of(kube, table), table
+    except TableError as err:
+        raise RunFailure(err.reason, err.message) from None
 
 
 def target(kube: Kube, run: Run) -> tuple[str, rows.TableRef]:
@@ -40,17 +55,7 @@ def target(kube: Kube, run: Run) -> tuple[str, rows.TableRef]:
     column = run.spec.column
     if column is None or not re.fullmatch(COLUMN_NAME_PATTERN, column):
         raise RunFailure("ColumnInvalid", f"a run over Table {name!r} needs spec.column, a plain column name")
-    try:
-        body = kube.get("tables", ns, name)
-    except ApiException as err:
-        if err.status != 404:
-            raise
-        raise RunFailure("TableNotFound", f'tables.oxygen.dev "{name}" not found (spec.table)') from None
-    table = Table.model_validate(body)
-    try:
-        dsn = dsn_of(kube, table)
-    except TableError as err:
-        raise RunFailure(err.reason, err.message) from None
+    dsn, table = table_of(kube, ns, name)
     return dsn, rows.TableRef(ns, name, table.spec.postgres, column)
 
 
@@ -216,3 +221,56 @@ def sync(kube: Kube, run: Run, shards: dict[str, ShardView], memory: CellSync) -
     except (TableError, RunFailure) as err:
         memory.target = None
         log.warning("run %s/%s: cells not written yet: %s", run.metadata.namespace, run.metadata.name, err)
+
+
+@dataclass
+class IngestSync:
+    """What an ingestion run's daemon upserted: per shard, the counts its pages were written at."""
+
+    written: dict[str, tuple[int, int, str]] = field(default_factory=dict)
+    pages: set[str] = field(default_factory=set)
+    # (DSN, Table), or None while unread; an ingestion run whose spec.table names no Table keeps its
+    # rows in the run only, as before Tables existed.
+    target: tuple[str, Table] | None = None
+    no_table: bool = False
+
+
+def sync_ingestion(kube: Kube, run: Run, shards: dict[str, ShardView], memory: IngestSync) -> None:
+    """Upserts the rows of the pages that succeeded since the last pass into the run's Table."""
+    moved = {
+        name: (view.summary.succeeded, view.summary.failed, view.phase)
+        for name, view in shards.items()
+        if memory.written.get(name) != (view.summary.succeeded, view.summary.failed, view.phase)
+    }
+    if not moved or memory.no_table or run.spec.table is None:
+        return
+    ns = run.metadata.namespace
+    try:
+        if memory.target is None:
+            try:
+                memory.target = table_of(kube, ns, run.spec.table)
+            except RunFailure as failure:
+                if failure.reason == "TableNotFound":
+                    memory.no_table = True
+                    return
+                raise
+        dsn, table = memory.target
+        for name in sorted(moved, key=lambda n: (shards[n].round, shards[n].index)):
+            shard = RunShard.model_validate(kube.get("runshards", ns, name))
+            if shard.spec.run_uid != run.metadata.uid:
+                continue
+            pages = [
+                (item.id, list((item.outputs or {}).get("rows") or []))
+                for item in shard.status.items
+                if item.status == "succeeded"
+                and isinstance(item.outputs, dict)
+                and item.id not in memory.pages
+            ]
+            ingest.upsert(
+                dsn, ns, table.metadata.name, table.spec.postgres, run.metadata.uid, run.metadata.name, pages
+            )
+            memory.pages.update(page for page, _ in pages)
+            memory.written[name] = moved[name]
+    except (TableError, RunFailure) as err:
+        memory.target = None
+        log.warning("run %s/%s: rows not ingested yet: %s", ns, run.metadata.name, err)
