@@ -73,8 +73,11 @@ def resolve(run: Run, sources: Sources) -> Resolved:
         return Resolved([first], shape, ing.cost_per_page, ing.max_pages, unpriced)
     assert spec.producer is not None
     producer = preflight.resolve(spec.producer, sources.providers, retry)
-    items = sources.table_items if run.spec.rows_table is not None else None
-    if items is None:
+    if run.spec.rows_table is not None:
+        if sources.table_items is None:
+            raise RunFailure("TableNotFound", f"Table {run.spec.rows_table!r} could not be read")
+        items = sources.table_items
+    else:
         items = _resolve_items(run, sources.config_map)
     shape = Shape(producer=producer, retry=retry)
     return Resolved(

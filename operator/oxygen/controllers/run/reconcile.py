@@ -45,6 +45,7 @@ PROVIDER_READ_INTERVAL = 5.0
 class RunController:
     def __init__(self, kube: Kube, settings: OperatorSettings) -> None:
         self.settings = settings
+        self.kube = kube  # Tables' cells and ingested rows (tables.py) read their Table through it
         self.read = Reader(kube)
         self.applier = Applier(kube)
         self.locks = AccountLocks()
@@ -198,11 +199,11 @@ class RunController:
             # Before the status write: a run that says it finished has its cells written.
             if state.cells is None:
                 state.cells = tables.CellSync()
-            tables.sync(self.read.kube, run, obs.shards, state.cells)
-        elif run.spec.kind == "ingestion" and run.spec.table is not None:
+            tables.sync(self.kube, run, obs.shards, state.cells)
+        elif run.spec.kind == "ingestion" and run.spec.table:
             if state.cells is None:
                 state.cells = tables.IngestSync()
-            tables.sync_ingestion(self.read.kube, run, obs.shards, state.cells)
+            tables.sync_ingestion(self.kube, run, obs.shards, state.cells)
         self.applier.apply(final, body, state)
         return IDLE_INTERVAL if state.status.phase in TERMINAL_PHASES else ACTIVE_INTERVAL
 
