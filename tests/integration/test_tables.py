@@ -7,14 +7,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import psycopg
 import pytest
 from kubernetes import client
+from kubernetes.client.rest import ApiException
 
+from oxygen.api.common import GROUP, VERSION
 from oxygen.devcluster import LocalCluster
 from oxygen.devcluster.wait import wait_for
+from tests.integration.test_tenancy_admission import ALICE, grant, impersonating, refused
 from tests.support.runs import Runs
 from tests.support.tables import create_table, database, dsn_secret, get_table, leads, ready, table_manifest
 
@@ -105,3 +109,61 @@ def test_a_table_reports_rows_columns_and_unreachable_databases(
         "still", {"items": [{"inputs": {"a": 1}}], "producer": {"provider": "echo", "builtin": "echo"}}
     )
     assert runs.wait_phase("still", timeout=120)["phase"] == "succeeded"
+
+
+def test_a_run_uses_a_table_and_a_table_its_secret_only_if_its_writer_may_get_them(
+    cluster: LocalCluster, api: client.ApiClient, namespace: str, crds: None
+) -> None:
+    """The tenancy rules at admission: a Run naming a Table (column run over it, or ingestion into it)
+    needs `get` on that Table; a Table needs `get` on its Secret. The writer is `alice`."""
+    grant(api, namespace, "alice-runs", ALICE, [
+        {"apiGroups": [GROUP], "resources": ["runs", "tables"], "verbs": ["create"]},
+    ])  # fmt: skip
+    alice = client.CustomObjectsApi(impersonating(cluster, ALICE))
+
+    def create(plural: str, body: dict[str, Any]) -> Callable[[], object]:
+        return lambda: alice.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
+
+    over_table = run_manifest("fill", {
+        "table": "leads", "column": "domain", "inputs": {"d": "${row.website}"},
+        "producer": {"provider": "echo", "builtin": "echo"},
+    })  # fmt: skip
+    ingestion = run_manifest("ingest", {
+        "kind": "ingestion", "table": "leads",
+        "ingestion": {"provider": "search", "url": "http://127.0.0.1:9/x", "query": "q"},
+    })  # fmt: skip
+    message = refused(create("runs", over_table))
+    assert "Table leads" in message and "get tables leads" in message, message
+    assert "get tables leads" in refused(create("runs", ingestion))
+    table = table_manifest("leads", "public.leads", secret="crm-db")
+    message = refused(create("tables", table))
+    assert "Secret crm-db" in message and "get secrets crm-db" in message, message
+    # With the permissions, the same objects are admitted.
+    grant(api, namespace, "alice-reads", ALICE, [
+        {"apiGroups": [GROUP], "resources": ["tables"], "resourceNames": ["leads"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["crm-db"], "verbs": ["get"]},
+    ])  # fmt: skip
+    wait_for(lambda: _admitted(create("tables", table)), timeout=30)
+    create("runs", over_table)()
+    create("runs", ingestion)()
+    # A run that only names its table (rows of its own) needs nothing more, as before Tables.
+    plain = run_manifest("plain", {
+        "table": "elsewhere", "column": "c", "items": [{"inputs": {}}],
+        "producer": {"provider": "echo", "builtin": "echo"},
+    })  # fmt: skip
+    create("runs", plain)()
+
+
+def _admitted(call: Callable[[], object]) -> bool:
+    """RBAC changes reach the authorizer within moments: retried while still refused."""
+    try:
+        call()
+    except ApiException as err:
+        if err.status == 403:
+            return False
+        raise
+    return True
+
+
+def run_manifest(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Run", "metadata": {"name": name}, "spec": spec}
