@@ -14,6 +14,7 @@ from kubernetes import client, config
 from oxygen.devcluster import LocalCluster
 from oxygen.devcluster.postgres import LocalPostgres
 from oxygen.devcluster.wait import wait_for
+from tests.support.item_store import StoreRuns
 from tests.support.operator_process import OperatorProcess
 from tests.support.runs import Runs
 
@@ -73,7 +74,7 @@ def crds(cluster: LocalCluster) -> None:
 
 
 @pytest.fixture(scope="session")
-def operator(
+def shared_operator(
     cluster: LocalCluster, crds: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     """The operator as a subprocess (tests may SIGKILL and restart it); its log is printed on failure."""
@@ -85,13 +86,22 @@ def operator(
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def operator(shared_operator: OperatorProcess) -> OperatorProcess:
+    """The operator the tests' runs use (a module may override it: test_item_store_acceptance.py)."""
+    return shared_operator
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
     """The superuser DSN of a real PostgreSQL: a fresh local server (stopped at the end of the session),
     or the running one OXYGEN_TEST_POSTGRES names (`oxygen dev up --postgres` writes it to postgres.dsn)."""
     if os.environ.get("OXYGEN_TEST_POSTGRES"):
         yield os.environ["OXYGEN_TEST_POSTGRES"]
         return
-    with LocalPostgres(workdir=tmp_path_factory.mktemp("postgres")) as server:
+    # Its own directory under /tmp, not pytest's: as root the server runs as the `postgres` user, which
+    # must traverse the directories above its data, and a concurrent pytest session resets the
+    # permissions of /tmp/pytest-of-root.
+    with LocalPostgres() as server:
         yield server.dsn
 
 
@@ -102,10 +112,62 @@ def runs(api: client.ApiClient, namespace: str, operator: OperatorProcess) -> It
     yield Runs(api, namespace)
 
 
+@pytest.fixture(scope="module")
+def store_operator(
+    cluster: LocalCluster,
+    crds: None,
+    shared_operator: OperatorProcess,
+    postgres: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    """The operator with `--item-store <postgres>` in place of the shared one (restarted afterwards)."""
+    shared_operator.stop()
+    own = OperatorProcess(
+        cluster.kubeconfig, tmp_path_factory.mktemp("store-operator"), extra_args=["--item-store", postgres]
+    ).start()
+    try:
+        yield own
+        # The tests' namespaces go in the background: their Runs' rows must be deleted (the finalizer
+        # only this operator removes) before it stops.
+        wait_for(
+            lambda: not _runs_holding_rows(cluster),
+            timeout=60,
+            what="deleted runs to release their item-store rows",
+        )
+    finally:
+        own.stop()
+        shared_operator.start()
+
+
+def _runs_holding_rows(cluster: LocalCluster) -> list[str]:
+    with config.new_client_from_config(config_file=str(cluster.kubeconfig)) as api_client:
+        found = client.CustomObjectsApi(api_client).list_cluster_custom_object(
+            "oxygen.dev", "v1alpha1", "runs"
+        )
+    return [
+        r["metadata"]["name"]
+        for r in found["items"]
+        if "oxygen.dev/item-store" in (r["metadata"].get("finalizers") or [])
+        and r["metadata"].get("deletionTimestamp")
+    ]
+
+
+@pytest.fixture
+def store_runs(
+    api: client.ApiClient, namespace: str, store_operator: OperatorProcess, postgres: str
+) -> Iterator[StoreRuns]:
+    if not store_operator.alive():
+        store_operator.start()
+    runs = StoreRuns(api, namespace, postgres)
+    yield runs
+    runs.store.close()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
-    proc = item.funcargs.get("operator") if hasattr(item, "funcargs") else None
+    funcargs = item.funcargs if hasattr(item, "funcargs") else {}
+    proc = funcargs.get("store_operator") or funcargs.get("operator")
     if report.when == "call" and report.failed and isinstance(proc, OperatorProcess):
         report.sections.append(("operator log (tail)", proc.tail(80)))

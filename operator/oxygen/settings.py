@@ -28,6 +28,8 @@ class OperatorSettings:
     worker: WorkerDefaults = field(default_factory=WorkerDefaults)
     # The admin's cap on a Run's spec.parallelism (shard Jobs at once).
     max_parallelism: int = DEFAULT_MAX_PARALLELISM
+    # The PostgreSQL item store's DSN (`--item-store`, OXYGEN_ITEM_STORE); None: items live in etcd.
+    item_store: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -36,6 +38,7 @@ class OperatorSettings:
             web_base_url=env.get("OXYGEN_WEB_BASE_URL") or cls.web_base_url,
             worker=_worker(env),
             max_parallelism=_positive_int(env, "OXYGEN_MAX_PARALLELISM", DEFAULT_MAX_PARALLELISM),
+            item_store=env.get("OXYGEN_ITEM_STORE", "").strip() or None,
         )
 
 

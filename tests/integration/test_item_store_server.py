@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -17,6 +20,14 @@ from oxygen.devcluster.postgres import LocalPostgres
 from oxygen.devcluster.wait import wait_for
 
 pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def pgdir() -> Iterator[Path]:
+    """Outside pytest's tmp tree (see the `postgres` fixture): the server user must reach it."""
+    path = Path(tempfile.mkdtemp(prefix="oxygen-pg-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def alive(pid: int) -> bool:
@@ -45,8 +56,8 @@ def gone(pids: set[int]) -> bool:
     return not any(alive(p) for p in pids)
 
 
-def test_a_server_on_loopback_stops_without_a_process_behind(tmp_path: Path) -> None:
-    server = LocalPostgres(workdir=tmp_path / "pg").start()
+def test_a_server_on_loopback_stops_without_a_process_behind(pgdir: Path) -> None:
+    server = LocalPostgres(workdir=pgdir / "pg").start()
     try:
         with psycopg.connect(server.dsn) as conn:
             row = conn.execute(
@@ -54,7 +65,7 @@ def test_a_server_on_loopback_stops_without_a_process_behind(tmp_path: Path) -> 
             ).fetchone()
         assert row is not None
         assert row[0].startswith("127.0.0.1")
-        assert row[1] == str(tmp_path / "pg" / "data")
+        assert row[1] == str(pgdir / "pg" / "data")
         assert server.pid is not None
         pids = family(server.pid)
         assert len(pids) > 1 and all(map(alive, pids))
@@ -65,12 +76,12 @@ def test_a_server_on_loopback_stops_without_a_process_behind(tmp_path: Path) -> 
     wait_for(lambda: gone(pids), timeout=15, what="postgres processes to exit")
 
 
-def test_a_killed_harness_leaves_no_postgres_behind(tmp_path: Path) -> None:
+def test_a_killed_harness_leaves_no_postgres_behind(pgdir: Path) -> None:
     script = (
         "import json, time\n"
         "from pathlib import Path\n"
         "from oxygen.devcluster.postgres import LocalPostgres\n"
-        f"s = LocalPostgres(workdir=Path({str(tmp_path / 'pg')!r})).start()\n"
+        f"s = LocalPostgres(workdir=Path({str(pgdir / 'pg')!r})).start()\n"
         "print(json.dumps(s.pid), flush=True)\n"
         "time.sleep(600)\n"
     )
@@ -85,8 +96,8 @@ def test_a_killed_harness_leaves_no_postgres_behind(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_dev_up_postgres_writes_the_dsn_and_stops_it(tmp_path: Path) -> None:
-    workdir = tmp_path / "cluster"
+def test_dev_up_postgres_writes_the_dsn_and_stops_it(pgdir: Path) -> None:
+    workdir = pgdir / "cluster"
     up = subprocess.Popen(
         [sys.executable, "-m", "oxygen", "dev", "up", "--postgres", "--dir", str(workdir)],
         stdout=subprocess.DEVNULL,

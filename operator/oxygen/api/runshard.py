@@ -36,6 +36,13 @@ class ShardItem(Model):
     cached_from: str | None = None
 
 
+class ItemRange(Model):
+    """With an item store: the shard's items are the rows of its round with start <= ordinal < end."""
+
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+
+
 class RunShardSpec(Model):
     # Immutable: a shard's Job (its pod's ServiceAccount, image, command) is derived from its Run, and the
     # worker, which may patch its shards' status, must not be able to point a shard elsewhere.
@@ -43,6 +50,14 @@ class RunShardSpec(Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {"rule": "self == oldSelf", "message": "a RunShard's spec is immutable"},
+                {
+                    "rule": "has(self.range) != (has(self.items) && size(self.items) > 0)",
+                    "message": "a RunShard has exactly one of items and range",
+                },
+                {
+                    "rule": "!has(self.range) || self.range.start < self.range.end",
+                    "message": "range.start must be below range.end",
+                },
             ]
         }
     )
@@ -56,7 +71,9 @@ class RunShardSpec(Model):
     skip_reason: str | None = None
     producer: Producer
     retry: Retry
-    items: list[ShardItem] = Field(max_length=10000)
+    # The items themselves (inputs inline), or, with an item store, the range of their rows.
+    items: list[ShardItem] = Field(default_factory=list, max_length=10000)
+    range: ItemRange | None = None
     # independent: items in any order; steps: in order, a failed step skips the rest;
     # pages: in order, each page's nextCursor adds the next page (up to ingestion.maxPages).
     sequence: Literal["independent", "steps", "pages"] = "independent"

@@ -50,6 +50,12 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="seconds a silent active peer is trusted before a standby takes over (default 10)",
     )
     op.add_argument(
+        "--item-store",
+        default=os.environ.get("OXYGEN_ITEM_STORE") or None,
+        help="PostgreSQL DSN of the item store (default $OXYGEN_ITEM_STORE): a column run's items and "
+        "results live there, one row per item; without it they live in RunShards (etcd)",
+    )
+    op.add_argument(
         "--liveness", default=None, help="kopf liveness endpoint, e.g. http://0.0.0.0:8081/healthz"
     )
     op.set_defaults(handler=run)
@@ -67,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
     )
     # kopf logs every handler invocation at INFO; ours say what matters.
     logging.getLogger("kopf").setLevel(max(logging.WARNING, logging.getLevelName(args.log_level.upper())))
+    if args.item_store:
+        os.environ["OXYGEN_ITEM_STORE"] = args.item_store
+        if not _migrate(args.item_store):
+            return 1
     import kopf
 
     if kubeconfig:
@@ -79,7 +89,10 @@ def run(args: argparse.Namespace) -> int:
     import oxygen.controllers.provider.handlers
     import oxygen.controllers.run.handlers
     import oxygen.controllers.table.handlers
-    import oxygen.controllers.workflow.handlers  # noqa: F401
+    import oxygen.controllers.workflow.handlers
+
+    if args.item_store:
+        import oxygen.controllers.run.store_cleanup  # noqa: F401  (a deleted Run's rows)
 
     # Deployment replicas share one template: a random priority keeps them distinct.
     priority = args.priority if args.priority is not None else random.randint(1, 2**31 - 1)
@@ -94,3 +107,21 @@ def run(args: argparse.Namespace) -> int:
         liveness_endpoint=args.liveness,
     )
     return 0
+
+
+def _migrate(dsn: str) -> bool:
+    """The item store's schema, brought up to date before anything runs (idempotent)."""
+    from oxygen.itemstore.store import ItemStore, ItemStoreError
+
+    store = ItemStore(dsn)
+    try:
+        applied = store.migrate()
+    except Exception as err:  # the database's own message, one line
+        reason = err if isinstance(err, ItemStoreError) else f"item store: {err}"
+        logging.getLogger("oxygen").error("cannot use the item store: %s", reason)
+        return False
+    finally:
+        store.close()
+    if applied:
+        logging.getLogger("oxygen").info("item store schema migrated to version %d", applied[-1])
+    return True

@@ -9,7 +9,7 @@ Everything in a Job that grants or identifies comes from the owning Run, never f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from oxygen.api.common import GROUP
 from oxygen.api.labels import (
@@ -55,6 +55,15 @@ def worker_account(run_name: str) -> str:
     return subdomain_name(run_name, "-worker")
 
 
+# With an item store: the Secret (owned by the Run) holding the DSN of the run's worker role.
+ITEM_STORE_SECRET_KEY: Final = "dsn"
+ITEM_STORE_DSN_ENV: Final = "OXYGEN_ITEM_STORE_DSN"
+
+
+def item_store_secret(run_name: str) -> str:
+    return subdomain_name(run_name, "-item-store")
+
+
 def restricted_container_security() -> dict[str, Any]:
     """The `restricted` Pod Security Standard for a container."""
     return {
@@ -89,6 +98,9 @@ def shard_job(
         {"name": "OXYGEN_SHARD", "value": shard.metadata.name},
         {"name": "OXYGEN_SHARD_UID", "value": shard.metadata.uid},
     ]
+    if spec.range is not None:
+        secret = {"name": item_store_secret(run.metadata.name), "key": ITEM_STORE_SECRET_KEY}
+        env.append({"name": ITEM_STORE_DSN_ENV, "valueFrom": {"secretKeyRef": secret}})
     container: dict[str, Any] = {
         "name": "worker",
         "image": defaults.image,

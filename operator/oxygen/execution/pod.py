@@ -28,12 +28,14 @@ from oxygen.execution.ratelimit import limiter_for
 from oxygen.execution.redaction import Redactor
 from oxygen.execution.shard_items import needs_execution
 from oxygen.execution.shard_ledger import ShardLedger
+from oxygen.execution.store_shard import load
 from oxygen.execution.worker import (
     DEFAULT_FLUSH_INTERVAL,
     DEFAULT_MAX_STATUS_BYTES,
     DEFAULT_STOP_GRACE_SECONDS,
     ShardExecutor,
 )
+from oxygen.itemstore.store import ItemStoreError
 from oxygen.kube.client import Kube
 from oxygen.kube.failures import ConfigError, client_for_process, describe_error, is_transient
 from oxygen.status.shard import CANNOT_START, shard_phase, summarize
@@ -248,7 +250,8 @@ def _run(
             kube if kube is not None else _kube(env), namespace, shard, uid=env.get("OXYGEN_SHARD_UID")
         )
         try:
-            resource = client.get()
+            # With an item store the shard's items are rows: read once, results written back in batches.
+            resource, flush, status_budget = load(client.get(), env, client.patch_status)
             abandon = threading.Event()
             # Each producer sees only its own header variables; the pod's envFrom carries every step's.
             producer = make_producer(resource.spec.producer, env=run_env(env), cancel=abandon)
@@ -260,7 +263,8 @@ def _run(
         executor = ShardExecutor(
             resource,
             producer,
-            client.patch_status,
+            flush,
+            max_status_bytes=status_budget or DEFAULT_MAX_STATUS_BYTES,
             stop=stop,
             abandon=abandon,
             stop_grace_seconds=stop_grace_seconds,
@@ -277,6 +281,9 @@ def _run(
         outcome = executor.run()
     except ShardReplaced as exc:
         log.warning("%s", exc)
+        return EXIT_ERROR
+    except ItemStoreError as exc:
+        log.error("RunShard %s/%s: %s", namespace, shard, exc)
         return EXIT_ERROR
     except ShardApiError as exc:
         log.error("%s", exc)
@@ -309,14 +316,18 @@ def report_cannot_start(client: ShardClient, env: Mapping[str, str], error: Valu
     message = CANNOT_START + redactor.clip(_reason(error), 500)
     log.error("RunShard %s/%s: %s", client.namespace, client.name, message)
     try:
-        shard = client.get()
+        shard, flush, budget = load(client.get(), env, client.patch_status)
+    except ItemStoreError as exc:
+        log.error("%s", exc)
+        return False
     except ValueError:
         # The shard itself does not parse: only the message can be written.
         status = RunShardStatus(message=message, worker=env.get("HOSTNAME"))
+        flush = client.patch_status
         settled = False
     else:
         ledger = ShardLedger(
-            shard, clock=time.time, redactor=redactor, max_status_bytes=DEFAULT_MAX_STATUS_BYTES
+            shard, clock=time.time, redactor=redactor, max_status_bytes=budget or DEFAULT_MAX_STATUS_BYTES
         )
         for index, item in enumerate(ledger.items):
             if needs_execution(item):
@@ -333,8 +344,8 @@ def report_cannot_start(client: ShardClient, env: Mapping[str, str], error: Valu
         )
         settled = True
     try:
-        client.patch_status(status)
-    except ShardApiError as exc:
+        flush(status)
+    except (ShardApiError, ItemStoreError) as exc:
         log.error("%s", exc)
         return False
     return settled

@@ -303,6 +303,12 @@ class Kube:
                 self.rbac.read_namespaced_role_binding,
                 None,
             ),
+            # The item store's worker credentials (controllers/run/item_store.py).
+            "Secret": (
+                self.core.create_namespaced_secret,
+                self.core.read_namespaced_secret,
+                self.core.replace_namespaced_secret,
+            ),
         }[kind]
         try:
             create(namespace, body)

@@ -30,6 +30,7 @@ class ShardView:
     message: str | None = None
     created: str = ""
     uid: str = ""  # a Job belongs to this shard only through a controller ownerReference to it
+    stored: bool = False  # its items are rows of the item store (spec.range)
 
     @property
     def done(self) -> bool:
@@ -80,7 +81,7 @@ def shard_view(body: dict[str, Any]) -> ShardView:
         round=int(spec.get("round", 0)),
         index=int(spec.get("index", 0)),
         execute=bool(spec.get("execute", True)),
-        item_count=len(spec.get("items") or []),
+        item_count=len(spec.get("items") or []) or _range_size(spec.get("range")),
         provider=(spec.get("producer") or {}).get("provider", ""),
         phase=status.get("phase", "Pending"),
         summary=ShardSummary.model_validate(status.get("summary") or {}),
@@ -88,7 +89,15 @@ def shard_view(body: dict[str, Any]) -> ShardView:
         message=status.get("message"),
         created=body["metadata"].get("creationTimestamp") or "",
         uid=str(body["metadata"].get("uid") or ""),
+        stored=bool(spec.get("range")),
     )
+
+
+def _range_size(span: Any) -> int:
+    """Items of a shard whose rows are in the item store (`spec.range`, end exclusive)."""
+    if not isinstance(span, dict):
+        return 0
+    return max(0, int(span.get("end") or 0) - int(span.get("start") or 0))
 
 
 def job_owner(body: dict[str, Any]) -> str:

@@ -23,11 +23,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from oxygen.api.labels import LABEL_SHARD
-from oxygen.controllers.run import claim
+from oxygen.api.labels import LABEL_SHARD, owner_reference
+from oxygen.controllers.run import claim, item_store
 from oxygen.controllers.run.observe import remember_shard
 from oxygen.controllers.run.types import Plan, RunFailure, RunState
 from oxygen.credits.ledger import RETIRE_FINALIZER
+from oxygen.execution.jobs import ITEM_STORE_DSN_ENV
+from oxygen.itemstore.store import ItemStore
 from oxygen.kube.client import ApiException, Kube, OwnershipConflict
 from oxygen.status.views import JobView, job_owner
 
@@ -64,13 +66,23 @@ def refusal(kind: str, name: object) -> Iterator[None]:
 
 
 class Applier:
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, store: ItemStore | None = None) -> None:
         self.kube = kube
+        # With an item store, a column run's items and results are rows there (item_store.py).
+        self.store = store
+        self._secrets: set[str] = set()  # runs whose worker Secret this process made or found
 
     def apply(self, plan: Plan, run_body: dict[str, object], state: RunState) -> None:
         meta = run_body["metadata"]
         assert isinstance(meta, dict)
         ns, name = str(meta["namespace"]), str(meta["name"])
+        if self.store is not None and any(
+            item_store.eligible(s.body) or item_store.stored(s.body) for s in plan.shards
+        ):
+            # The rows go with the Run: the finalizer is on before the first row is written.
+            if item_store.FINALIZER not in (meta.get("finalizers") or []):
+                self.kube.set_finalizer("runs", ns, name, item_store.FINALIZER, present=True)
+            plan.shards = item_store.to_store(self.store, dict(run_body), plan.shards)
         for kind, manifest in plan.worker_identity:
             try:
                 with refusal(kind, (manifest.get("metadata") or {}).get("name")):
@@ -85,12 +97,14 @@ class Applier:
                 claim.shard(self.kube, ns, created, str(meta["uid"]))
                 if claim.stale(created, shard.body):
                     created = self._replace_shard(ns, created, shard.body)
-                if shard.initial_status is not None and not (created.get("status") or {}).get("items"):
+                if shard.initial_status is not None and not (created.get("status") or {}).get("summary"):
                     created = self.kube.patch_status(
                         "runshards", ns, created["metadata"]["name"], shard.initial_status
                     )
             remember_shard(state, created)
         for shard_name, status in plan.shard_status:
+            if self.store is not None:
+                status = self._rows_of(ns, shard_name, status)
             with refusal("RunShard status", shard_name):
                 remember_shard(state, self.kube.patch_status("runshards", ns, shard_name, status))
         for shard_name, uid in plan.delete_shards:
@@ -103,6 +117,8 @@ class Applier:
             state.fresh_jobs[view.name] = view
         for job in plan.resume_jobs:
             self.kube.set_job_suspended(ns, job, False)
+        if self.store is not None and any(_uses_store(m) for m in plan.create_jobs):
+            self._worker_secret(dict(run_body))
         for manifest in plan.create_jobs:
             with refusal("Job", (manifest.get("metadata") or {}).get("name")):
                 if not self.kube.create_job(ns, manifest):
@@ -123,6 +139,27 @@ class Applier:
         for event in plan.events:
             self.kube.event(dict(run_body), event.reason, event.message, type_=event.type)
 
+    def _rows_of(self, ns: str, shard_name: str, status: dict[str, Any]) -> dict[str, Any]:
+        """A stored shard's items go to its rows; what is patched is the summary-only status."""
+        assert self.store is not None
+        body = self.kube.get("runshards", ns, shard_name)
+        return item_store.write_status(self.store, body, status) if item_store.stored(body) else status
+
+    def _worker_secret(self, run_body: dict[str, Any]) -> None:
+        """The run's worker credentials for the store, before its first Job (once per process)."""
+        assert self.store is not None
+        meta = run_body["metadata"]
+        uid, ns = str(meta["uid"]), str(meta["namespace"])
+        if uid in self._secrets:
+            return
+        from oxygen.execution.jobs import item_store_secret
+
+        if not self.kube.secret_exists(ns, item_store_secret(str(meta["name"]))):
+            secret = item_store.worker_secret(self.store, run_body, owner_reference(run_body))
+            with refusal("Secret", secret["metadata"]["name"]):
+                self.kube.apply_owned("Secret", ns, secret)
+        self._secrets.add(uid)
+
     def _replace_shard(self, ns: str, found: dict[str, Any], planned: dict[str, Any]) -> dict[str, Any]:
         """A never-run shard of an unrecorded round, planned again differently: deleted, created anew."""
         name = str(found["metadata"]["name"])
@@ -132,3 +169,8 @@ class Applier:
         if claim.stale(created, planned):  # still being deleted: the next pass tries again
             raise OwnershipConflict("RunShard", name, namesake=True)
         return created
+
+
+def _uses_store(manifest: dict[str, Any]) -> bool:
+    containers = manifest["spec"]["template"]["spec"]["containers"]
+    return any(e.get("name") == ITEM_STORE_DSN_ENV for c in containers for e in c.get("env") or [])

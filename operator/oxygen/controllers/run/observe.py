@@ -18,15 +18,17 @@ from oxygen.api.common import GROUP
 from oxygen.api.creditaccount import CreditAccount
 from oxygen.api.labels import LABEL_RUN_UID
 from oxygen.api.provider import Provider
-from oxygen.api.run import Run
+from oxygen.api.run import FailedItem, Run
 from oxygen.api.runshard import RunShard
 from oxygen.api.workflow import Workflow
-from oxygen.controllers.run import preflight, tables
+from oxygen.controllers.run import item_store, preflight, tables
 from oxygen.controllers.run.plan import Sources
 from oxygen.controllers.run.types import Observed, RunState
 from oxygen.credits.gate import CreditSnapshot, account_of, share_of
+from oxygen.itemstore.store import ItemStore
 from oxygen.kube.client import ApiException, Kube
 from oxygen.planning.items import PlannedItem
+from oxygen.status.run import FAILED_ITEMS_SAMPLE
 from oxygen.status.views import JobView, ShardView, job_view, shard_view
 from oxygen.timefmt import rfc3339
 
@@ -121,6 +123,7 @@ def observe(
     indexed_shards: list[tuple[int, ShardView]],
     indexed_jobs: list[JobView],
     state: RunState,
+    failed_sample: tuple[FailedItem, ...] = (),
 ) -> Observed:
     shards = merge_shards(indexed_shards, state)
     return Observed(
@@ -132,6 +135,7 @@ def observe(
         now=now(),
         clock=time.monotonic(),
         last_write=state.last_write,
+        failed_sample=failed_sample,
     )
 
 
@@ -142,8 +146,32 @@ class ShardNotOwned(Exception):
 class Reader:
     """The reads a pass asks for beyond the indexes."""
 
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, store: ItemStore | None = None) -> None:
         self.kube = kube
+        # With an item store, a stored shard is read with its rows as its items (item_store.hydrate).
+        self.store = store
+        self._failed: dict[str, tuple[int, tuple[FailedItem, ...]]] = {}
+
+    def failed_sample(self, run_uid: str, shards: list[tuple[int, ShardView]]) -> tuple[FailedItem, ...]:
+        """With an item store, the run's first failed items (its status index), read again only when
+        the number of failed items changes."""
+        failed = sum(view.summary.failed for _, view in shards)
+        if self.store is None or not failed:
+            return ()
+        cached = self._failed.get(run_uid)
+        if cached is None or cached[0] != failed:
+            rows = self.store.first_failed(run_uid, FAILED_ITEMS_SAMPLE)
+            sample = tuple(
+                FailedItem(
+                    id=r.item_id, row_id=r.row_id, error=(r.error or "")[:300], attempt_count=r.attempt_count
+                )
+                for r in rows
+            )
+            self._failed[run_uid] = cached = (failed, sample)
+        return cached[1]
+
+    def _hydrated(self, body: dict[str, Any]) -> dict[str, Any]:
+        return item_store.hydrate(self.store, body) if self.store is not None else body
 
     def sources(self, run: Run) -> Sources:
         """What the run's items come from, the Providers it names and whether their Secrets exist."""
@@ -202,12 +230,16 @@ class Reader:
         selector = f"{LABEL_RUN_UID}={run.metadata.uid}"
         for body in self.kube.pages("runshards", run.metadata.namespace, selector, limit=SHARDS_PER_REQUEST):
             if shard_run(body) == run.metadata.uid:
-                yield RunShard.model_validate(body)
+                yield RunShard.model_validate(self._hydrated(body))
 
-    def shard(self, run: Run, name: str) -> tuple[RunShard, dict[str, Any]]:
+    def shard(self, run: Run, name: str, rows: bool = True) -> tuple[RunShard, dict[str, Any]]:
+        """A shard of the run; with an item store, its rows as its items unless `rows` is False
+        (starting its Job needs no item)."""
         body = self.kube.get("runshards", run.metadata.namespace, name)
         if shard_run(body) != run.metadata.uid:
             raise ShardNotOwned(f"RunShard {name!r} is not controlled by Run {run.metadata.name!r}")
+        if rows:
+            body = self._hydrated(body)
         return RunShard.model_validate(body), body
 
     def jobs_left(self, run: Run, shards: Mapping[str, ShardView]) -> list[str]:

@@ -29,6 +29,9 @@ from oxygen.settings import OperatorSettings
 
 # While queued, the available figure moves with every other run: rewrite it now and then, not on each move.
 QUEUED_STATUS_INTERVAL = 10.0
+# Without an item store every item's result lives in RunShards in etcd: a run of more items than this is
+# refused (README: "The etcd ceiling"). With `--item-store` there is no such limit.
+ETCD_ITEM_CEILING = 100_000
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,18 @@ def _resolve_items(run: Run, data: dict[str, str] | None) -> list[PlannedItem]:
         return parse_rows(data[ref.key], ref.key)
     except ItemsSourceError as err:
         raise RunFailure("ItemsSourceMalformed", f"ConfigMap {ref.name!r}: {err}") from None
+
+
+def within_ceiling(items: int, item_store: bool) -> None:
+    """Refuse a run too big to keep its results in etcd when the operator has no item store."""
+    if item_store or items <= ETCD_ITEM_CEILING:
+        return
+    raise RunFailure(
+        "ItemStoreRequired",
+        f"the run has {items} items; without an item store a Run holds at most {ETCD_ITEM_CEILING} "
+        "(their results live in RunShards in etcd): start the operator with --item-store "
+        "(a PostgreSQL item store)",
+    )
 
 
 def scope(run: Run, resolved: Resolved) -> tuple[list[Group], Decimal]:

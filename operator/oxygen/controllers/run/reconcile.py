@@ -20,7 +20,17 @@ from typing import Any
 
 from oxygen.api.nesting import deep_input
 from oxygen.api.run import TERMINAL_PHASES, RunStatus
-from oxygen.controllers.run import cancel, credits, guard, jobs, plan, provider_gone, rounds, tables
+from oxygen.controllers.run import (
+    cancel,
+    credits,
+    guard,
+    jobs,
+    plan,
+    provider_gone,
+    rounds,
+    store_rounds,
+    tables,
+)
 from oxygen.controllers.run import status as run_status
 from oxygen.controllers.run.apply import Applier
 from oxygen.controllers.run.guard import DaemonMemory
@@ -28,6 +38,7 @@ from oxygen.controllers.run.observe import Reader, ShardNotOwned, now, observe
 from oxygen.controllers.run.types import Event, Observed, Plan, RunFailure, RunState
 from oxygen.credits import gate
 from oxygen.credits.gate import AccountLocks, Decision
+from oxygen.itemstore.store import ItemStore
 from oxygen.kube.client import ApiException, Kube
 from oxygen.settings import OperatorSettings
 from oxygen.status.run import item_counts, set_condition
@@ -46,8 +57,9 @@ class RunController:
     def __init__(self, kube: Kube, settings: OperatorSettings) -> None:
         self.settings = settings
         self.kube = kube  # Tables' cells and ingested rows (tables.py) read their Table through it
-        self.read = Reader(kube)
-        self.applier = Applier(kube)
+        store = ItemStore(settings.item_store) if settings.item_store else None
+        self.read = Reader(kube, store)
+        self.applier = Applier(kube, store)
         self.locks = AccountLocks()
 
     def guarded(
@@ -149,7 +161,8 @@ class RunController:
         """One pass; returns how long to wait before the next one."""
 
         def look() -> Observed:
-            return observe(body, indexed_shards, indexed_jobs, state)
+            sample = self.read.failed_sample(str(body["metadata"]["uid"]), indexed_shards)
+            return observe(body, indexed_shards, indexed_jobs, state, sample)
 
         obs = look()
         run = obs.run
@@ -199,7 +212,7 @@ class RunController:
             # Before the status write: a run that says it finished has its cells written.
             if state.cells is None:
                 state.cells = tables.CellSync()
-            tables.sync(self.kube, run, obs.shards, state.cells)
+            tables.sync(self.kube, run, obs.shards, state.cells, getattr(self.read, "store", None))
         elif run.spec.kind == "ingestion" and run.spec.table:
             if state.cells is None:
                 state.cells = tables.IngestSync()
@@ -215,6 +228,7 @@ class RunController:
         generation = run.metadata.generation
         if state.items_cache is None or state.items_cache[0] != generation:
             resolved = plan.resolve(run, self.read.sources(run))
+            plan.within_ceiling(len(resolved.items), self.settings.item_store is not None)
             # Rows from a ConfigMap are user input too: the same bound as inline inputs.
             too_deep = deep_input(
                 (f"item {i.id!r} {part}", value)
@@ -287,6 +301,8 @@ class RunController:
 
     def _retry(self, obs: Observed, status: RunStatus, state: RunState, pending: list[Event]) -> bool:
         """Retry the failed items in a new round; True when the round waits for credits."""
+        if store_rounds.applies(self.read.store, obs):
+            return store_rounds.start(self, obs, status, state, pending, "retry")
         run = obs.run
         with self.locks.hold(run.metadata.namespace, run.spec.credit_account):
             found = rounds.collect(status, self.read.shards(run), rounds.retryable)
@@ -320,6 +336,8 @@ class RunController:
 
     def _promote(self, obs: Observed, status: RunStatus, state: RunState, pending: list[Event]) -> bool:
         """Execute what the smoke test or dry run skipped; True when the round waits for credits."""
+        if store_rounds.applies(self.read.store, obs):
+            return store_rounds.start(self, obs, status, state, pending, "promotion")
         run = obs.run
         with self.locks.hold(run.metadata.namespace, run.spec.credit_account):
             found = rounds.collect(status, self.read.shards(run), rounds.skipped_by_mode)
@@ -348,7 +366,7 @@ class RunController:
         # One shard body at a time: each can hold ~1 MiB of results.
         for name in decision.start:
             try:
-                shard = self.read.shard(run, name)
+                shard = self.read.shard(run, name, rows=False)
             except ShardNotOwned as err:
                 log.warning("%s: no Job started", err)
                 continue

@@ -94,7 +94,7 @@ def observed(
     status.items_skipped = counts.skipped
     credits.account(obs, status, counts, phase in TERMINAL_PHASES, round_waiting)
     status.shards = aggregate.shard_counts(shards, obs.jobs)
-    status.failed_items = aggregate.failed_sample(shards)
+    status.failed_items = aggregate.failed_sample(shards) or list(obs.failed_sample)
     status.providers = aggregate.provider_summaries(shards)
     status.finished_at = (status.finished_at or obs.now) if phase in TERMINAL_PHASES else None
     # A worker that could not start says why on its shard; the Run carries it (else no message).

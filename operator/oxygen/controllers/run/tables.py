@@ -19,9 +19,11 @@ from oxygen.api.provider import Provider
 from oxygen.api.run import Run
 from oxygen.api.runshard import ItemResult, RunShard
 from oxygen.api.table import COLUMN_NAME_PATTERN, Table
+from oxygen.controllers.run import item_store
 from oxygen.controllers.run.types import RunFailure
 from oxygen.controllers.table.observe import dsn_of
 from oxygen.execution.templates import TemplateError, render
+from oxygen.itemstore.store import ItemStore
 from oxygen.kube.client import ApiException, Kube
 from oxygen.planning.items import PlannedItem, item_id
 from oxygen.planning.rounds import SKIP_DUPLICATE
@@ -184,7 +186,9 @@ def fill_duplicates(kube: Kube, run: Run, shards: dict[str, ShardView], memory: 
             kube.patch_status("runshards", run.metadata.namespace, name, status)
 
 
-def sync(kube: Kube, run: Run, shards: dict[str, ShardView], memory: CellSync) -> None:
+def sync(
+    kube: Kube, run: Run, shards: dict[str, ShardView], memory: CellSync, store: ItemStore | None = None
+) -> None:
     """Writes the cells of every shard whose finished counts moved since it was last written, then
     gives waiting duplicates their first item's result."""
     moved = {
@@ -201,6 +205,8 @@ def sync(kube: Kube, run: Run, shards: dict[str, ShardView], memory: CellSync) -
         # Earlier rounds first: a retried item's later result is the cell's.
         for name in sorted(moved, key=lambda n: (shards[n].round, shards[n].index)):
             body: dict[str, Any] = kube.get("runshards", run.metadata.namespace, name)
+            if store is not None:
+                body = item_store.hydrate(store, body)  # a stored shard's items are rows of the store
             shard = RunShard.model_validate(body)
             if shard.spec.run_uid != run.metadata.uid:
                 continue

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from oxygen.api.run import Run, RunStatus
+from oxygen.api.run import FailedItem, Run, RunStatus
 from oxygen.planning.items import PlannedItem
 from oxygen.planning.rounds import Shape
 from oxygen.status.views import JobView, ShardView
@@ -75,6 +75,8 @@ class Observed:
     now: str  # RFC 3339, for timestamps in status
     clock: float  # monotonic seconds, for rate limits
     last_write: float  # monotonic seconds of the last status write
+    # With an item store: the run's first failed items, read from its rows (shards hold no items).
+    failed_sample: tuple[FailedItem, ...] = ()
 
 
 @dataclass(frozen=True)

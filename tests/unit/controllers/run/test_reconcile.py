@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from oxygen.api.run import Round, Run, RunStatus
+from oxygen.api.run import FailedItem, Round, Run, RunStatus
 from oxygen.api.runshard import RunShard
 from oxygen.controllers.run.apply import Applier
 from oxygen.controllers.run.observe import ShardNotOwned
@@ -37,6 +37,7 @@ class StubReader:
         self.bodies = {body["metadata"]["name"]: body for body in bodies or []}
         self.left = jobs_left or []
         self.read: list[str] = []
+        self.store = None  # no item store: rounds are planned from the shards
 
     def sources(self, run: Run) -> Sources:
         return self._sources
@@ -48,7 +49,7 @@ class StubReader:
         for body in self.bodies.values():
             yield RunShard.model_validate(body)
 
-    def shard(self, run: Run, name: str) -> tuple[RunShard, dict[str, Any]]:
+    def shard(self, run: Run, name: str, rows: bool = True) -> tuple[RunShard, dict[str, Any]]:
         self.read.append(name)
         if name not in self.bodies:
             raise ShardNotOwned(name)
@@ -56,6 +57,9 @@ class StubReader:
 
     def jobs_left(self, run: Run, shards: Mapping[str, ShardView]) -> list[str]:
         return self.left
+
+    def failed_sample(self, run_uid: str, shards: list[tuple[int, ShardView]]) -> tuple[FailedItem, ...]:
+        return ()  # no item store: the shards' own samples
 
 
 def _controller(reader: StubReader, kube: RecordingKube, **settings: Any) -> RunController:
