@@ -98,7 +98,7 @@ class FakeAuthorizer:
 
 def test_access_gate(monkeypatch: Any) -> None:
     monkeypatch.setattr(
-        web_app, "load_run_page", lambda api, ns, name: RunPageData(run(), [shard(ITEMS)], [])
+        web_app, "load_run_page", lambda api, ns, name, store=None: RunPageData(run(), [shard(ITEMS)], [])
     )
 
     async def scenario() -> None:

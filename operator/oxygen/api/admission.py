@@ -80,6 +80,13 @@ RUN = Guarded(
                 field="'spec.ingestion.headersFrom.secretRef'",
                 name="u.headersFrom.secretRef.name",
             ),
+            # The operator runs the query with the Secret's credentials and makes the rows the run's
+            # items: any change of the block holding both (a new query too) re-checks the Secret.
+            Reference(
+                uses=optional("{o}", "spec.itemsFrom.postgres"),
+                field="'spec.itemsFrom.postgres.secretRef'",
+                name="u.secretRef.name",
+            ),
         ),
         Permission(
             id="configmaps",

@@ -35,10 +35,69 @@ class ConfigMapKeyRef(Model):
     key: str = Field(min_length=1)
 
 
-class ItemsFrom(Model):
-    """Rows from a ConfigMap key: JSONL (one {"rowId", "inputs"} per line) or CSV (header row)."""
+class SecretKeySelector(Model):
+    """One key of a Secret in the run's namespace (its writer must be allowed to `get` it)."""
 
-    config_map_key_ref: ConfigMapKeyRef
+    name: str = Field(min_length=1, max_length=253)
+    key: str = Field(min_length=1, max_length=253)
+
+
+class PostgresItems(Model):
+    """Every row of `query` is an item: `rowIdColumn` gives its rowId, the other columns its inputs by name.
+
+    The Secret's key holds a libpq connection string (`postgresql://user:pass@host:5432/db`); the query
+    runs read-only through a server-side cursor, fetched in chunks (oxygen/sources/postgres.py)."""
+
+    secret_ref: SecretKeySelector
+    query: str = Field(min_length=1, max_length=64 * 1024)
+    row_id_column: str = Field(default="row_id", min_length=1, max_length=63)
+
+
+class UrlItems(Model):
+    """A JSONL or CSV file over HTTP(S), streamed line by line: the rows of a ConfigMap key, elsewhere.
+
+    Without `format`, a path ending in `.csv` is CSV and anything else JSONL."""
+
+    url: HttpUrl
+    format: Literal["jsonl", "csv"] | None = None
+
+    def row_format(self) -> Literal["jsonl", "csv"]:
+        if self.format is not None:
+            return self.format
+        path = self.url.split("?", 1)[0].split("#", 1)[0]
+        return "csv" if path.lower().endswith(".csv") else "jsonl"
+
+
+class ItemsFrom(Model):
+    """Where a column run's rows come from: exactly one of a ConfigMap key (JSONL: one {"rowId",
+    "inputs"} per line; or CSV with a header row), a PostgreSQL query, or a file over HTTP(S)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "[has(self.configMapKeyRef), has(self.postgres), has(self.url)]"
+                    ".filter(x, x).size() == 1",
+                    "message": "itemsFrom needs exactly one of configMapKeyRef, postgres or url",
+                }
+            ]
+        }
+    )
+
+    config_map_key_ref: ConfigMapKeyRef | None = None
+    postgres: PostgresItems | None = None
+    url: UrlItems | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ItemsFrom:
+        if sum(x is not None for x in (self.config_map_key_ref, self.postgres, self.url)) != 1:
+            raise ValueError("itemsFrom needs exactly one of configMapKeyRef, postgres or url")
+        return self
+
+    @property
+    def streamed(self) -> bool:
+        """Read through a stream (oxygen.sources), never whole: a database query or a URL."""
+        return self.config_map_key_ref is None
 
 
 class SecretRef(Model):

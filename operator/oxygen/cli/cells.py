@@ -18,12 +18,15 @@ from typing import Any
 
 from oxygen.api.common import credits_str
 from oxygen.api.table import Table
+from oxygen.cli import storeitems
 from oxygen.cli.command import Session, cluster_command
 from oxygen.cli.errors import EXIT_OK, CliError, NotFound
 from oxygen.cli.items import shards_per_page
 from oxygen.cli.output import print_json
 from oxygen.cli.resources import Resources
 from oxygen.cli.shapes import shard_items, superseded_results
+from oxygen.itemstore.lookup import reading, rows_of_row_id
+from oxygen.itemstore.store import ItemStoreError
 from oxygen.kube.errors import ApiError
 from oxygen.tables import cells
 from oxygen.tables.errors import TableError
@@ -63,19 +66,17 @@ def column_runs(api: Resources, table: str, column: str) -> list[dict[str, Any]]
     return sorted(found, key=lambda r: r["metadata"].get("creationTimestamp") or "", reverse=True)
 
 
-def find_cell(api: Resources, table: str, row: str, column: str) -> dict[str, Any]:
+def find_cell(
+    api: Resources, table: str, row: str, column: str, item_store: str | None = None
+) -> dict[str, Any]:
     runs = column_runs(api, table, column)
     if not runs:
         raise NotFound(f'no run of table "{table}" column "{column}" in {api.where()}')
     for run in runs:
-        latest: dict[str, Any] | None = None
-        history: list[dict[str, Any]] = []
-        for shards in api.shard_pages(run, shards_per_page(run)):
-            for shard in shards:
-                history.extend(superseded_results(shard, row))
-                for item in shard_items(shard):
-                    if item["row_id"] == row:
-                        latest = item
+        if storeitems.store_backed(api, run):
+            latest, history = _stored_cell(api, run, row, item_store)
+        else:
+            latest, history = _shard_cell(api, run, row)
         if latest is not None:
             meta = run["metadata"]
             return {
@@ -166,10 +167,51 @@ def table_cell(api: Resources, table: str, row: str, column: str) -> dict[str, A
     }
 
 
+def _shard_cell(
+    api: Resources, run: dict[str, Any], row: str
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    latest: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = []
+    for shards in api.shard_pages(run, shards_per_page(run)):
+        for shard in shards:
+            history.extend(superseded_results(shard, row))
+            for item in shard_items(shard):
+                if item["row_id"] == row:
+                    latest = item
+    return latest, history
+
+
+def _stored_cell(
+    api: Resources, run: dict[str, Any], row: str, item_store: str | None
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The row's rounds through the (run_uid, row_id) index: the live one and the superseded ones."""
+    store = storeitems.open_store(api, run, item_store)
+    try:
+        with reading():
+            rows = rows_of_row_id(store, run["metadata"]["uid"], row)
+    except ItemStoreError as err:
+        raise CliError(str(err)) from None
+    finally:
+        store.close()
+    if not rows:
+        return None, []
+    names = storeitems.ShardNames(api, run)
+    provider = storeitems.provider_of(run)
+    latest = None
+    history = []
+    for r in rows:
+        shard = names.of(r.round, r.ordinal)
+        if r.superseded_by is None:
+            latest = storeitems.row_shape(r, shard=shard, provider=provider)
+        else:
+            history.append(storeitems.history_shape(r, shard))
+    return latest, history
+
+
 def inspect_command(args: argparse.Namespace, session: Session) -> int:
     cell = table_cell(session.api, args.table, args.row, args.column)
     if cell is None:
-        cell = find_cell(session.api, args.table, args.row, args.column)
+        cell = find_cell(session.api, args.table, args.row, args.column, getattr(args, "item_store", None))
     if session.json:
         print_json(cell)
         return EXIT_OK

@@ -50,6 +50,13 @@ def global_flags() -> argparse.ArgumentParser:
         help="seconds to wait for the server to connect (default 5)",
     )
     flags.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON output")
+    flags.add_argument(
+        "--item-store",
+        metavar="DSN",
+        default=argparse.SUPPRESS,
+        help="PostgreSQL connection string of the item store, for runs whose items live there (default "
+        "$OXYGEN_ITEM_STORE, else the run's own worker credentials)",
+    )
     return parent
 
 

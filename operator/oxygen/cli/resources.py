@@ -87,6 +87,10 @@ class Resources:
         """The object, or None when it does not exist (an unknown resource type stays an error)."""
         return self.requests.get(plural, namespace, name)
 
+    def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's data (base64 values), None when it does not exist."""
+        return self.requests.secret_data(namespace, name)
+
     def find_run(self, ref: str) -> Obj:
         """The Run named `ref`, else the Run whose uid is `ref` (in the namespace, or all with -A)."""
         if not self.target.all_namespaces:

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from oxygen.api.run import ITEM_STATUSES
-from oxygen.cli import control, create
+from oxygen.cli import control, create, storeitems
 from oxygen.cli.command import Session, cluster_command, positive
 from oxygen.cli.errors import EXIT_OK
 from oxygen.cli.items import ITEMS_PER_PAGE, item_pages
@@ -49,7 +49,8 @@ def register(
     items.add_argument(
         "--page-size",
         type=positive,
-        help=f"shards fetched per request (default: about {ITEMS_PER_PAGE} items' worth)",
+        help=f"shards fetched per request (default: about {ITEMS_PER_PAGE} items' worth); for a run "
+        f"whose items are in the item store, rows per query (default {storeitems.ROWS_PER_PAGE})",
     )
     items.set_defaults(handler=cluster_command(items_command))
 
@@ -90,7 +91,17 @@ def get_command(args: argparse.Namespace, session: Session) -> int:
 
 def items_command(args: argparse.Namespace, session: Session) -> int:
     run = session.api.find_run(args.run)
-    pages = item_pages(session.api, run, status=args.status, limit=args.limit, page=args.page_size)
+    if storeitems.store_backed(session.api, run):
+        pages = storeitems.item_pages(
+            session.api,
+            run,
+            getattr(args, "item_store", None),
+            status=args.status,
+            limit=args.limit,
+            page=args.page_size,
+        )
+    else:
+        pages = item_pages(session.api, run, status=args.status, limit=args.limit, page=args.page_size)
     if session.json:
         with JsonArrayWriter() as out:
             for batch in pages:

@@ -60,6 +60,17 @@ class CliRequests:
             raise
         return result
 
+    def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's data (base64 values), or None when it does not exist."""
+        try:
+            with api_errors():
+                secret = self.core.read_namespaced_secret(name, namespace, _request_timeout=self.timeout)
+        except ApiError as err:
+            if err.not_found:
+                return None
+            raise
+        return dict(secret.data or {})
+
     def patch_spec(self, plural: str, namespace: str, name: str, resource_version: str, spec: Obj) -> Obj:
         """A merge patch of the spec, conditional on `resource_version` (ApiError 409 if it moved)."""
         body = {"metadata": {"resourceVersion": resource_version}, "spec": spec}

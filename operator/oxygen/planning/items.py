@@ -1,10 +1,12 @@
-"""Resolving a Run's items from inline rows or a ConfigMap key (JSONL or CSV)."""
+"""Resolving a Run's items from inline rows or a ConfigMap key (JSONL or CSV); the same row parsing
+streams a file line by line (oxygen.sources.url)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,15 +41,20 @@ def parse_rows(text: str, key: str) -> list[PlannedItem]:
     """JSONL (a {"rowId", "inputs"} object per line) or CSV (header row; `rowId` column if present)."""
     lowered = key.lower()
     if lowered.endswith(".csv"):
-        return _parse_csv(text, key)
+        return list(iter_csv(io.StringIO(text), key))
     if lowered.endswith((".jsonl", ".ndjson", ".json")) or text.lstrip().startswith("{"):
-        return _parse_jsonl(text, key)
-    return _parse_csv(text, key)
+        return list(iter_jsonl(text.splitlines(), key))
+    return list(iter_csv(io.StringIO(text), key))
 
 
-def _parse_jsonl(text: str, key: str) -> list[PlannedItem]:
-    items: list[PlannedItem] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+def iter_rows(lines: Iterable[str], fmt: str, key: str) -> Iterator[PlannedItem]:
+    """Rows of a stream of text lines, one item at a time: `fmt` is "jsonl" or "csv"."""
+    return iter_jsonl(lines, key) if fmt == "jsonl" else iter_csv(lines, key)
+
+
+def iter_jsonl(lines: Iterable[str], key: str) -> Iterator[PlannedItem]:
+    count = 0
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -66,19 +73,20 @@ def _parse_jsonl(text: str, key: str) -> list[PlannedItem]:
                 '(a line is {"rowId": ..., "inputs": {...}})'
             )
         row_id = row.get("rowId")
-        items.append(PlannedItem(item_id(len(items)), None if row_id is None else str(row_id), inputs))
-    return items
+        yield PlannedItem(item_id(count), None if row_id is None else str(row_id), inputs)
+        count += 1
 
 
-def _parse_csv(text: str, key: str) -> list[PlannedItem]:
-    reader = csv.reader(io.StringIO(text))
+def iter_csv(lines: Iterable[str], key: str) -> Iterator[PlannedItem]:
+    """CSV from lines that keep their line ends (a file object), so quoted newlines survive."""
+    reader = csv.reader(lines)
     try:
         header = next(reader)
     except StopIteration:
-        return []
+        return
     if not header or any(not h.strip() for h in header):
         raise ItemsSourceError(f"{key} line 1: the CSV header has an empty column name")
-    items: list[PlannedItem] = []
+    count = 0
     for row in reader:
         if not row:
             continue
@@ -88,5 +96,5 @@ def _parse_csv(text: str, key: str) -> list[PlannedItem]:
             )
         record = dict(zip(header, row, strict=True))
         row_id = record.pop("rowId", None)
-        items.append(PlannedItem(item_id(len(items)), row_id, record))
-    return items
+        yield PlannedItem(item_id(count), row_id, record)
+        count += 1

@@ -25,6 +25,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from oxygen import metrics
+from oxygen.itemstore.store import ItemStore
 from oxygen.web.auth import DEFAULT_AUDIENCE, TOKEN_COOKIE, Authorizer, Caller, bearer_token
 from oxygen.web.data import load_run_page
 from oxygen.web.page import render
@@ -34,6 +35,7 @@ log = logging.getLogger("oxygen.web")
 # DNS-1123 names: anything else cannot be a namespace or a Run, and is refused before any API call.
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 PAGE_PORT_ENV = "OXYGEN_WEB_PORT"
+ITEM_STORE_ENV = "OXYGEN_ITEM_STORE"
 DEFAULT_PAGE_PORT = 8083
 _OFF = ("", "0", "off", "none")
 
@@ -48,6 +50,8 @@ class WebSettings:
     secure_cookie: bool = False
     # The run pages' own port; None: no run pages.
     page_port: int | None = DEFAULT_PAGE_PORT
+    # The operator's item store (its DSN): runs whose items live there are shown from it.
+    item_store: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WebSettings:
@@ -58,6 +62,7 @@ class WebSettings:
             secure_cookie=env.get("OXYGEN_WEB_SECURE_COOKIE", "").strip().lower()
             in ("1", "true", "yes", "on"),
             page_port=None if port in _OFF else int(port),
+            item_store=env.get(ITEM_STORE_ENV) or None,
         )
 
 
@@ -66,6 +71,7 @@ SETTINGS: web.AppKey[WebSettings] = web.AppKey("settings", WebSettings)
 PAGE_RUNNER: web.AppKey[web.AppRunner] = web.AppKey("page_runner", web.AppRunner)
 AUTHORIZER: web.AppKey[Authorizer] = web.AppKey("authorizer", Authorizer)
 REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("registry", CollectorRegistry)
+ITEM_STORE: web.AppKey[ItemStore] = web.AppKey("item_store", ItemStore)
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
@@ -145,10 +151,11 @@ async def run_page(request: web.Request) -> web.StreamResponse:
     refused = await _admit(request, token, namespace)
     if refused is not None:
         return refused
-    data = await asyncio.to_thread(load_run_page, request.app[API_CLIENT], namespace, name)
+    store = request.app.get(ITEM_STORE)
+    data = await asyncio.to_thread(load_run_page, request.app[API_CLIENT], namespace, name, store)
     if data is None:
         return _text(404, "404 Not Found: no such run")
-    html = render(data.run, data.shards, data.events, time.time())
+    html = render(data.run, data.shards, data.events, time.time(), data.stored)
     return web.Response(text=html, content_type="text/html", charset="utf-8", headers=SECURITY_HEADERS)
 
 
@@ -167,6 +174,9 @@ def make_app(
     app[SETTINGS] = settings
     app[AUTHORIZER] = Authorizer(api_client, audience=settings.token_audience)
     app[REGISTRY] = registry if registry is not None else metrics.registry()
+    if settings.item_store:
+        # One connection per page thread (ItemStore keeps one per thread); closed with the app.
+        app[ITEM_STORE] = ItemStore(settings.item_store)
     app.router.add_get("/healthz", healthz)
     if metrics_routes:
         app.router.add_get("/metrics", metrics_handler)

@@ -15,7 +15,7 @@ from typing import Any
 from oxygen.api.run import TERMINAL_PHASES
 from oxygen.metrics.timeparse import epoch
 from oxygen.timefmt import rfc3339
-from oxygen.web.timeline import TIMELINE_STATUSES, Timeline, bucket, finishes
+from oxygen.web.timeline import TIMELINE_STATUSES, Timeline, bucket, bucket_counted, finishes
 
 REFRESH_SECONDS = 5
 MAX_FAILED_ROWS = 200
@@ -134,11 +134,30 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], table_id: str,
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def _shard_size(spec: Mapping[str, Any]) -> int:
+    """Its items, or with an item store the rows of its range."""
+    bounds = spec.get("range")
+    if isinstance(bounds, Mapping):
+        return _int(bounds.get("end")) - _int(bounds.get("start"))
+    return len(spec.get("items") or [])
+
+
+@dataclass(frozen=True)
+class StoredItems:
+    """For a run whose items are in the item store (its shards hold a summary, no items): the first
+    failed items (status items' shape), how many failed, and finishes counted per second."""
+
+    failed: Sequence[Mapping[str, Any]]
+    failed_total: int
+    finishes: list[tuple[float, str, int]]
+
+
 def render(
     run: Mapping[str, Any],
     shards: Sequence[Mapping[str, Any]],
     events: Sequence[EventRow],
     now: float,
+    stored: StoredItems | None = None,
 ) -> str:
     meta = run.get("metadata") or {}
     spec = run.get("spec") or {}
@@ -197,7 +216,7 @@ def render(
                 e(s_spec.get("round", 0)),
                 e(s_spec.get("index", 0)),
                 e(s_status.get("phase", "Pending")),
-                str(len(s_spec.get("items") or [])),
+                str(_shard_size(s_spec)),
                 str(_int(summary.get("succeeded"))),
                 str(_int(summary.get("failed"))),
                 str(_int(summary.get("skipped"))),
@@ -208,29 +227,38 @@ def render(
                 ),
             ]
         )
-        for item in s_status.get("items") or []:
-            if item.get("status") != "failed" or item.get("supersededBy"):
-                continue
-            failed_total += 1
-            if len(failed_rows) < MAX_FAILED_ROWS:
-                error = str(item.get("error") or "")
-                if len(error) > ERROR_CHARS:
-                    error = error[:ERROR_CHARS] + "…"
-                failed_rows.append(
-                    [
-                        e(item.get("id")),
-                        e(item.get("rowId") or ""),
-                        e(item.get("attemptCount", 0)),
-                        e(item.get("errorClass") or ""),
-                        f"<code>{e(error)}</code>",
-                    ]
-                )
+    failed_items = [i for shard in ordered for i in (shard.get("status") or {}).get("items") or []]
+    if stored is not None:
+        failed_items = [*failed_items, *stored.failed]
+        failed_total = stored.failed_total - len(stored.failed)
+    for item in failed_items:
+        if item.get("status") != "failed" or item.get("supersededBy"):
+            continue
+        failed_total += 1
+        if len(failed_rows) < MAX_FAILED_ROWS:
+            error = str(item.get("error") or "")
+            if len(error) > ERROR_CHARS:
+                error = error[:ERROR_CHARS] + "…"
+            failed_rows.append(
+                [
+                    e(item.get("id")),
+                    e(item.get("rowId") or ""),
+                    e(item.get("attemptCount", 0)),
+                    e(item.get("errorClass") or ""),
+                    f"<code>{e(error)}</code>",
+                ]
+            )
     more = (
         f'<p class="muted">showing {len(failed_rows)} of {failed_total} failed items</p>'
         if failed_total > len(failed_rows)
         else ""
     )
-    timeline = bucket(finishes(shards), started, finished or (now if running else None))
+    end = finished or (now if running else None)
+    if stored is None:
+        timeline = bucket(finishes(shards), started, end)
+    else:
+        counted = [(at, st, 1) for at, st in finishes(shards)] + stored.finishes
+        timeline = bucket_counted(counted, started, end)
     event_rows = [
         [e(ev.time), e(ev.type), e(ev.reason), e(ev.message), str(ev.count)]
         for ev in sorted(events, key=lambda ev: ev.time)

@@ -47,7 +47,17 @@ def bucket(
     end: float | None,
     buckets: int = DEFAULT_BUCKETS,
 ) -> Timeline:
-    times = [t for t, _ in events]
+    return bucket_counted([(at, status, 1) for at, status in events], start, end, buckets)
+
+
+def bucket_counted(
+    events: list[tuple[float, str, int]],
+    start: float | None,
+    end: float | None,
+    buckets: int = DEFAULT_BUCKETS,
+) -> Timeline:
+    """`bucket` for (time, status, how many) triples: the item store's per-second counts."""
+    times = [t for t, _, _ in events]
     lo = start if start is not None else min(times, default=0.0)
     hi = end if end is not None else max(times, default=lo)
     if times:
@@ -55,7 +65,7 @@ def bucket(
     span = max(hi - lo, 1.0)
     width = span / buckets
     rows: list[dict[str, int]] = [dict.fromkeys(TIMELINE_STATUSES, 0) for _ in range(buckets)]
-    for at, status in events:
+    for at, status, count in events:
         index = min(buckets - 1, int((at - lo) / width))
-        rows[index][status] += 1
+        rows[index][status] += count
     return Timeline(start=lo, end=lo + span, bucket_seconds=width, buckets=tuple(rows))

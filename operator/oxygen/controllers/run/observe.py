@@ -10,6 +10,9 @@ shard's spec.runUid or a Job's labels alone never tie them to a Run (a worker co
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -22,12 +25,13 @@ from oxygen.api.run import FailedItem, Run
 from oxygen.api.runshard import RunShard
 from oxygen.api.workflow import Workflow
 from oxygen.controllers.run import item_store, preflight, tables
-from oxygen.controllers.run.plan import Sources
-from oxygen.controllers.run.types import Observed, RunState
+from oxygen.controllers.run.plan import ETCD_ITEM_CEILING, Sources, Stream
+from oxygen.controllers.run.types import Observed, RunFailure, RunState
 from oxygen.credits.gate import CreditSnapshot, account_of, share_of
 from oxygen.itemstore.store import ItemStore
 from oxygen.kube.client import ApiException, Kube
 from oxygen.planning.items import PlannedItem
+from oxygen.sources.open import open_items
 from oxygen.status.run import FAILED_ITEMS_SAMPLE
 from oxygen.status.views import JobView, ShardView, job_view, shard_view
 from oxygen.timefmt import rfc3339
@@ -150,6 +154,8 @@ class Reader:
         self.kube = kube
         # With an item store, a stored shard is read with its rows as its items (item_store.hydrate).
         self.store = store
+        # How many items a streamed source may yield (None: they go to the item store).
+        self.ceiling = None if store is not None else ETCD_ITEM_CEILING
         self._failed: dict[str, tuple[int, tuple[FailedItem, ...]]] = {}
 
     def failed_sample(self, run_uid: str, shards: list[tuple[int, ShardView]]) -> tuple[FailedItem, ...]:
@@ -178,10 +184,14 @@ class Reader:
         ns, spec = run.metadata.namespace, run.spec
         workflow: Workflow | None = None
         config_map: dict[str, str] | None = None
+        stream: Stream | None = None
         if spec.kind == "workflow" and spec.workflow_ref is not None:
             found = self._get("workflows", ns, spec.workflow_ref.name)
             workflow = Workflow.model_validate(found) if found is not None else None
+        elif spec.items is None and spec.items_from is not None and spec.items_from.streamed:
+            stream = self._stream(run)
         elif spec.items is None and spec.items_from is not None:
+            assert spec.items_from.config_map_key_ref is not None
             try:
                 config_map = self.kube.read_config_map(ns, spec.items_from.config_map_key_ref.name)
             except ApiException as err:
@@ -207,10 +217,49 @@ class Reader:
             config_map=config_map,
             providers=providers,
             secrets=secrets,
+            stream=stream,
+            ceiling=self.ceiling,
             table_items=table_items,
             cached=cached,
             followers=followers,
         )
+
+    def _stream(self, run: Run) -> Stream:
+        """Opens the run's streamed items source; a postgres source's connection string is read from
+        its Secret (the one Secret whose value the Run controller reads: admission lets a run name it
+        only if its writer may `get` it)."""
+        items_from = run.spec.items_from
+        assert items_from is not None
+        dsn: str | None = None
+        if items_from.postgres is not None:
+            ref = items_from.postgres.secret_ref
+            dsn = self.secret_value(
+                run.metadata.namespace, ref.name, ref.key, "spec.itemsFrom.postgres.secretRef"
+            )
+        return functools.partial(open_items, items_from, dsn)
+
+    def secret_value(self, namespace: str, name: str, key: str, where: str) -> str:
+        """One key of a Secret, decoded; a missing Secret or key, or no permission, fails the run."""
+        try:
+            secret = self.kube.core.read_namespaced_secret(name, namespace)
+        except ApiException as err:
+            if err.status == 404:
+                raise RunFailure("SecretNotFound", f'secrets "{name}" not found ({where})') from None
+            if err.status == 403:
+                raise RunFailure(
+                    "SecretForbidden",
+                    f'the operator may not get secrets "{name}" ({where}): grant it `get` on that Secret',
+                ) from None
+            raise
+        data = secret.data or {}
+        if key not in data:
+            raise RunFailure("SecretKeyNotFound", f'secrets "{name}" has no key "{key}" ({where})')
+        try:
+            return base64.b64decode(data[key]).decode("utf-8").strip()
+        except (binascii.Error, UnicodeDecodeError):
+            raise RunFailure(
+                "SecretKeyNotFound", f'secrets "{name}" key "{key}" is not UTF-8 text ({where})'
+            ) from None
 
     def secret_exists(self, namespace: str, name: str) -> bool | None:
         """Whether the Secret exists (its values never reach the operator; see Kube.secret_exists)."""

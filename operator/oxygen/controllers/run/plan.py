@@ -6,7 +6,7 @@ decision is taken under the account's lock by reconcile.py and handed in.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -26,6 +26,8 @@ from oxygen.planning.items import ItemsSourceError, PlannedItem, from_inline, pa
 from oxygen.planning.names import shard_name
 from oxygen.planning.rounds import SKIP_CACHED, SKIP_DUPLICATE, Group, Shape, initial_groups, shard_bodies
 from oxygen.settings import OperatorSettings
+from oxygen.sources.ceiling import bounded
+from oxygen.sources.errors import SourceError
 
 # While queued, the available figure moves with every other run: rewrite it now and then, not on each move.
 QUEUED_STATUS_INTERVAL = 10.0
@@ -34,12 +36,20 @@ QUEUED_STATUS_INTERVAL = 10.0
 ETCD_ITEM_CEILING = 100_000
 
 
+# Opens a streamed items source (oxygen.sources): nothing is read until its first item is asked for.
+Stream = Callable[[], Iterator[PlannedItem]]
+
+
 @dataclass(frozen=True)
 class Sources:
     """What a run's items are read from (None: not found; only the one the run names is read)."""
 
     workflow: Workflow | None = None
     config_map: dict[str, str] | None = None
+    # itemsFrom.postgres / itemsFrom.url: the opened source (observe.Reader.sources), and how many
+    # items it may yield (None: no limit, the items go to the item store).
+    stream: Stream | None = None
+    ceiling: int | None = ETCD_ITEM_CEILING
     # The Providers the run names (None: not found), and whether each header Secret its pods will
     # reference exists (None: the operator may not tell; see observe.Reader.secret_exists).
     providers: Mapping[str, Provider | None] = field(default_factory=dict)
@@ -81,7 +91,7 @@ def resolve(run: Run, sources: Sources) -> Resolved:
             raise RunFailure("TableNotFound", f"Table {run.spec.rows_table!r} could not be read")
         items = sources.table_items
     else:
-        items = _resolve_items(run, sources.config_map)
+        items = _resolve_items(run, sources)
     shape = Shape(producer=producer, retry=retry)
     return Resolved(
         items, shape, producer.cost_per_item, len(items), unpriced, sources.cached, sources.followers
@@ -107,12 +117,32 @@ def _resolve_workflow(
     return Resolved(items, shape, unit, len(items), unpriced)
 
 
-def _resolve_items(run: Run, data: dict[str, str] | None) -> list[PlannedItem]:
+def streamed(stream: Stream | None) -> Iterator[PlannedItem]:
+    """A streamed source's items one at a time; what stops it fails the run with the source's message."""
+    if stream is None:
+        raise RunFailure("ItemsSourceNotFound", "the run's items source could not be opened")
+    try:
+        yield from stream()
+    except SourceError as err:
+        raise RunFailure(err.reason, err.message) from None
+
+
+def _resolve_items(run: Run, sources: Sources) -> list[PlannedItem]:
     spec = run.spec
     if spec.items is not None:
         return from_inline(spec.items)
     assert spec.items_from is not None
+    if spec.items_from.streamed:
+        # Without an item store the items go into the RunShards: up to the ceiling, then refused.
+        if sources.ceiling is None:
+            return list(streamed(sources.stream))
+        try:
+            return bounded(streamed(sources.stream), sources.ceiling)
+        except SourceError as err:
+            raise RunFailure(err.reason, err.message) from None
+    data = sources.config_map
     ref = spec.items_from.config_map_key_ref
+    assert ref is not None
     if data is None:
         raise RunFailure("ItemsSourceNotFound", f"ConfigMap {ref.name!r} not found")
     if ref.key not in data:

@@ -1,0 +1,177 @@
+"""Streamed sources into the item store, and the command line reading a store-backed run, against the
+real control plane, a real PostgreSQL and a real provider on loopback."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from oxygen.devcluster import LocalCluster
+from oxygen.itemstore.store import ItemStore
+from oxygen.web.data import load_run_page
+from oxygen.web.page import render
+from tests.support.item_store import StoreRuns
+from tests.support.provider import Provider, Reply, inputs_of
+
+pytestmark = pytest.mark.cluster
+
+REPO = Path(__file__).resolve().parents[2]
+ECHO = {"provider": "echo", "builtin": "echo"}
+
+
+def secret(runs: StoreRuns, name: str, dsn: str) -> None:
+    data = {"dsn": base64.b64encode(dsn.encode()).decode()}
+    runs.core.create_namespaced_secret(runs.ns, {"metadata": {"name": name}, "data": data})
+
+
+@pytest.fixture
+def table(postgres: str) -> Iterator[str]:
+    name = f"rows_{uuid.uuid4().hex[:8]}"
+    yield name
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        conn.execute(f"drop table if exists {name}")
+
+
+def fill(dsn: str, table: str, rows: int) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"create table {table} (id int primary key, n int, word text)")
+        conn.execute(f"insert into {table} select i, i, 'w' || i from generate_series(1, {rows}) i")
+
+
+def oxygen(cluster: LocalCluster, ns: str, *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "oxygen", *args, "--kubeconfig", str(cluster.kubeconfig), "-n", ns],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+@pytest.mark.slow
+def test_200000_items_from_postgres(store_runs: StoreRuns, postgres: str, table: str) -> None:
+    """Acceptance 1 of issue 16: a 200,000-row query into the store; every object stays small."""
+    fill(postgres, table, 200_000)
+    secret(store_runs, "db", postgres)
+    source = {
+        "secretRef": {"name": "db", "key": "dsn"},
+        "query": f"select id, n from {table}",
+        "rowIdColumn": "id",
+    }
+    started = time.monotonic()
+    store_runs.create(
+        "big",
+        {
+            "itemsFrom": {"postgres": source},
+            "producer": {**ECHO, "concurrency": 4},
+            "batchSize": 10000,
+            "parallelism": 10,
+        },
+    )
+    status = store_runs.wait_phase("big", timeout=480)
+    took = time.monotonic() - started
+    assert status["phase"] == "succeeded", status
+    assert (status["itemsTotal"], status["itemsSucceeded"]) == (200_000, 200_000)
+    run_bytes = len(json.dumps(store_runs.get("big")))
+    shards = store_runs.shards("big")
+    shard_bytes = max(len(json.dumps(s)) for s in shards)
+    assert run_bytes < 64 * 1024 and shard_bytes < 64 * 1024, (run_bytes, shard_bytes)
+    with psycopg.connect(postgres) as conn:
+        counted = conn.execute(
+            "select count(*), count(*) filter (where status = 'succeeded' and attempt_count = 1),"
+            " count(distinct row_id) from oxygen.items where run_uid = %s",
+            (store_runs.uid("big"),),
+        ).fetchone()
+    assert counted == (200_000, 200_000, 200_000)
+    print(f"200,000 items from postgres: {took:.0f} s, Run {run_bytes} B, largest RunShard {shard_bytes} B")
+
+
+def fail_sevens(item_id: str, attempt: int, body: dict[str, Any]) -> Reply:
+    inputs = inputs_of(body)
+    if int(inputs["n"]) % 7 == 0:
+        return Reply(status=400, body={"error": f"no {inputs['n']}"})
+    return Reply(body={"word": inputs["word"].upper()})
+
+
+def test_the_command_line_pages_a_store_backed_run(
+    store_runs: StoreRuns, postgres: str, table: str, cluster: LocalCluster
+) -> None:
+    fill(postgres, table, 300)
+    secret(store_runs, "db", postgres)
+    query = f"select id as row_id, n, word from {table} order by id"
+    with Provider(fail_sevens) as provider:
+        store_runs.create(
+            "paged",
+            {
+                "table": "t",
+                "column": "c",
+                "itemsFrom": {"postgres": {"secretRef": {"name": "db", "key": "dsn"}, "query": query}},
+                "producer": {"provider": "p", "http": {"url": provider.url}},
+                "retry": {"maxAttempts": 1},
+                "batchSize": 100,
+            },
+        )
+        status = store_runs.wait_phase("paged", timeout=180)
+    assert (status["phase"], status["itemsSucceeded"], status["itemsFailed"]) == ("completed", 258, 42)
+    assert all("range" in s["spec"] for s in store_runs.shards("paged"))
+    ns = store_runs.ns
+
+    # With the store's DSN: every item, in order, in the item shape; pages of 7 rows.
+    done = oxygen(
+        cluster, ns, "table-runs", "items", "paged", "--json", "--item-store", postgres, "--page-size", "7"
+    )
+    assert done.returncode == 0, done.stderr
+    items = json.loads(done.stdout)
+    assert [i["id"] for i in items] == [str(k) for k in range(300)]
+    first = items[0]
+    assert (first["row_id"], first["status"], first["attempt_count"]) == ("1", "succeeded", 1)
+    assert first["inputs"] == {"n": 1, "word": "w1"} and first["outputs"] == {"word": "W1"}
+    assert first["shard"] == store_runs.shards("paged")[0]["metadata"]["name"]
+    assert first["provider"] == "p" and first["credits_used"] == "0"
+
+    # Without a DSN: the run's own worker credentials (the Secret the operator made for it).
+    done = oxygen(cluster, ns, "table-runs", "items", "paged", "--status", "failed", "--json")
+    assert done.returncode == 0, done.stderr
+    failed = json.loads(done.stdout)
+    assert [i["row_id"] for i in failed] == [str(n) for n in range(7, 301, 7)]
+    assert failed[0]["error"] and "no 7" in failed[0]["error"] and failed[0]["attempt_count"] == 1
+
+    done = oxygen(cluster, ns, "table-runs", "items", "paged", "--limit", "5", "--page-size", "2")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].split()[:3] == ["ID", "ROW", "STATUS"] and len(lines) == 6
+
+    done = oxygen(cluster, ns, "cells", "inspect", "t", "14", "c", "--json")
+    assert done.returncode == 0, done.stderr
+    cell = json.loads(done.stdout)
+    assert (cell["row_id"], cell["status"], cell["run"], cell["history"]) == ("14", "failed", "paged", [])
+
+    # The run page reads the same rows: its failed items and timeline come from the store.
+    store = ItemStore(postgres)
+    try:
+        page = load_run_page(store_runs.api, ns, "paged", store)
+    finally:
+        store.close()
+    assert page is not None and page.stored is not None
+    assert page.stored.failed_total == 42 and page.stored.failed[0]["rowId"] == "7"
+    assert sum(n for _, _, n in page.stored.finishes) == 300
+    html = render(page.run, page.shards, page.events, time.time(), page.stored)
+    assert '<b id="timeline-failed">42</b>' in html and "no 7" in html
+
+    # A failed read says so in one line.
+    done = oxygen(
+        cluster, ns, "table-runs", "items", "paged", "--item-store", "postgresql://nobody@127.0.0.1:1/x"
+    )
+    assert done.returncode == 1 and done.stderr.startswith("error: item store:"), done.stderr
