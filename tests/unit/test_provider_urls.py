@@ -51,4 +51,4 @@ def test_rules_where_users_write_urls() -> None:
     counted = {r.kind: _url_rules(crd(r)) for r in RESOURCES}
     # Run: producer.http.url, producer.waterfall[].http.url, ingestion.url and itemsFrom.url.url;
     # Workflow: each step's (http and waterfall); Provider: spec.http.url.
-    assert counted == {"Run": 8, "Workflow": 4, "Provider": 2, "RunShard": 0, "CreditAccount": 0}
+    assert counted == {"Run": 8, "Workflow": 4, "Provider": 2, "RunShard": 0, "CreditAccount": 0, "Table": 0}

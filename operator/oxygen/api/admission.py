@@ -56,6 +56,14 @@ def _providers(*references: Reference) -> Permission:
     )
 
 
+# A column run over a Table (spec.table with templated spec.inputs, no items of its own) reads its
+# rows and writes its cells with the Table's DSN, an ingestion run with spec.table writes the rows it
+# finds into the Table of that name: only for those who may read the Table.
+TABLE_USE = (
+    "(has({o}.spec) && has({o}.spec.table) && ((has({o}.spec.kind) && {o}.spec.kind == 'ingestion') "
+    "|| (has({o}.spec.inputs) && !has({o}.spec.items) && !has({o}.spec.itemsFrom))) ? [{o}.spec.table] : [])"
+)
+
 # A producer's Secret goes to its URL: any change of the block holding both re-checks the Secret.
 RUN = Guarded(
     kind="Run",
@@ -122,6 +130,14 @@ RUN = Guarded(
                 key="u.name",
                 name="u.name",
             ),
+        ),
+        Permission(
+            id="tables",
+            group=GROUP,
+            resource="tables",
+            verb="get",
+            noun="Table",
+            references=(Reference(uses=TABLE_USE, field="'spec.table'", name="u"),),
         ),
     ),
 )
@@ -208,7 +224,23 @@ PROVIDER = Guarded(
     ),
 )
 
-GUARDED = (RUN, RUN_WATERFALL, WORKFLOW, WORKFLOW_PROVIDERS, PROVIDER)
+# A Table's Secret holds its database's DSN: only for those who may read that Secret.
+TABLE = Guarded(
+    kind="Table",
+    plural="tables",
+    permissions=(
+        _secrets(
+            Reference(
+                uses=optional("{o}", "spec.postgres.secretRef"),
+                field="'spec.postgres.secretRef'",
+                key="u.name",
+                name="u.name",
+            ),
+        ),
+    ),
+)
+
+GUARDED = (RUN, RUN_WATERFALL, WORKFLOW, WORKFLOW_PROVIDERS, PROVIDER, TABLE)
 
 
 def policy(guarded: Guarded) -> dict[str, Any]:

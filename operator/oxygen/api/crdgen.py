@@ -22,6 +22,7 @@ from oxygen.api.creditaccount import CreditAccountSpec, CreditAccountStatus
 from oxygen.api.provider import ProviderSpec, ProviderStatus
 from oxygen.api.run import RunSpec, RunStatus
 from oxygen.api.runshard import RunShardSpec, RunShardStatus
+from oxygen.api.table import TableSpec, TableStatus
 from oxygen.api.workflow import WorkflowSpec, WorkflowStatus
 
 _DROP = {"title", "description_"}
@@ -167,6 +168,21 @@ RESOURCES = [
             {"name": "Succeeded", "type": "integer", "jsonPath": ".status.itemsSucceeded"},
             {"name": "Failed", "type": "integer", "jsonPath": ".status.itemsFailed"},
             {"name": "Credits", "type": "string", "jsonPath": ".status.creditsUsed"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+    ),
+    Resource(
+        kind="Table",
+        plural="tables",
+        singular="table",
+        spec=TableSpec,
+        status=TableStatus,
+        short_names=["oxt"],
+        categories=["oxygen"],
+        columns=[
+            {"name": "Table", "type": "string", "jsonPath": ".spec.postgres.table"},
+            {"name": "Rows", "type": "integer", "jsonPath": ".status.rows"},
+            {"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type=='Ready')].status"},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         ],
     ),

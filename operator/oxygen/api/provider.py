@@ -13,7 +13,7 @@ from decimal import Decimal
 from pydantic import Field
 
 from oxygen.api.common import Condition, Credits, HttpUrl, Model, ObjectMeta
-from oxygen.api.run import HeadersFrom, Retry
+from oxygen.api.run import Cache, HeadersFrom, Retry
 
 
 class ProviderHttp(Model):
@@ -37,6 +37,8 @@ class ProviderSpec(Model):
     max_in_flight: int | None = Field(default=None, ge=1, le=100000)
     # Defaults a Run may tighten (fewer attempts, longer backoff), never widen.
     retry: Retry = Field(default_factory=Retry, json_schema_extra={"default": {}})
+    # Never pay twice: the default cache of runs naming this Provider (a Run's own wins).
+    cache: Cache | None = None
 
 
 class ProviderStatus(Model):

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from oxygen.api.common import Condition, Credits, CreditTotal, HttpUrl, Inputs, Model, ObjectMeta
+from oxygen.api.common import Condition, Credits, CreditTotal, HttpUrl, Inputs, Json, Model, ObjectMeta
 
 RunKind = Literal["column", "workflow", "ingestion"]
 RunMode = Literal["smoke_test", "dry_run", "live"]
@@ -171,6 +171,14 @@ class WaterfallStep(Model):
         return self
 
 
+class Cache(Model):
+    """Never pay twice: an item whose provider and inputs match a successful call of the namespace
+    within `ttlSeconds` takes that call's outputs without calling or charging (column runs over a
+    Table; see controllers/run/tables.py)."""
+
+    ttl_seconds: int = Field(ge=1, le=10 * 365 * 86400)
+
+
 class Producer(Model):
     """Which provider is called per item, and how: exactly one of providerRef, http, builtin, command,
     waterfall."""
@@ -227,6 +235,8 @@ class Producer(Model):
     max_output_bytes: int = Field(default=DEFAULT_MAX_OUTPUT_BYTES, ge=64, le=256 * 1024)
     # Items of one shard in flight at once in its pod; unset: 16 for http, 1 for command and builtin.
     concurrency: int | None = Field(default=None, ge=1, le=1024)
+    # Reuse successful calls with the same inputs (the Provider's cache applies when this is unset).
+    cache: Cache | None = None
 
     @property
     def name(self) -> str:
@@ -292,8 +302,15 @@ class RunSpec(Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "self.kind != 'column' || has(self.items) != has(self.itemsFrom)",
-                    "message": "exactly one of items or itemsFrom is required",
+                    "rule": "self.kind != 'column' || [has(self.items), has(self.itemsFrom), "
+                    "has(self.table) && has(self.inputs)].filter(x, x).size() == 1",
+                    "message": "exactly one of items or itemsFrom is required (or table with inputs: "
+                    "the rows of a Table)",
+                },
+                {
+                    "rule": "self.kind != 'column' || !has(self.table) || !has(self.inputs) "
+                    "|| has(self.items) || has(self.itemsFrom) || has(self.column)",
+                    "message": "a column run over a Table needs column",
                 },
                 {
                     "rule": "self.kind != 'column' || has(self.producer)",
@@ -340,13 +357,30 @@ class RunSpec(Model):
     paused: bool = False
     cancel: bool = False
     retry_failed: int = Field(default=0, ge=0)
+    # A column run over a Table: which rows it runs, "empty" (the default: the cell is empty or
+    # failed), "all", or {"where": "<SQL boolean on the row>"} (checked at planning).
+    rows: Json | None = None
+
+    @property
+    def rows_table(self) -> str | None:
+        """The Table whose rows a column run fills (spec.table with templated inputs, no items)."""
+        if self.kind != "column" or self.table is None or self.inputs is None:
+            return None
+        if self.items is not None or self.items_from is not None:
+            return None
+        return self.table
 
     @model_validator(mode="after")
     def _what_the_kind_needs(self) -> RunSpec:
         # The CRD's rules above (oldSelf ones aside): a Run the models accept is one the API server
         # accepts, so a pass never meets a column run without a producer.
-        if self.kind == "column" and (self.items is None) == (self.items_from is None):
-            raise ValueError("exactly one of items or itemsFrom is required")
+        sources = [self.items is not None, self.items_from is not None, None not in (self.table, self.inputs)]
+        if self.kind == "column" and sum(sources) != 1:
+            raise ValueError(
+                "exactly one of items or itemsFrom is required (or table with inputs: the rows of a Table)"
+            )
+        if self.rows_table is not None and self.column is None:
+            raise ValueError("a column run over a Table needs column")
         if self.kind == "column" and self.producer is None:
             raise ValueError("a column run needs a producer")
         if self.kind == "workflow" and self.workflow_ref is None:
@@ -388,6 +422,8 @@ class ProviderSummary(Model):
     latency_seconds_sum: float = 0.0
     # Waterfall runs: items this provider answered non-empty (its `attempts` are the calls made to it).
     hits: int = 0
+    # Items that took a cached call's outputs instead of calling it.
+    cached: int = 0
 
 
 class Round(Model):
@@ -421,6 +457,8 @@ class RunStatus(Model):
     items_running: int = 0
     items_retrying: int = 0
     items_skipped: int = 0
+    # Items that took a cached call's outputs (spec.producer.cache): neither called nor charged.
+    items_cached: int = 0
     credits_used: CreditTotal = Decimal(0)
     credits_reserved: CreditTotal = Decimal(0)
     credits_estimated: CreditTotal = Decimal(0)

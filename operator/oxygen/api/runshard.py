@@ -31,6 +31,9 @@ class ShardItem(Model):
     step: str | None = None
     producer: Producer | None = None
     inputs_template: JsonObject | None = None
+    # A duplicate of an earlier item of the run (same provider and inputs): not called, it takes
+    # that item's result once it has one (the operator writes it; the shard does not execute).
+    cached_from: str | None = None
 
 
 class ItemRange(Model):
@@ -112,6 +115,8 @@ class ItemResult(Model):
     superseded_by: str | None = None
     # Waterfall items: each provider called, in order (the summary's per-provider tallies).
     provider_calls: list[ProviderCall] | None = None
+    # The outputs are a cached call's (an earlier run's, or a duplicate's in this run): no call, no charge.
+    cached: bool | None = None
 
 
 class ProviderTally(Model):
@@ -122,6 +127,8 @@ class ProviderTally(Model):
     latency_seconds_sum: float = 0.0
     # Waterfall items this provider answered non-empty.
     hits: int = 0
+    # Items that took a cached call's outputs.
+    cached: int = 0
 
 
 class ShardSummary(Model):
@@ -144,6 +151,8 @@ class ShardSummary(Model):
     # Provider's allocator cuts the effective rate on new 429s.
     calls: int = 0
     throttled_calls: int = 0
+    # Items that took a cached call's outputs instead of calling.
+    cached: int = 0
     # Only for shards whose items name their own providers (workflow steps).
     by_provider: dict[str, ProviderTally] = Field(default_factory=dict)
 

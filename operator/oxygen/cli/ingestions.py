@@ -7,17 +7,22 @@ next cursor, and each page's rows are its item's outputs.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Mapping
 from typing import Any, get_args
 
 from oxygen.api.common import API_VERSION
 from oxygen.api.run import RunMode
+from oxygen.api.table import Table
 from oxygen.cli import control
 from oxygen.cli.command import Session, cluster_command, positive
 from oxygen.cli.create import create_resource, default_name
-from oxygen.cli.errors import EXIT_ERROR, EXIT_OK
+from oxygen.cli.errors import EXIT_ERROR, EXIT_OK, CliError
+from oxygen.cli.output import print_json, render_table
 from oxygen.cli.runview import print_run
 from oxygen.cli.shapes import run_shape
+from oxygen.tables import ingest
+from oxygen.tables.errors import TableError
 
 KIND = "ingestion"
 
@@ -81,6 +86,49 @@ def register(
     new.set_defaults(handler=cluster_command(create_command))
 
     control.add_commands(sub, common, ("retry-failed",), kind=KIND, shape=ingestion_run_shape)
+
+    rows = sub.add_parser(
+        "rows",
+        parents=[common],
+        help="the rows an ingestion run put into its Table",
+        description="Read from the Table's database (spec.table names a Table): the rows this run found, "
+        "as the table has them now.",
+    )
+    rows.add_argument("run", help="the ingestion run (name or id)")
+    rows.add_argument("--limit", type=positive, default=1000, help="at most this many rows (default 1000)")
+    rows.set_defaults(handler=cluster_command(rows_command))
+
+
+def rows_command(args: argparse.Namespace, session: Session) -> int:
+    api = session.api
+    run = api.find_run(args.run)
+    meta, spec = run["metadata"], run.get("spec") or {}
+    name = spec.get("table")
+    body = api.get("tables", meta["namespace"], name) if name else None
+    if spec.get("kind") != KIND or body is None:
+        raise CliError(f'run "{meta["name"]}" is not an ingestion run into a Table (spec.table: {name})')
+    table = Table.model_validate(body)
+    secret = table.spec.postgres.secret_ref
+    dsn = api.secret_key(meta["namespace"], secret.name, secret.key)
+    if dsn is None:
+        raise CliError(f'secrets "{secret.name}" has no key "{secret.key}" (Table {name})')
+    try:
+        found = ingest.rows_of_run(
+            dsn, meta["namespace"], table.metadata.name, table.spec.postgres, meta["uid"], args.limit
+        )
+    except TableError as err:
+        raise CliError(f"Table {name} ({table.spec.postgres.table}): {err.message}") from None
+    if session.json:
+        print_json(found)
+        return EXIT_OK
+    headers = sorted({key for row in found for key in row})
+    if not found:
+        print("No rows found.", file=sys.stderr)
+        return EXIT_OK
+    sys.stdout.write(
+        render_table([h.upper() for h in headers], [[row.get(h) for h in headers] for row in found])
+    )
+    return EXIT_OK
 
 
 def create_command(args: argparse.Namespace, session: Session) -> int:

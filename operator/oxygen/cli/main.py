@@ -11,6 +11,7 @@ from oxygen import __version__
 from oxygen.cli import (
     billing,
     cells,
+    columns,
     dev,
     ingestions,
     observability,
@@ -18,6 +19,7 @@ from oxygen.cli import (
     providers,
     runs,
     table_runs,
+    tables,
     worker,
     workflows,
 )
@@ -44,9 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     ingestions.register(groups, common)
     workflows.register(groups, common)
     cells.register(groups, common)
+    columns.register(groups, common)
     observability.register(groups, common)
     billing.register(groups, common)
     providers.register(groups, common)
+    tables.register(groups, common)
     dev.register(groups)
     operator.register(groups)
     worker.register(groups)

@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     import oxygen.controllers.process
     import oxygen.controllers.provider.handlers
     import oxygen.controllers.run.handlers
+    import oxygen.controllers.table.handlers
     import oxygen.controllers.workflow.handlers
 
     if args.item_store:

@@ -147,6 +147,9 @@ class Resources:
     def create_config_map(self, namespace: str, body: Obj) -> None:
         self.requests.create_config_map(namespace, body)
 
+    def secret_key(self, namespace: str, name: str, key: str) -> str | None:
+        return self.requests.secret_key(namespace, name, key)
+
     def delete_config_map(self, namespace: str, name: str) -> None:
         self.requests.delete_config_map(namespace, name)
 

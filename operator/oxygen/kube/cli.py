@@ -4,6 +4,7 @@ user asked for a new object)."""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -109,6 +110,18 @@ class CliRequests:
     def create_config_map(self, namespace: str, body: Obj) -> None:
         with api_errors():
             self.core.create_namespaced_config_map(namespace, body, _request_timeout=self.timeout)
+
+    def secret_key(self, namespace: str, name: str, key: str) -> str | None:
+        """One key of a Secret, decoded (a Table's DSN); None when the Secret or the key is missing."""
+        try:
+            with api_errors():
+                secret = self.core.read_namespaced_secret(name, namespace, _request_timeout=self.timeout)
+        except ApiError as err:
+            if err.status == 404:
+                return None
+            raise
+        value = (secret.data or {}).get(key)
+        return None if value is None else base64.b64decode(value).decode()
 
     def delete_config_map(self, namespace: str, name: str) -> None:
         """Deleted, or already gone."""

@@ -7,6 +7,7 @@ user's concurrent spec edit is never overwritten.
 
 from __future__ import annotations
 
+import base64
 import builtins
 import hashlib
 import json
@@ -266,6 +267,17 @@ class Kube:
     def read_config_map(self, namespace: str, name: str) -> dict[str, str]:
         data: dict[str, str] = self.core.read_namespaced_config_map(name, namespace).data or {}
         return data
+
+    def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
+        """One key of a Secret (a Table's DSN), decoded; None when the Secret or the key is missing."""
+        try:
+            data = self.core.read_namespaced_secret(name, namespace).data or {}
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        value = data.get(key)
+        return None if value is None else base64.b64decode(value).decode()
 
     def apply_owned(self, kind: str, namespace: str, body: dict[str, Any]) -> None:
         """Create-or-update one of a run's own objects (its worker ServiceAccount, Role, RoleBinding).

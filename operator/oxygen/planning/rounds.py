@@ -8,7 +8,7 @@ is recomputable from what is stored, so a restarted operator recreates exactly t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -31,6 +31,9 @@ from oxygen.status.shard import shard_phase, summarize
 
 SKIP_DRY_RUN = "dry_run: nothing executes"
 SKIP_SMOKE = "outside the smoke test sample"
+# Never pay twice: items whose call was cached, and duplicates waiting for their first item's result.
+SKIP_CACHED = "cached: a successful call with the same provider and inputs is reused"
+SKIP_DUPLICATE = "duplicate inputs: takes the result of the run's first item with them"
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class Group:
     execute: bool = True
     skip_reason: str | None = None
     attempts: dict[str, int] | None = None  # prior attempts of retried items
+    cached_from: Mapping[str, str] | None = None  # duplicates: the item whose result they take
 
 
 def initial_groups(spec: RunSpec, items: Sequence[PlannedItem]) -> list[Group]:
@@ -95,6 +99,7 @@ def shard_bodies(
                     step=i.step,
                     producer=i.producer,
                     inputs_template=i.inputs_template,
+                    cached_from=(group.cached_from or {}).get(i.id),
                 )
                 for i in batch
             ]
@@ -173,3 +178,40 @@ def skipped_status(spec: RunShardSpec) -> RunShardStatus:
     return RunShardStatus(
         phase=shard_phase(items), items=items, summary=summarize(items), message=spec.skip_reason
     )
+
+
+def cached_status(spec: RunShardSpec, outputs: Mapping[str, Any]) -> RunShardStatus:
+    """A shard of cache hits: every item succeeded with the cached outputs, neither called nor charged."""
+    items = [
+        ItemResult(
+            id=i.id,
+            row_id=i.row_id,
+            provider=spec.producer.name,
+            status="succeeded",
+            outputs=outputs.get(i.id),
+            cached=True,
+        )
+        for i in spec.items
+    ]
+    return RunShardStatus(
+        phase=shard_phase(items), items=items, summary=summarize(items), message=spec.skip_reason
+    )
+
+
+def waiting_status(spec: RunShardSpec) -> RunShardStatus:
+    """A shard of duplicates: pending until the items they repeat have a result."""
+    items = [ItemResult(id=i.id, row_id=i.row_id, provider=spec.producer.name) for i in spec.items]
+    return RunShardStatus(
+        phase=shard_phase(items), items=items, summary=summarize(items), message=spec.skip_reason
+    )
+
+
+def initial_status(spec: RunShardSpec, cached: Mapping[str, Any]) -> RunShardStatus | None:
+    """What the operator writes into a new shard: None for one that executes (its worker writes)."""
+    if spec.execute:
+        return None
+    if spec.skip_reason == SKIP_CACHED:
+        return cached_status(spec, cached)
+    if spec.skip_reason == SKIP_DUPLICATE:
+        return waiting_status(spec)
+    return skipped_status(spec)

@@ -98,7 +98,7 @@ def failed_sample(shards: Iterable[ShardView]) -> list[FailedItem]:
 def provider_summaries(shards: Iterable[ShardView]) -> list[ProviderSummary]:
     by_provider: dict[str, ProviderSummary] = {}
     for shard in shards:
-        if not shard.execute and not shard.summary.attempts:
+        if not shard.execute and not shard.summary.attempts and not shard.summary.cached:
             continue
         for name, tally in shard.summary.by_provider.items():
             p = by_provider.setdefault(name, ProviderSummary(provider=name))
@@ -107,6 +107,7 @@ def provider_summaries(shards: Iterable[ShardView]) -> list[ProviderSummary]:
             p.credits_used += tally.credits_used
             p.attempts += tally.attempts
             p.hits += tally.hits
+            p.cached += tally.cached
             p.latency_seconds_sum = round(p.latency_seconds_sum + tally.latency_seconds_sum, 6)
         if shard.summary.by_provider:
             continue

@@ -43,6 +43,7 @@ def summarize(items: Iterable[ItemResult]) -> ShardSummary:
     errors: Counter[str] = Counter()
     credits = Decimal(0)
     attempts = 0
+    cached = 0
     latency = 0.0
     finished_latencies: list[float] = []
     by_provider: dict[str, ProviderTally] = {}
@@ -53,6 +54,7 @@ def summarize(items: Iterable[ItemResult]) -> ShardSummary:
         latency += item.latency_seconds or 0.0
         credits += item.credits_used
         counts[item.status] += 1
+        cached += bool(item.cached) and item.status == "succeeded"
         for call in item.provider_calls or []:
             # A waterfall item: each provider it called counts its calls and credits; the one that
             # answered counts the item (and a hit).
@@ -67,6 +69,7 @@ def summarize(items: Iterable[ItemResult]) -> ShardSummary:
             tally.failed += item.status == "failed"
             tally.credits_used += item.credits_used
             tally.attempts += item.attempt_count
+            tally.cached += bool(item.cached) and item.status == "succeeded"
             tally.latency_seconds_sum = round(tally.latency_seconds_sum + (item.latency_seconds or 0.0), 6)
         if item.latency_seconds is not None and item.status in ("succeeded", "failed"):
             finished_latencies.append(item.latency_seconds)
@@ -84,6 +87,7 @@ def summarize(items: Iterable[ItemResult]) -> ShardSummary:
         latency_seconds_sum=round(latency, 6),
         latency_buckets=latency_buckets(finished_latencies) if finished_latencies else {},
         error_classes=dict(errors),
+        cached=cached,
         by_provider=by_provider,
     )
 

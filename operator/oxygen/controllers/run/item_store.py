@@ -20,6 +20,7 @@ from oxygen.controllers.run.types import NewShard
 from oxygen.execution.jobs import ITEM_STORE_SECRET_KEY, item_store_secret
 from oxygen.itemstore.rows import ItemRow, NewItem, Result
 from oxygen.itemstore.store import ItemStore
+from oxygen.planning.rounds import SKIP_CACHED, SKIP_DUPLICATE
 
 # On a Run whose rows are in the store, until they are deleted (store_cleanup.py).
 FINALIZER: Final = "oxygen.dev/item-store"
@@ -34,6 +35,10 @@ def eligible(body: dict[str, Any]) -> bool:
     """Column runs' shards (independent items) go to the store; workflow steps and ingestion pages,
     a handful of items that grow or depend on each other, stay inline."""
     spec = body.get("spec") or {}
+    # Cache hits (their outputs) and duplicates (the item they wait for) stay inline too: the
+    # operator writes them (controllers/run/tables.py).
+    if spec.get("skipReason") in (SKIP_CACHED, SKIP_DUPLICATE):
+        return False
     return spec.get("sequence", "independent") == "independent" and not spec.get("range")
 
 

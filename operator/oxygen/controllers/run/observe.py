@@ -24,12 +24,13 @@ from oxygen.api.provider import Provider
 from oxygen.api.run import FailedItem, Run
 from oxygen.api.runshard import RunShard
 from oxygen.api.workflow import Workflow
-from oxygen.controllers.run import item_store, preflight
+from oxygen.controllers.run import item_store, preflight, tables
 from oxygen.controllers.run.plan import ETCD_ITEM_CEILING, Sources, Stream
 from oxygen.controllers.run.types import Observed, RunFailure, RunState
 from oxygen.credits.gate import CreditSnapshot, account_of, share_of
 from oxygen.itemstore.store import ItemStore
 from oxygen.kube.client import ApiException, Kube
+from oxygen.planning.items import PlannedItem
 from oxygen.sources.open import open_items
 from oxygen.status.run import FAILED_ITEMS_SAMPLE
 from oxygen.status.views import JobView, ShardView, job_view, shard_view
@@ -203,13 +204,24 @@ class Reader:
             providers[name] = Provider.model_validate(body) if body is not None else None
         refs = preflight.secret_refs(declared, providers)
         secrets = {name: self.secret_exists(ns, name) for name, _ in refs}
+        table_items: list[PlannedItem] | None = None
+        cached: dict[str, Any] = {}
+        followers: dict[str, str] = {}
+        if spec.rows_table is not None:
+            table_items = tables.planned_items(self.kube, run)
+            ttl = tables.cache_ttl(run, providers)
+            if ttl is not None and spec.mode == "live":
+                cached, followers = tables.never_pay_twice(self.kube, run, table_items, ttl)
         return Sources(
             workflow=workflow,
             config_map=config_map,
-            stream=stream,
-            ceiling=self.ceiling,
             providers=providers,
             secrets=secrets,
+            stream=stream,
+            ceiling=self.ceiling,
+            table_items=table_items,
+            cached=cached,
+            followers=followers,
         )
 
     def _stream(self, run: Run) -> Stream:

@@ -21,9 +21,10 @@ from oxygen.controllers.run.types import Event, NewShard, Observed, Plan, Resolv
 from oxygen.credits import ledger
 from oxygen.credits.gate import Decision
 from oxygen.execution.jobs import worker_identity
+from oxygen.planning import rounds
 from oxygen.planning.items import ItemsSourceError, PlannedItem, from_inline, parse_rows
 from oxygen.planning.names import shard_name
-from oxygen.planning.rounds import Group, Shape, initial_groups, shard_bodies, skipped_status
+from oxygen.planning.rounds import SKIP_CACHED, SKIP_DUPLICATE, Group, Shape, initial_groups, shard_bodies
 from oxygen.settings import OperatorSettings
 from oxygen.sources.ceiling import bounded
 from oxygen.sources.errors import SourceError
@@ -53,6 +54,11 @@ class Sources:
     # reference exists (None: the operator may not tell; see observe.Reader.secret_exists).
     providers: Mapping[str, Provider | None] = field(default_factory=dict)
     secrets: Mapping[str, bool | None] = field(default_factory=dict)
+    # A column run over a Table: its selected rows as items (read by controllers/run/tables.py),
+    # and with a cache, the cached calls and duplicates among them (item id → outputs / first item).
+    table_items: list[PlannedItem] | None = None
+    cached: Mapping[str, Any] = field(default_factory=dict)
+    followers: Mapping[str, str] = field(default_factory=dict)
 
 
 def resolve(run: Run, sources: Sources) -> Resolved:
@@ -80,9 +86,16 @@ def resolve(run: Run, sources: Sources) -> Resolved:
         return Resolved([first], shape, ing.cost_per_page, ing.max_pages, unpriced)
     assert spec.producer is not None
     producer = preflight.resolve(spec.producer, sources.providers, retry)
-    items = _resolve_items(run, sources)
+    if run.spec.rows_table is not None:
+        if sources.table_items is None:
+            raise RunFailure("TableNotFound", f"Table {run.spec.rows_table!r} could not be read")
+        items = sources.table_items
+    else:
+        items = _resolve_items(run, sources)
     shape = Shape(producer=producer, retry=retry)
-    return Resolved(items, shape, producer.cost_per_item, len(items), unpriced)
+    return Resolved(
+        items, shape, producer.cost_per_item, len(items), unpriced, sources.cached, sources.followers
+    )
 
 
 def _resolve_workflow(
@@ -159,12 +172,30 @@ def scope(run: Run, resolved: Resolved) -> tuple[list[Group], Decimal]:
     groups = (
         initial_groups(spec, items) if spec.kind == "column" or spec.mode == "dry_run" else [Group(items)]
     )
+    if spec.mode == "live" and (resolved.cached or resolved.followers):
+        groups = never_pay_twice(items, resolved)
     # A dry run estimates what the live run would cost; other modes what they will execute.
     dry = spec.mode == "dry_run"
     in_scope = (
         resolved.in_scope if dry or spec.kind != "column" else sum(len(g.items) for g in groups if g.execute)
     )
     return groups, resolved.unit_cost * in_scope
+
+
+def never_pay_twice(items: list[PlannedItem], resolved: Resolved) -> list[Group]:
+    """Round 0 of a live run with a cache: the items to call, the cache hits (recorded succeeded at
+    once) and the duplicates (waiting for the first item with their inputs)."""
+    called = [i for i in items if i.id not in resolved.cached and i.id not in resolved.followers]
+    hits = [i for i in items if i.id in resolved.cached]
+    repeats = [i for i in items if i.id in resolved.followers]
+    groups = [Group(called)] if called else []
+    if hits:
+        groups.append(Group(hits, execute=False, skip_reason=SKIP_CACHED))
+    if repeats:
+        groups.append(
+            Group(repeats, execute=False, skip_reason=SKIP_DUPLICATE, cached_from=dict(resolved.followers))
+        )
+    return groups
 
 
 def initial(
@@ -192,7 +223,7 @@ def initial(
             raise RunFailure("InsufficientCredits", decision.message)
         return wait(obs, status, decision, settings.web_base_url)
     bodies = shard_bodies(obs.body, run.spec, 0, groups, resolved.shape)
-    plan = new_round(obs.body, status, bodies, settings)
+    plan = new_round(obs.body, status, bodies, settings, resolved.cached)
     status.rounds = [
         Round(round=0, reason="initial", items=len(resolved.items), shards=len(bodies), started_at=obs.now)
     ]
@@ -233,7 +264,11 @@ def wait(obs: Observed, status: RunStatus, decision: Decision, web_base_url: str
 
 
 def new_round(
-    run_body: dict[str, Any], status: RunStatus, bodies: list[dict[str, Any]], settings: OperatorSettings
+    run_body: dict[str, Any],
+    status: RunStatus,
+    bodies: list[dict[str, Any]],
+    settings: OperatorSettings,
+    cached: Mapping[str, Any] | None = None,
 ) -> Plan:
     """A round's shards, and the worker identity that may read them (applied first: see apply.py)."""
     identity: list[tuple[str, dict[str, Any]]] = []
@@ -245,5 +280,6 @@ def new_round(
     shards = []
     for body in bodies:
         spec = RunShardSpec.model_validate(body["spec"])
-        shards.append(NewShard(body, None if spec.execute else skipped_status(spec).wire()))
+        initial_status = rounds.initial_status(spec, cached or {})
+        shards.append(NewShard(body, None if initial_status is None else initial_status.wire()))
     return Plan(worker_identity=identity, shards=shards)

@@ -20,7 +20,17 @@ from typing import Any
 
 from oxygen.api.nesting import deep_input
 from oxygen.api.run import TERMINAL_PHASES, RunStatus
-from oxygen.controllers.run import cancel, credits, guard, jobs, plan, provider_gone, rounds, store_rounds
+from oxygen.controllers.run import (
+    cancel,
+    credits,
+    guard,
+    jobs,
+    plan,
+    provider_gone,
+    rounds,
+    store_rounds,
+    tables,
+)
 from oxygen.controllers.run import status as run_status
 from oxygen.controllers.run.apply import Applier
 from oxygen.controllers.run.guard import DaemonMemory
@@ -46,6 +56,7 @@ PROVIDER_READ_INTERVAL = 5.0
 class RunController:
     def __init__(self, kube: Kube, settings: OperatorSettings) -> None:
         self.settings = settings
+        self.kube = kube  # Tables' cells and ingested rows (tables.py) read their Table through it
         store = ItemStore(settings.item_store) if settings.item_store else None
         self.read = Reader(kube, store)
         self.applier = Applier(kube, store)
@@ -197,6 +208,15 @@ class RunController:
         final = run_status.observed(
             obs, status, cleaned_up, round_waiting, self.settings.web_base_url, pending
         )
+        if run.spec.rows_table is not None:
+            # Before the status write: a run that says it finished has its cells written.
+            if state.cells is None:
+                state.cells = tables.CellSync()
+            tables.sync(self.kube, run, obs.shards, state.cells, getattr(self.read, "store", None))
+        elif run.spec.kind == "ingestion" and run.spec.table:
+            if state.cells is None:
+                state.cells = tables.IngestSync()
+            tables.sync_ingestion(self.kube, run, obs.shards, state.cells)
         self.applier.apply(final, body, state)
         return IDLE_INTERVAL if state.status.phase in TERMINAL_PHASES else ACTIVE_INTERVAL
 

@@ -86,6 +86,7 @@ def observed(
         phase = "queued"
     status.phase = phase
     status.items_pending = counts.pending
+    status.items_cached = sum(s.summary.cached for s in shards)
     status.items_running = counts.running
     status.items_retrying = counts.retrying
     status.items_succeeded = counts.succeeded

@@ -25,6 +25,10 @@ class Resolved:
     in_scope: int
     # Where the run calls out at a price it set itself (not a Provider's): see credits.require_priced.
     unpriced: tuple[str, ...] = ()
+    # Never pay twice (spec.producer.cache, column runs over a Table): items whose call is cached
+    # (item id → the cached outputs), and duplicates of an earlier item of the run (id → its id).
+    cached: Mapping[str, Any] = field(default_factory=dict)
+    followers: Mapping[str, str] = field(default_factory=dict)
 
 
 class RunFailure(Exception):
@@ -50,6 +54,8 @@ class RunState:
     items_cache: tuple[int, Resolved] | None = None
     # Monotonic seconds of the last read confirming a Provider the index lacks (provider_gone.py).
     provider_read_at: float = 0.0
+    # A column run over a Table: the cells written so far (controllers/run/tables.py CellSync).
+    cells: Any = None
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> RunState:

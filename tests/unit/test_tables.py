@@ -1,0 +1,131 @@
+"""Tables without a database: row selections, cache keys, never-pay-twice planning, duplicates."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from oxygen.api.run import RunSpec
+from oxygen.api.runshard import ItemResult, RunShardSpec
+from oxygen.controllers.run.plan import never_pay_twice
+from oxygen.controllers.run.tables import copied
+from oxygen.controllers.run.types import Resolved
+from oxygen.planning.items import PlannedItem
+from oxygen.planning.rounds import SKIP_CACHED, SKIP_DUPLICATE, Shape, initial_status
+from oxygen.tables.cache import key_of
+from oxygen.tables.rows import Selection, selection_of
+
+
+def test_rows_selection() -> None:
+    assert selection_of(None) == selection_of("empty") == Selection("empty")
+    assert selection_of("all") == Selection("all")
+    assert selection_of({"where": "score > 3"}) == Selection("where", "score > 3")
+    for bad in ("some", {"where": ""}, {"where": "x", "limit": 3}, 3):
+        with pytest.raises(ValueError, match=r'spec\.rows must be "empty", "all" or'):
+            selection_of(bad)
+
+
+def test_a_cache_key_is_the_inputs_whatever_their_key_order() -> None:
+    assert key_of({"a": 1, "b": [1, 2]}) == key_of({"b": [1, 2], "a": 1})
+    assert key_of({"a": 1}) != key_of({"a": "1"})
+
+
+def test_a_column_run_over_a_table_needs_inputs_and_a_column() -> None:
+    spec = RunSpec.model_validate(
+        {
+            "table": "leads",
+            "column": "d",
+            "inputs": {"d": "${row.w}"},
+            "producer": {"provider": "e", "builtin": "echo"},
+        }
+    )
+    assert spec.rows_table == "leads"
+    with pytest.raises(ValueError, match="needs column"):
+        RunSpec.model_validate(
+            {"table": "leads", "inputs": {}, "producer": {"provider": "e", "builtin": "echo"}}
+        )
+    with pytest.raises(ValueError, match="exactly one of items or itemsFrom"):
+        RunSpec.model_validate(
+            {
+                "table": "leads",
+                "column": "d",
+                "inputs": {},
+                "items": [],
+                "producer": {"provider": "e", "builtin": "echo"},
+            }
+        )
+    informational = RunSpec.model_validate(
+        {"table": "leads", "column": "d", "items": [], "producer": {"provider": "e", "builtin": "echo"}}
+    )
+    assert informational.rows_table is None
+
+
+def items(*inputs: str) -> list[PlannedItem]:
+    return [PlannedItem(str(i), f"r{i}", {"d": d}) for i, d in enumerate(inputs)]
+
+
+def test_never_pay_twice_calls_each_distinct_input_once() -> None:
+    planned = items("a", "b", "a", "c", "a", "b")
+    resolved = Resolved(
+        planned,
+        Shape(),
+        Decimal(2),
+        len(planned),
+        cached={"3": {"d": "c"}},
+        followers={"2": "0", "4": "0", "5": "1"},
+    )
+    called, hits, repeats = never_pay_twice(planned, resolved)
+    assert [i.id for i in called.items] == ["0", "1"] and called.execute
+    assert ([i.id for i in hits.items], hits.execute, hits.skip_reason) == (["3"], False, SKIP_CACHED)
+    assert ([i.id for i in repeats.items], repeats.execute, repeats.skip_reason) == (
+        ["2", "4", "5"],
+        False,
+        SKIP_DUPLICATE,
+    )
+
+
+def shard(skip_reason: str | None, execute: bool = False) -> RunShardSpec:
+    return RunShardSpec.model_validate(
+        {
+            "runName": "r", "runUid": "u", "round": 0, "index": 0, "execute": execute,
+            "skipReason": skip_reason, "producer": {"provider": "enrich", "builtin": "echo"}, "retry": {},
+            "items": [
+                {"id": "3", "rowId": "r3", "inputs": {"d": "c"}},
+                {"id": "4", "rowId": "r4", "cachedFrom": "0"},
+            ],
+        }
+    )  # fmt: skip
+
+
+def test_a_cache_hit_shard_is_succeeded_uncharged_and_a_duplicates_shard_waits() -> None:
+    assert initial_status(shard(None, execute=True), {}) is None
+    hits = initial_status(shard(SKIP_CACHED), {"3": {"d": "c"}, "4": {"d": "x"}})
+    assert hits is not None and hits.phase == "Succeeded"
+    assert [(i.status, i.outputs, i.cached, i.attempt_count) for i in hits.items] == [
+        ("succeeded", {"d": "c"}, True, 0),
+        ("succeeded", {"d": "x"}, True, 0),
+    ]
+    assert (
+        hits.summary.succeeded,
+        hits.summary.cached,
+        hits.summary.credits_used,
+        hits.summary.attempts,
+    ) == (2, 2, Decimal(0), 0)
+    assert hits.summary.by_provider["enrich"].cached == 2
+    waiting = initial_status(shard(SKIP_DUPLICATE), {})
+    assert waiting is not None and waiting.phase == "Pending"
+    assert [i.status for i in waiting.items] == ["pending", "pending"]
+    assert initial_status(shard("dry_run: nothing executes"), {}).items[0].status == "skipped"  # type: ignore[union-attr]
+
+
+def test_a_duplicate_takes_its_first_items_result() -> None:
+    waiting = ItemResult(id="4", row_id="r4", provider="enrich")
+    ok = ItemResult(id="0", status="succeeded", outputs={"v": 1}, attempt_count=2, credits_used=Decimal(2))
+    took = copied(waiting, ok)
+    assert (took.status, took.outputs, took.cached) == ("succeeded", {"v": 1}, True)
+    assert (took.attempt_count, took.credits_used) == (0, Decimal(0)), "not called, not charged"
+    failed = ItemResult(id="0", status="failed", error="400: unknown domain", error_class="http_4xx")
+    lost = copied(waiting, failed)
+    assert (lost.status, lost.error_class, lost.cached) == ("failed", "http_4xx", None)
+    assert lost.error == "the item with the same inputs (0) failed: 400: unknown domain"
