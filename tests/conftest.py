@@ -127,9 +127,29 @@ def store_operator(
     ).start()
     try:
         yield own
+        # The tests' namespaces go in the background: their Runs' rows must be deleted (the finalizer
+        # only this operator removes) before it stops.
+        wait_for(
+            lambda: not _runs_holding_rows(cluster),
+            timeout=60,
+            what="deleted runs to release their item-store rows",
+        )
     finally:
         own.stop()
         shared_operator.start()
+
+
+def _runs_holding_rows(cluster: LocalCluster) -> list[str]:
+    with config.new_client_from_config(config_file=str(cluster.kubeconfig)) as api_client:
+        found = client.CustomObjectsApi(api_client).list_cluster_custom_object(
+            "oxygen.dev", "v1alpha1", "runs"
+        )
+    return [
+        r["metadata"]["name"]
+        for r in found["items"]
+        if "oxygen.dev/item-store" in (r["metadata"].get("finalizers") or [])
+        and r["metadata"].get("deletionTimestamp")
+    ]
 
 
 @pytest.fixture

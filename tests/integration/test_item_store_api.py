@@ -89,8 +89,10 @@ def test_results_retry_round_and_failed_sample(store: ItemStore) -> None:
         Decimal("1.5"),
         "2026-01-01T00:00:01.250Z",
     )
-    assert store.next_round_from(uid, 1, ["failed"]) == 4
-    assert store.next_round_from(uid, 1, ["failed"]) == 4  # idempotent
+    assert store.round_size(uid, 1, "retry") == 4
+    assert store.next_round_from(uid, 1, "retry") == 4
+    assert store.next_round_from(uid, 1, "retry") == 4  # idempotent
+    assert store.round_size(uid, 1, "retry") == 4
     retried = store.read_range(uid, 1, 0, 100)
     assert [(r.ordinal, r.item_id, r.status, r.attempt_count) for r in retried] == [
         (0, "0", "pending", 2),
@@ -100,6 +102,8 @@ def test_results_retry_round_and_failed_sample(store: ItemStore) -> None:
     ]
     assert store.counts(uid) == {"pending": 4, "succeeded": 6}
     assert [r.superseded_by for r in store.item(uid, "3")] == ["1", None]
+    store.abandon_round(uid, 1)
+    assert store.counts(uid) == {"failed": 4, "succeeded": 6}
     store.delete_run(uid)
 
 

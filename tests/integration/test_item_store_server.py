@@ -68,7 +68,7 @@ def test_a_server_on_loopback_stops_without_a_process_behind(pgdir: Path) -> Non
         assert row[1] == str(pgdir / "pg" / "data")
         assert server.pid is not None
         pids = family(server.pid)
-        assert len(pids) > 1 and all(map(alive, pids))
+        assert len(pids) > 1 and alive(server.pid)  # a transient backend may come and go meanwhile
         with pytest.raises(psycopg.OperationalError):
             psycopg.connect(server.dsn.replace(server.password, "wrong"), connect_timeout=5).close()
     finally:
@@ -89,7 +89,7 @@ def test_a_killed_harness_leaves_no_postgres_behind(pgdir: Path) -> None:
     assert harness.stdout is not None
     pid = json.loads(harness.stdout.readline())
     pids = family(pid)
-    assert all(map(alive, pids))
+    assert len(pids) > 1 and alive(pid)
     harness.send_signal(signal.SIGKILL)
     harness.wait(timeout=30)
     wait_for(lambda: gone(pids), timeout=15, what="postgres processes to exit")

@@ -193,3 +193,17 @@ def test_the_operator_refuses_to_start_on_an_unreachable_item_store(
     dsn = "postgresql://nobody:x@127.0.0.1:1/none?connect_timeout=2"
     assert main(["operator", "--item-store", dsn]) == 1
     assert "cannot use the item store" in caplog.text
+
+
+def test_a_stored_later_round_is_shards_of_batch_size_ranges() -> None:
+    from oxygen.planning.rounds import Shape, range_bodies
+
+    run = builders.run_body(batchSize=4)
+    bodies = range_bodies(run, builders.run(batchSize=4).spec, 2, 10, Shape())
+    assert [(b["metadata"]["name"], b["spec"]["range"]) for b in bodies] == [
+        ("leads-r2-0000", {"start": 0, "end": 4}),
+        ("leads-r2-0001", {"start": 4, "end": 8}),
+        ("leads-r2-0002", {"start": 8, "end": 10}),
+    ]
+    assert all(not b["spec"].get("items") and b["spec"]["round"] == 2 for b in bodies)
+    assert range_bodies(run, builders.run(batchSize=4).spec, 2, 0, Shape()) == []

@@ -26,8 +26,14 @@ from oxygen.itemstore.rows import ItemRow, NewItem, Result, select_columns, to_r
 log = logging.getLogger("oxygen.itemstore")
 
 DELETE_BATCH: Final = 5000
-# Statuses a retry round takes over (never-reached items are `skipped` with this error prefix).
+# What a later round takes over. Retry: failed items, and the items no worker ever reached (`skipped`
+# with this error prefix, controllers/run/jobs.py NEVER_ATTEMPTED). Promotion: the items a smoke test or
+# dry run recorded skipped (no error: a cancel's and a dead Job's skipped items carry theirs).
 NEVER_ATTEMPTED_PREFIX: Final = "never attempted"
+TAKES: Final = {
+    "retry": "status = 'failed' or (status = 'skipped' and error like %(never)s)",
+    "promotion": "status = 'skipped' and error is null",
+}
 
 
 class ItemStoreError(RuntimeError):
@@ -110,14 +116,27 @@ class ItemStore:
                     )
         return True
 
-    def next_round_from(
-        self, run_uid: str, round_: int, statuses: Sequence[str], include_never_attempted: bool = False
-    ) -> int:
+    def round_size(self, run_uid: str, round_: int, takes: str) -> int:
+        """How many items round `round_` has (already stored: a pass died after making it) or would take
+        over: `takes` is "retry" or "promotion" (see TAKES). One indexed count."""
+        conn = self.conn()
+        row = conn.execute(
+            "select count(*) from oxygen.items where run_uid = %s and round = %s", (run_uid, round_)
+        ).fetchone()
+        if row and row[0]:
+            return int(row[0])
+        row = conn.execute(
+            f"select count(*) from oxygen.items where run_uid = %(uid)s and round < %(round)s"
+            f" and superseded_by is null and ({TAKES[takes]})",
+            {"uid": run_uid, "round": round_, "never": NEVER_ATTEMPTED_PREFIX + "%"},
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def next_round_from(self, run_uid: str, round_: int, takes: str) -> int:
         """A retry or promotion round made with one INSERT … SELECT over the run's live rows (its
-        status index): every unsuperseded row in `statuses` (and, for retries, the `skipped` rows no
-        worker reached) becomes a pending row of `round_`, numbered in item order, attempts continued;
-        the old rows point at the new round. Idempotent: a round already stored is left as it is.
-        Returns the number of items in the round."""
+        status index): every unsuperseded row that `takes` selects becomes a pending row of `round_`,
+        numbered in item order, attempts continued; the old rows point at the new round (its number).
+        Idempotent: a round already stored is left as it is. Returns the number of items in the round."""
         conn = self.conn()
         with conn.transaction():
             conn.execute("select pg_advisory_xact_lock(hashtext(%s), %s)", (run_uid, round_))
@@ -126,13 +145,12 @@ class ItemStore:
             ).fetchone()
             if existing and existing[0]:
                 return int(existing[0])
-            never = "or (status = 'skipped' and error like %(never)s)" if include_never_attempted else ""
             inserted = conn.execute(
                 f"""
                 with moved as (
                     update oxygen.items set superseded_by = %(round_text)s
                     where run_uid = %(uid)s and round < %(round)s and superseded_by is null
-                      and (status = any(%(statuses)s) {never})
+                      and ({TAKES[takes]})
                     returning namespace, item_id, row_id, step, inputs, attempt_count, round, ordinal
                 )
                 insert into oxygen.items (run_uid, round, ordinal, namespace, item_id, row_id, step,
@@ -145,11 +163,21 @@ class ItemStore:
                     "uid": run_uid,
                     "round": round_,
                     "round_text": str(round_),
-                    "statuses": list(statuses),
                     "never": NEVER_ATTEMPTED_PREFIX + "%",
                 },
             )
             return inserted.rowcount
+
+    def abandon_round(self, run_uid: str, round_: int) -> None:
+        """Undo a round that will never be recorded (its credits refused for good): its rows go, the rows
+        it took over are their own again."""
+        conn = self.conn()
+        with conn.transaction():
+            conn.execute(
+                "update oxygen.items set superseded_by = null where run_uid = %s and superseded_by = %s",
+                (run_uid, str(round_)),
+            )
+            conn.execute("delete from oxygen.items where run_uid = %s and round = %s", (run_uid, round_))
 
     def write_results(self, run_uid: str, round_: int, results: Sequence[Result]) -> None:
         """The operator's writes of a round's rows (settled, superseded): batched, never per row."""

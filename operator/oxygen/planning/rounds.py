@@ -23,7 +23,7 @@ from oxygen.api.labels import (
     owner_reference,
 )
 from oxygen.api.run import Producer, Retry, RunSpec, effective_producer
-from oxygen.api.runshard import ItemResult, RunShardSpec, RunShardStatus, ShardItem
+from oxygen.api.runshard import ItemRange, ItemResult, RunShardSpec, RunShardStatus, ShardItem
 from oxygen.planning.items import PlannedItem
 from oxygen.planning.names import shard_name
 from oxygen.planning.shards import MAX_SHARD_INPUT_BYTES, batches
@@ -82,58 +82,80 @@ def shard_bodies(
     shape = shape or Shape()
     # Steps and pages stay together in one shard, whatever batchSize says.
     size_limit = 10**9 if shape.single_shard else MAX_SHARD_INPUT_BYTES
-    meta = run_body["metadata"]
     bodies: list[dict[str, Any]] = []
     for group in groups:
         size = max(1, len(group.items)) if shape.single_shard else spec.batch_size
         for batch in batches(group.items, size, max_bytes=size_limit):
-            index = len(bodies)
-            name = shard_name(meta["name"], round_, index)
-            shard_spec = RunShardSpec(
-                run_name=meta["name"],
-                run_uid=meta["uid"],
-                round=round_,
-                index=index,
-                execute=group.execute,
-                skip_reason=group.skip_reason,
-                producer=shape.producer or effective_producer(spec),
-                retry=shape.retry or spec.retry,
-                sequence=shape.sequence,
-                context=shape.context,
-                max_pages=shape.max_pages,
-                items=[
-                    ShardItem(
-                        id=i.id,
-                        row_id=i.row_id,
-                        inputs=i.inputs,
-                        attempt_count=(group.attempts or {}).get(i.id, 0),
-                        step=i.step,
-                        producer=i.producer,
-                        inputs_template=i.inputs_template,
-                    )
-                    for i in batch
-                ],
-            )
-            bodies.append(
-                {
-                    "apiVersion": API_VERSION,
-                    "kind": "RunShard",
-                    "metadata": {
-                        "name": name,
-                        "namespace": meta["namespace"],
-                        "labels": {
-                            LABEL_RUN: label_value(meta["name"]),
-                            LABEL_RUN_UID: meta["uid"],
-                            LABEL_ROUND: str(round_),
-                            **provider_label(spec),
-                            **MANAGED_BY,
-                        },
-                        "ownerReferences": [owner_reference(run_body)],
-                    },
-                    "spec": shard_spec.wire(),
-                }
-            )
+            items = [
+                ShardItem(
+                    id=i.id,
+                    row_id=i.row_id,
+                    inputs=i.inputs,
+                    attempt_count=(group.attempts or {}).get(i.id, 0),
+                    step=i.step,
+                    producer=i.producer,
+                    inputs_template=i.inputs_template,
+                )
+                for i in batch
+            ]
+            bodies.append(_body(run_body, spec, round_, len(bodies), group, shape, items=items))
     return bodies
+
+
+def range_bodies(
+    run_body: dict[str, Any], spec: RunSpec, round_: int, count: int, shape: Shape
+) -> list[dict[str, Any]]:
+    """A round whose `count` items are already rows of the item store: shards of `batchSize` ranges."""
+    size = spec.batch_size
+    return [
+        _body(run_body, spec, round_, k, Group(()), shape, span=(start, min(start + size, count)))
+        for k, start in enumerate(range(0, count, size))
+    ]
+
+
+def _body(
+    run_body: dict[str, Any],
+    spec: RunSpec,
+    round_: int,
+    index: int,
+    group: Group,
+    shape: Shape,
+    items: list[ShardItem] | None = None,
+    span: tuple[int, int] | None = None,
+) -> dict[str, Any]:
+    meta = run_body["metadata"]
+    shard_spec = RunShardSpec(
+        run_name=meta["name"],
+        run_uid=meta["uid"],
+        round=round_,
+        index=index,
+        execute=group.execute,
+        skip_reason=group.skip_reason,
+        producer=shape.producer or effective_producer(spec),
+        retry=shape.retry or spec.retry,
+        sequence=shape.sequence,
+        context=shape.context,
+        max_pages=shape.max_pages,
+        items=items or [],
+        range=ItemRange(start=span[0], end=span[1]) if span is not None else None,
+    )
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "RunShard",
+        "metadata": {
+            "name": shard_name(meta["name"], round_, index),
+            "namespace": meta["namespace"],
+            "labels": {
+                LABEL_RUN: label_value(meta["name"]),
+                LABEL_RUN_UID: meta["uid"],
+                LABEL_ROUND: str(round_),
+                **provider_label(spec),
+                **MANAGED_BY,
+            },
+            "ownerReferences": [owner_reference(run_body)],
+        },
+        "spec": shard_spec.wire(),
+    }
 
 
 def provider_label(spec: RunSpec) -> dict[str, str]:

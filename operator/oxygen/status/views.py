@@ -30,6 +30,7 @@ class ShardView:
     message: str | None = None
     created: str = ""
     uid: str = ""  # a Job belongs to this shard only through a controller ownerReference to it
+    stored: bool = False  # its items are rows of the item store (spec.range)
 
     @property
     def done(self) -> bool:
@@ -88,6 +89,7 @@ def shard_view(body: dict[str, Any]) -> ShardView:
         message=status.get("message"),
         created=body["metadata"].get("creationTimestamp") or "",
         uid=str(body["metadata"].get("uid") or ""),
+        stored=bool(spec.get("range")),
     )
 
 

@@ -76,7 +76,9 @@ class Applier:
         meta = run_body["metadata"]
         assert isinstance(meta, dict)
         ns, name = str(meta["namespace"]), str(meta["name"])
-        if self.store is not None and any(item_store.eligible(s.body) for s in plan.shards):
+        if self.store is not None and any(
+            item_store.eligible(s.body) or item_store.stored(s.body) for s in plan.shards
+        ):
             # The rows go with the Run: the finalizer is on before the first row is written.
             if item_store.FINALIZER not in (meta.get("finalizers") or []):
                 self.kube.set_finalizer("runs", ns, name, item_store.FINALIZER, present=True)

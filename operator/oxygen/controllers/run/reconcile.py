@@ -20,7 +20,7 @@ from typing import Any
 
 from oxygen.api.nesting import deep_input
 from oxygen.api.run import TERMINAL_PHASES, RunStatus
-from oxygen.controllers.run import cancel, credits, guard, jobs, plan, provider_gone, rounds
+from oxygen.controllers.run import cancel, credits, guard, jobs, plan, provider_gone, rounds, store_rounds
 from oxygen.controllers.run import status as run_status
 from oxygen.controllers.run.apply import Applier
 from oxygen.controllers.run.guard import DaemonMemory
@@ -281,6 +281,8 @@ class RunController:
 
     def _retry(self, obs: Observed, status: RunStatus, state: RunState, pending: list[Event]) -> bool:
         """Retry the failed items in a new round; True when the round waits for credits."""
+        if store_rounds.applies(self.read.store, obs):
+            return store_rounds.start(self, obs, status, state, pending, "retry")
         run = obs.run
         with self.locks.hold(run.metadata.namespace, run.spec.credit_account):
             found = rounds.collect(status, self.read.shards(run), rounds.retryable)
@@ -314,6 +316,8 @@ class RunController:
 
     def _promote(self, obs: Observed, status: RunStatus, state: RunState, pending: list[Event]) -> bool:
         """Execute what the smoke test or dry run skipped; True when the round waits for credits."""
+        if store_rounds.applies(self.read.store, obs):
+            return store_rounds.start(self, obs, status, state, pending, "promotion")
         run = obs.run
         with self.locks.hold(run.metadata.namespace, run.spec.credit_account):
             found = rounds.collect(status, self.read.shards(run), rounds.skipped_by_mode)

@@ -37,6 +37,7 @@ class StubReader:
         self.bodies = {body["metadata"]["name"]: body for body in bodies or []}
         self.left = jobs_left or []
         self.read: list[str] = []
+        self.store = None  # no item store: rounds are planned from the shards
 
     def sources(self, run: Run) -> Sources:
         return self._sources
