@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import socket
 import uuid
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from oxygen.devcluster.wait import wait_for
 from tests.support.file_server import FileServer
 from tests.support.runs import Runs
 
@@ -40,6 +42,10 @@ def leads(postgres: str) -> Iterator[str]:
     yield table
     with psycopg.connect(postgres, autocommit=True) as conn:
         conn.execute(f"drop table {table}")
+
+
+def has_event(runs: Runs, name: str, reason: str, message: str) -> bool:
+    return any(e.reason == reason and message in e.message for e in runs.events(name))
 
 
 def _free_port() -> int:
@@ -79,7 +85,12 @@ def test_a_failing_query_fails_its_run_only(runs: Runs, postgres: str, leads: st
         failed = {c["type"]: c for c in status["conditions"]}["Failed"]
         assert (failed["status"], failed["reason"]) == ("True", reason), name
         assert message in failed["message"], (name, failed["message"])
-        assert any(e.reason == reason and message in e.message for e in runs.events(name)), name
+        # The Event follows the status write.
+        wait_for(
+            functools.partial(has_event, runs, name, reason, message),
+            timeout=30,
+            what=f"a {reason} Event on run {name}",
+        )
         assert runs.shards(name) == []
     assert runs.wait_phase("good", timeout=240)["itemsSucceeded"] == 45
 
