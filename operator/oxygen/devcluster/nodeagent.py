@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import logging
 import os
 import re
@@ -36,6 +37,7 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
 from oxygen.devcluster.processes import die_with_parent
+from oxygen.kube.client import with_pool
 from oxygen.kube.failures import is_transient
 from oxygen.timefmt import rfc3339
 
@@ -120,7 +122,8 @@ class NodeAgent:
         self.node_name = node_name
         self.workdir = workdir
         self.kubeconfig = kubeconfig
-        self.api_client = kconfig.new_client_from_config(config_file=str(kubeconfig))
+        # One connection per pod thread that may report at once (the library keeps 10, then handshakes).
+        self.api_client = with_pool(kconfig.new_client_from_config(config_file=str(kubeconfig)), 64)
         self.core = client.CoreV1Api(self.api_client)
         # Pod processes find `oxygen` (and this Python) first on PATH, as an image would ship it.
         self.path = os.pathsep.join(
@@ -230,7 +233,7 @@ class NodeAgent:
         while not self._stop.is_set():
             try:
                 listed = self.core.list_pod_for_all_namespaces(_preload_content=False)
-                data = yaml.safe_load(listed.data)
+                data = json.loads(listed.data)  # JSON: yaml parses a list of 1,000 pods for minutes
                 for pod in data.get("items", []):
                     self._on_pod(pod)
                 self._watch = watch.Watch()
