@@ -235,6 +235,12 @@ def main() -> int:
     parser.add_argument("--running", type=int, default=500)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument(
+        "--operator-path",
+        default=str(REPO / "operator"),
+        help="the package directory the operator runs from (e.g. another checkout's operator/, for a "
+        "before/after comparison with the same node agent and bench)",
+    )
     args = parser.parse_args()
 
     workdir = Path(os.environ.get("OXYGEN_BENCH_DIR") or f"/tmp/oxygen-bench-{os.getpid()}")
@@ -242,11 +248,11 @@ def main() -> int:
     procs: list[subprocess.Popen[bytes]] = []
     env = {**os.environ, "KUBECONFIG": str(cp.kubeconfig), "PYTHONPATH": f"{REPO / 'operator'}:{REPO}"}
 
-    def spawn(argv: list[str], log: str) -> subprocess.Popen[bytes]:
+    def spawn(argv: list[str], log: str, extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         out = (workdir / log).open("ab")
         p = subprocess.Popen(
             argv,
-            env=env,
+            env={**env, **(extra or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -267,8 +273,11 @@ def main() -> int:
                 timeout=30,
             )
         operator = spawn(
-            [sys.executable, "-m", "oxygen", "operator", "--log-level", "WARNING"], "operator.log"
+            [sys.executable, "-m", "oxygen", "operator", "--log-level", "WARNING"],
+            "operator.log",
+            {"PYTHONPATH": args.operator_path},
         )
+        print(f"operator from {args.operator_path}", flush=True)
         api = config.new_client_from_config(config_file=str(cp.kubeconfig))
         seen = Seen(api)
         make = Creator(api)

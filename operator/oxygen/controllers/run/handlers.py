@@ -12,6 +12,11 @@ its RunShards or Jobs whose view changed, queues the Run's key; WORKERS tasks dr
 pass in a thread pool of the same size. A pass that must look again (the run is active, a status
 write was held back, a replacement Job is due, a backoff) requeues itself after the interval it
 returns; a finished Run is not requeued: it costs no task, timer or poll until an event of its own.
+
+Peering: a replica that kopf pauses (another is active) must not pass: its watch streams and so its
+indexes stop. kopf stops its own daemons then, and tells nobody else; the pause is read from the
+toggle kopf hands its daemon killer (`_capture_pause`). While paused the queue is dropped and every
+run's memory forgotten; kopf's re-listing after the pause queues each run again with fresh bodies.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
+from kopf._core.engines import daemons as kopf_daemons
 
 from oxygen import metrics
 from oxygen.api.common import GROUP, VERSION
@@ -68,6 +74,19 @@ class _Controller:
 
 _controller: _Controller | None = None
 
+# kopf's toggle set, on while peering pauses this replica (None until kopf starts its daemon killer).
+_paused: Any = None
+_kopf_daemon_killer = kopf_daemons.daemon_killer
+
+
+async def _capture_pause(**kwargs: Any) -> None:
+    global _paused
+    _paused = kwargs["operator_paused"]
+    await _kopf_daemon_killer(**kwargs)
+
+
+setattr(kopf_daemons, "daemon_killer", _capture_pause)  # noqa: B010 (read at kopf.run, not import)
+
 
 @kopf.on.startup()
 async def start_run_controller(memo: kopf.Memo, **_: Any) -> None:
@@ -83,7 +102,20 @@ async def start_run_controller(memo: kopf.Memo, **_: Any) -> None:
         pool=ThreadPoolExecutor(WORKERS, thread_name_prefix="run-pass"),
     )
     controller.workers = [asyncio.create_task(_work(controller)) for _ in range(WORKERS)]
+    controller.workers.append(asyncio.create_task(_follow_peering(controller)))
     _controller = controller
+
+
+async def _follow_peering(controller: _Controller) -> None:
+    """Paused by peering: no pass until resumed; what this replica knew is stale by then."""
+    while _paused is None:
+        await asyncio.sleep(0.5)
+    while True:
+        await _paused.wait_for(True)
+        for key, run in list(controller.runs.items()):
+            controller.queue.forget(key)
+            run.memory = DaemonMemory()
+        await _paused.wait_for(False)
 
 
 @kopf.on.cleanup()
@@ -218,6 +250,11 @@ async def _work(controller: _Controller) -> None:
     """One worker: a key at a time, first in first out."""
     while True:
         key = await controller.queue.get()
+        if _paused is not None and _paused.is_on():
+            controller.queue.forget(key)  # kopf's re-listing after the pause queues it again
+            controller.queue.done(key)
+            await _paused.wait_for(False)
+            continue
         try:
             await _pass(controller, key)
         except Exception as err:  # never lose a worker; the run is retried with backoff

@@ -86,3 +86,16 @@ def test_a_key_never_added_again_costs_nothing() -> None:
         getter.cancel()
 
     asyncio.run(scenario())
+
+
+def test_the_run_controller_learns_of_peering_pauses_from_kopf() -> None:
+    """kopf.run starts `daemons.daemon_killer` with the pause toggle; the controller's wrapper is it."""
+    import inspect
+
+    from kopf._core.engines import daemons
+    from kopf._core.reactor import running
+
+    from oxygen.controllers.run import handlers
+
+    assert daemons.daemon_killer is handlers._capture_pause
+    assert "daemons.daemon_killer(" in inspect.getsource(running)
