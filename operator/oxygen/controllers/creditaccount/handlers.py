@@ -71,13 +71,13 @@ async def run_share_changed(
 
 
 @kopf.index(GROUP, VERSION, "runs")
-def runs_by_account(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
+async def runs_by_account(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
     raw = dict(body)
     return {(namespace, account_of(raw)): share_of(raw)}
 
 
 @kopf.index(GROUP, VERSION, "creditaccounts")
-def accounts_by_name(body: kopf.Body, name: str, namespace: str | None, **_: Any) -> dict[Any, Any]:
+async def accounts_by_name(body: kopf.Body, name: str, namespace: str | None, **_: Any) -> dict[Any, Any]:
     """(namespace, name) → whether the account is being deleted."""
     return {(namespace, name): bool(body.get("metadata", {}).get("deletionTimestamp"))}
 

@@ -170,7 +170,7 @@ async def job_event(event: kopf.RawEvent, body: kopf.Body, uid: str, **_: Any) -
 
 
 @kopf.index(GROUP, VERSION, "runshards")
-def shards_by_run(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
+async def shards_by_run(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
     raw = dict(body)
     run_uid = shard_run(raw)
     if run_uid is None:
@@ -181,14 +181,14 @@ def shards_by_run(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any,
 
 
 @kopf.index("batch", "v1", "jobs", labels={LABEL_RUN_UID: kopf.PRESENT})
-def jobs_by_run(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
+async def jobs_by_run(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
     raw = dict(body)
     run_uid = job_run(raw)
     return {} if run_uid is None else {(namespace, run_uid): job_view(raw)}
 
 
 @kopf.index(GROUP, VERSION, "providers")
-def providers_by_namespace(name: str, namespace: str | None, **_: Any) -> dict[Any, Any]:
+async def providers_by_namespace(name: str, namespace: str | None, **_: Any) -> dict[Any, Any]:
     """The Providers that exist, by namespace: a run whose Provider is deleted fails (provider_gone.py)."""
     return {namespace: name}
 
