@@ -230,18 +230,20 @@ class RunController:
         resolved = state.items_cache[1]
         _, estimate = plan.scope(run, resolved)
         # The decision and the status recording it are one step under the account's lock. With no
-        # account (unmetered, or waiting for it) the run holds nothing another decision could see:
-        # its recording leaves the lock, so the runs of a namespace are planned in parallel.
-        with self.locks.hold(run.metadata.namespace, run.spec.credit_account):
-            snapshot = self.read.credits(run)
+        # account (unmetered, or waiting for one) the run holds nothing another decision could see:
+        # no lock, so the runs of a namespace are planned in parallel, not one at a time.
+        snapshot = self.read.credits(run)
+        if snapshot.account is None:
             credits.require_priced(resolved, snapshot)
             decision = gate.decide(snapshot, run.metadata.uid, estimate)
-            if snapshot.account is not None:
-                self.applier.apply(
-                    plan.initial(obs, status, resolved, decision, self.settings), obs.body, state
-                )
-        if snapshot.account is None:
             self.applier.apply(plan.initial(obs, status, resolved, decision, self.settings), obs.body, state)
+        else:
+            with self.locks.hold(run.metadata.namespace, run.spec.credit_account):
+                snapshot = self.read.credits(run)
+                credits.require_priced(resolved, snapshot)
+                decision = gate.decide(snapshot, run.metadata.uid, estimate)
+                initial = plan.initial(obs, status, resolved, decision, self.settings)
+                self.applier.apply(initial, obs.body, state)
         if status.rounds:
             state.items_cache = None
 
