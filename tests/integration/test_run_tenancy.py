@@ -102,7 +102,13 @@ def test_a_shard_in_one_namespace_cannot_move_a_run_in_another(
         },
     )
     victims.create("victim", {"items": items(3), "producer": {**ECHO, "costPerItem": "1"}})
-    before = victims.wait_phase("victim", "succeeded")
+    victims.wait_phase("victim", "succeeded")
+    # The phase is written once the shard says so; its Job may still be ending (`shards.active`).
+    before = wait_for(
+        lambda: (s := victims.status("victim")).get("shards", {}).get("active") == 0 and s,
+        timeout=30,
+        what="the victim's Job finished",
+    )
     victim_uid = victims.get("victim")["metadata"]["uid"]
 
     runs.create("attacker", {"items": items(1), "producer": ECHO})

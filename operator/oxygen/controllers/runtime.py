@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from oxygen import metrics
-from oxygen.kube.client import Kube, load_api_client
+from oxygen.kube.client import Kube, load_api_client, with_pool
 from oxygen.settings import OperatorSettings
+
+API_CONNECTIONS = 32
 
 
 def settings(memo: Any) -> OperatorSettings:
@@ -22,6 +24,7 @@ def settings(memo: Any) -> OperatorSettings:
 
 def kube(memo: Any) -> Kube:
     if not isinstance(memo.get("kube"), Kube):
-        memo.kube = Kube(metrics.instrument_api_client(load_api_client()))
+        # The Run controller's workers and kopf's executor call from as many threads at once.
+        memo.kube = Kube(metrics.instrument_api_client(with_pool(load_api_client(), API_CONNECTIONS)))
     value: Kube = memo.kube
     return value

@@ -250,6 +250,12 @@ class ControlPlane:
                 # Job status and pod churn should be seen quickly in tests and demos.
                 "--concurrent-job-syncs",
                 "10",
+                # Client-side rate limit of the controllers (default 20/s, bursts of 30): hundreds of
+                # Jobs at once would wait on it, not on the operator under test.
+                "--kube-api-qps",
+                "200",
+                "--kube-api-burst",
+                "400",
                 "--v=1",
             ],
         )

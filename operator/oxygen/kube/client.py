@@ -46,6 +46,17 @@ def load_api_client(kubeconfig: Path | str | None = None, context: str | None = 
         return client.ApiClient()
 
 
+def with_pool(api_client: Any, size: int) -> Any:
+    """`api_client` keeping up to `size` connections (one per thread that may call at once). The
+    client library keeps 10 on two cores and drops the rest after each call: each later call from a
+    busy operator's threads paid a new TLS handshake."""
+    cfg = api_client.configuration
+    if (cfg.connection_pool_maxsize or 0) < size:
+        cfg.connection_pool_maxsize = size
+        api_client.rest_client = client.rest.RESTClientObject(cfg)
+    return api_client
+
+
 class OwnershipConflict(Exception):
     """An object the operator would create exists and belongs to someone else."""
 

@@ -52,13 +52,13 @@ def share_out(
 
 
 @kopf.index(GROUP, VERSION, "runs")
-def runs_by_provider(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
+async def runs_by_provider(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
     found = run_use(dict(body))
     return {} if found is None else {(namespace, found[0]): found[1]}
 
 
 @kopf.index(GROUP, VERSION, "runshards", labels={LABEL_PROVIDER: kopf.PRESENT})
-def shards_by_provider(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
+async def shards_by_provider(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
     found = shard_use(dict(body))
     return {} if found is None else {(namespace, found[0]): found[1]}
 

@@ -1,6 +1,10 @@
 """The Run controller's pass, top-down: observe → decide (one policy module each) → apply.
 
-Called by the Run's kopf daemon about once a second. It plans rounds into RunShards, starts at most
+Called from the Run controller's work queue (handlers.py) when the Run or one of its children
+changed, and again after the interval a pass returns: about once a second while something is due
+(a status write held back by its rate limit, a replacement Job, a cancel confirming, credits
+awaited), every SETTLED_INTERVAL while a running run waits on its workers (their writes wake it
+sooner), never for a finished run. It plans rounds into RunShards, starts at most
 `parallelism` shard Jobs, suspends them for pause, removes them for cancel, starts retry and
 promotion rounds, and writes the Run's status only when it changed. All decisions come from what is
 stored in the API server, so a restarted operator picks up exactly where the last one stopped.
@@ -49,6 +53,8 @@ log = logging.getLogger("oxygen.controllers.run")
 
 ACTIVE_INTERVAL = 1.0
 IDLE_INTERVAL = 10.0
+# A pass that found nothing due: the next is a safety net (the children's events wake the run).
+SETTLED_INTERVAL = 30.0
 # A Provider the index lacks is confirmed by a read at most this often per run.
 PROVIDER_READ_INTERVAL = 5.0
 
@@ -187,6 +193,7 @@ class RunController:
 
         cleaned_up = True
         round_waiting = False
+        deaths: list[jobs.DeadShard] = []
         pending: list[Event] = []  # said with the status write that records them
         if run.spec.cancel and status.phase != "canceled":
             cleaned_up = self._cancel(obs, state)
@@ -200,7 +207,8 @@ class RunController:
             ):
                 round_waiting |= self._promote(obs, status, state, pending)
                 obs = look()
-            for death in jobs.dead(obs.shards, obs.jobs, epoch(obs.now) or 0.0):
+            deaths = jobs.dead(obs.shards, obs.jobs, epoch(obs.now) or 0.0)
+            for death in deaths:
                 self._after_death(obs, state, death)
             self._drive_jobs(look(), state)
             obs = look()
@@ -218,7 +226,12 @@ class RunController:
                 state.cells = tables.IngestSync()
             tables.sync_ingestion(self.kube, run, obs.shards, state.cells)
         self.applier.apply(final, body, state)
-        return IDLE_INTERVAL if state.status.phase in TERMINAL_PHASES else ACTIVE_INTERVAL
+        if state.status.phase in TERMINAL_PHASES:
+            return IDLE_INTERVAL
+        # Nothing due: no write held back or made, no dead shard waiting, no cancel or round pending.
+        held_back = run_status.comparable(status) != run_status.comparable(state.status)
+        due = final.status is not None or held_back or deaths or pending or round_waiting or not cleaned_up
+        return ACTIVE_INTERVAL if due or run.spec.cancel else SETTLED_INTERVAL
 
     # -- the initial round ----------------------------------------------------------------------
 
@@ -240,12 +253,21 @@ class RunController:
             state.items_cache = (generation, resolved)
         resolved = state.items_cache[1]
         _, estimate = plan.scope(run, resolved)
-        # The decision and the status recording it are one step under the account's lock.
-        with self.locks.hold(run.metadata.namespace, run.spec.credit_account):
-            snapshot = self.read.credits(run)
+        # The decision and the status recording it are one step under the account's lock. With no
+        # account (unmetered, or waiting for one) the run holds nothing another decision could see:
+        # no lock, so the runs of a namespace are planned in parallel, not one at a time.
+        snapshot = self.read.credits(run)
+        if snapshot.account is None:
             credits.require_priced(resolved, snapshot)
             decision = gate.decide(snapshot, run.metadata.uid, estimate)
             self.applier.apply(plan.initial(obs, status, resolved, decision, self.settings), obs.body, state)
+        else:
+            with self.locks.hold(run.metadata.namespace, run.spec.credit_account):
+                snapshot = self.read.credits(run)
+                credits.require_priced(resolved, snapshot)
+                decision = gate.decide(snapshot, run.metadata.uid, estimate)
+                initial = plan.initial(obs, status, resolved, decision, self.settings)
+                self.applier.apply(initial, obs.body, state)
         if status.rounds:
             state.items_cache = None
 

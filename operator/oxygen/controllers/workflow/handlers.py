@@ -96,7 +96,9 @@ async def stop_webhook(**_: Any) -> None:
 
 
 @kopf.index(GROUP, VERSION, "runs", labels={LABEL_WORKFLOW: kopf.PRESENT})
-def runs_by_workflow(body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any) -> dict[Any, Any]:
+async def runs_by_workflow(
+    body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any
+) -> dict[Any, Any]:
     return {(namespace, labels[LABEL_WORKFLOW]): run_view(dict(body))}
 
 
@@ -105,7 +107,7 @@ def _finished(body: kopf.Body, **_: Any) -> bool:
 
 
 @kopf.index(GROUP, VERSION, "runs", when=_finished)
-def finished_runs(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
+async def finished_runs(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
     return {namespace: run_view(dict(body))}
 
 

@@ -15,7 +15,7 @@ from oxygen.api.runshard import RunShard
 from oxygen.controllers.run.apply import Applier
 from oxygen.controllers.run.observe import ShardNotOwned
 from oxygen.controllers.run.plan import Sources
-from oxygen.controllers.run.reconcile import ACTIVE_INTERVAL, IDLE_INTERVAL, RunController
+from oxygen.controllers.run.reconcile import ACTIVE_INTERVAL, IDLE_INTERVAL, SETTLED_INTERVAL, RunController
 from oxygen.controllers.run.types import RunState
 from oxygen.credits.gate import CreditSnapshot
 from oxygen.credits.ledger import RETIRE_FINALIZER
@@ -266,6 +266,22 @@ def test_a_dead_shard_is_settled_and_a_missing_body_is_skipped() -> None:
     assert ("status:runshards", "leads-r0-0000") in kube.calls
     assert not any(c[0] == "job" for c in kube.calls)
     assert reader.read == ["leads-r0-0000", "leads-r0-0001"]
+
+
+def test_a_running_run_with_nothing_due_waits_for_its_children_not_the_clock() -> None:
+    kube = RecordingKube()
+    body = b.run_body(status=_planned())
+    controller = _controller(StubReader(), kube)
+    state = RunState.from_body(body)
+    shards = [b.shard_view(running=2)]
+    jobs = [b.job_view("leads-r0-0000", active=1)]
+    assert _pass(controller, body, state, shards, jobs) == ACTIVE_INTERVAL  # its status written
+    kube.calls.clear()
+    assert _pass(controller, body, state, shards, jobs) == SETTLED_INTERVAL
+    assert kube.calls == []
+    # A change held back by the status rate limit must be looked at again soon.
+    assert _pass(controller, body, state, [b.shard_view(running=1, succeeded=1)], jobs) == ACTIVE_INTERVAL
+    assert kube.calls == []
 
 
 def test_pause_suspends_running_jobs() -> None:
