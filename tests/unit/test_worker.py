@@ -798,3 +798,27 @@ def test_a_window_of_failures_backs_the_shard_off_until_the_provider_answers() -
     alone = ShardPace(1.0, 1, random.Random(1), clock)
     alone.failed(retry_after=None)
     assert alone.wait_seconds() == 0, "one at a time, the item's own backoff already paces the shard"
+
+
+def test_a_shard_waiting_on_its_calls_writes_nothing_new() -> None:
+    clock, flushes = FakeClock(), Flushes()
+    release = threading.Event()
+    started = threading.Event()
+
+    def held(call: ItemCall) -> ProducerResult:
+        started.set()
+        release.wait(10)
+        return ProducerResult(outputs={})
+
+    def pass_time() -> None:
+        started.wait(10)
+        for _ in range(8):  # 8 flush intervals go by while the call is held, each seen by a tick
+            time.sleep(0.3)
+            clock.now += 1.0
+        release.set()
+
+    threading.Thread(target=pass_time, daemon=True).start()
+    executor(make_shard(1), Scripted(held), clock, flushes, flush_interval=1.0).run()
+    # The item's start, then its result: never a write per interval of an unchanged status.
+    assert 1 <= len(flushes) <= 3, len(flushes)
+    assert flushes[-1].phase == "Succeeded"
