@@ -129,3 +129,26 @@ def test_a_duplicate_takes_its_first_items_result() -> None:
     lost = copied(waiting, failed)
     assert (lost.status, lost.error_class, lost.cached) == ("failed", "http_4xx", None)
     assert lost.error == "the item with the same inputs (0) failed: 400: unknown domain"
+
+
+def test_a_where_with_a_percent_sign_is_sql_not_a_placeholder() -> None:
+    from oxygen.api.table import TablePostgres
+    from oxygen.tables.rows import TableRef, _page_query
+
+    postgres = TablePostgres.model_validate(
+        {"secretRef": {"name": "db", "key": "dsn"}, "table": "public.leads", "rowIdColumn": "id"}
+    )
+    ref = TableRef(namespace="ns", name="leads", postgres=postgres, column="domain")
+    query = _page_query(ref, Selection("where", "website like '%.com'"), first=True).as_string(None)
+    # Run with named parameters, psycopg turns %% back into the user's %.
+    assert "like '%%.com'" in query
+
+
+def test_an_unparsable_dsn_is_reported_without_its_text() -> None:
+    from oxygen.tables.connect import connect
+    from oxygen.tables.errors import TableError
+
+    with pytest.raises(TableError) as raised, connect("postgresql//bob:s3cretpw@db:5432/x"):
+        pass
+    assert "s3cretpw" not in str(raised.value)
+    assert "not a valid DSN" in str(raised.value)

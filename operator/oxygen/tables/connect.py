@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from oxygen.tables.errors import TableError
 
@@ -17,6 +18,13 @@ STATEMENT_TIMEOUT_MS = 60_000
 
 @contextmanager
 def connect(dsn: str, autocommit: bool = True) -> Iterator[psycopg.Connection]:
+    try:
+        conninfo_to_dict(dsn)
+    except Exception:
+        # libpq quotes an unparsable string back, password included: never into a condition or Event.
+        raise TableError(
+            "DatabaseUnreachable", "the Table's connection string (from its Secret) is not a valid DSN"
+        ) from None
     try:
         conn = psycopg.connect(
             dsn,

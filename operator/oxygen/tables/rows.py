@@ -82,7 +82,8 @@ def _page_query(ref: TableRef, selection: Selection, first: bool) -> sql.Compose
         )
     elif selection.kind == "where":
         assert selection.where is not None
-        where = sql.SQL("({})").format(sql.SQL(selection.where))
+        # The statement runs with named parameters: a literal % of the user's SQL (like '%.com') is doubled.
+        where = sql.SQL("({})").format(sql.SQL(selection.where.replace("%", "%%")))
     else:
         where = sql.SQL("true")
     after = sql.SQL("") if first else sql.SQL(" and t.{} > %(last)s").format(rid)

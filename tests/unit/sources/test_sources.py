@@ -179,3 +179,12 @@ def test_url_unreachable() -> None:
     with pytest.raises(errors.SourceError, match="Connection refused") as caught:
         list(url.stream(f"http://127.0.0.1:{_free_port()}/rows.jsonl", "jsonl"))
     assert caught.value.reason == errors.UNREACHABLE
+
+
+def test_an_unparsable_dsn_fails_without_quoting_it() -> None:
+    from oxygen.sources.postgres import stream
+
+    with pytest.raises(errors.SourceError) as raised:
+        list(stream("postgresql//bob:s3cretpw@db:5432/x", "select 1"))
+    assert "s3cretpw" not in str(raised.value)
+    assert "not a valid DSN" in str(raised.value)

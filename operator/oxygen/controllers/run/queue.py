@@ -68,10 +68,15 @@ class WorkQueue:
         return key in self._processing
 
     async def get(self) -> str:
-        while not self._ready:
-            self._wakeup.clear()
-            await self._wakeup.wait()
-        key = self._ready.popleft()
+        while True:
+            while not self._ready:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            key = self._ready.popleft()
+            # A forgotten key (no longer dirty) or one queued twice (forget, then add again while its
+            # entry still waited) is skipped: one worker at a time holds a key, and done() re-queues it.
+            if key in self._dirty and key not in self._processing:
+                break
         if self._ready:
             self._wakeup.set()  # another worker may take the next key
         self._dirty.discard(key)

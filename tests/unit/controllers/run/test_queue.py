@@ -99,3 +99,26 @@ def test_the_run_controller_learns_of_peering_pauses_from_kopf() -> None:
 
     assert daemons.daemon_killer is handlers._capture_pause
     assert "daemons.daemon_killer(" in inspect.getsource(running)
+
+
+def test_a_key_forgotten_and_added_again_goes_to_one_worker_at_a_time() -> None:
+    async def scenario() -> None:
+        queue = WorkQueue()
+        queue.add("k")
+        queue.forget("k")  # a peering pause: its entry still waits in line
+        queue.add("k")
+        queue.add("other")
+        assert await queue.get() == "k"
+        # The stale entry of "k" is skipped while "k" is held.
+        assert await asyncio.wait_for(queue.get(), 1) == "other"
+        assert queue.processing("k")
+        queue.done("other")
+        queue.done("k")
+        assert len(queue) == 0
+        queue.forget("gone")
+        queue.add("gone")
+        queue.forget("gone")
+        queue.add("last")
+        assert await asyncio.wait_for(queue.get(), 1) == "last"
+
+    asyncio.run(scenario())
