@@ -36,12 +36,16 @@ class ShardLedger:
         # Results (terminal item outcomes) recorded by this pod so far: the executor compares it with the
         # count at its last status write to write sooner when many results would die with a kill.
         self.settled = 0
+        # Bumped by every change of an item (items are replaced, never changed in place): the executor
+        # skips a status write when nothing changed since the last one.
+        self.version = 0
 
     def now(self) -> str:
         return rfc3339(self._clock())
 
     def set(self, index: int, item: ItemResult, size: int | None = None) -> None:
         self.items[index] = item
+        self.version += 1
         if item.status in TERMINAL_ITEM_STATUSES:
             self.settled += 1
             size = size if size is not None else item_bytes(item)
@@ -81,6 +85,7 @@ class ShardLedger:
         self.work.append(ShardItem(id=next_id, inputs=inputs))
         item = ItemResult(id=next_id, inputs=inputs)
         self.items.append(item)
+        self.version += 1
         size = item_bytes(item)
         self._sizes.append(size)
         self._status_bytes += size

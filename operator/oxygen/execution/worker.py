@@ -153,7 +153,7 @@ class ShardExecutor:
         self._last_flush = -math.inf
         self._settled_at_flush = 0
         self._flushes = 0
-        self._written: RunShardStatus | None = None
+        self._written: tuple[object, ...] | None = None
         self._calls = 0
         # The shard's share of its Provider's global limits (ratelimit.py); unlimited without one.
         self._limit = limiter if limiter is not None else CallLimiter()
@@ -214,15 +214,25 @@ class ShardExecutor:
             finished_at=self._finished_at,
         )
 
-    async def _flush_now(self, snapshot: RunShardStatus | None = None) -> None:
+    def _change_key(self) -> tuple[object, ...]:
+        """What a status write carries beyond time: equal keys, equal statuses."""
+        return (
+            self._ledger.version,
+            self._calls,
+            self._throttled,
+            self._limit.epoch,
+            self._message,
+            self._finished_at,
+        )
+
+    async def _flush_now(self) -> None:
         if self._flush_task is not None and not self._flush_task.done():
             await asyncio.shield(self._flush_task)
-        snapshot = snapshot or self.snapshot()
+        snapshot = self.snapshot()
         self._last_flush = self._clock()
         self._settled_at_flush = self._ledger.settled
         self._flushes += 1
-        # A deep copy: the ledger's items change in place, the comparison needs what was written.
-        self._written = snapshot.model_copy(deep=True)
+        self._written = self._change_key()
         # Shielded: a worker cancelled while it waits does not leave an older snapshot to land later.
         self._flush_task = asyncio.ensure_future(asyncio.to_thread(self._flush, snapshot))
         await asyncio.shield(self._flush_task)
@@ -240,14 +250,13 @@ class ShardExecutor:
             return
         if self._flush_task is not None and not self._flush_task.done():
             return
-        snapshot = self.snapshot()
-        if snapshot == self._written:
+        if self._change_key() == self._written:
             # Nothing changed (calls held by a slow provider): no write, so a waiting shard costs the
             # API server nothing; the timer restarts so the comparison runs once per interval.
             self._last_flush = self._clock()
             return
         try:
-            await self._flush_now(snapshot)
+            await self._flush_now()
         except Exception as exc:
             self._failure = exc
 
