@@ -7,6 +7,7 @@ import functools
 import json
 import signal
 import time
+import uuid
 from collections import Counter
 from decimal import Decimal
 from typing import Any
@@ -102,6 +103,33 @@ def test_failed_items_are_sampled_and_a_deleted_run_leaves_no_rows_nor_role(stor
         assert (
             conn.execute("select 1 from pg_roles where rolname = %s", (worker_role(uid),)).fetchone() is None
         )
+
+
+def _secret(name: str, owner_uid: str | None) -> dict[str, Any]:
+    owners = [{"apiVersion": f"{GROUP}/{VERSION}", "kind": "Run", "name": "again", "uid": owner_uid}]
+    return {
+        "metadata": {"name": name, **({"ownerReferences": owners} if owner_uid else {})},
+        "stringData": {"dsn": "postgresql://nobody@127.0.0.1:1/gone"},
+    }
+
+
+def test_a_namesakes_worker_secret_is_waited_for_never_borrowed(store_runs: StoreRuns) -> None:
+    """A deleted Run's worker Secret still there (garbage collection pending) names a role that is gone:
+    the new Run of that name waits for it to go; a Secret of that name that no Run owns fails the Run."""
+    name = item_store_secret("again")
+    store_runs.core.create_namespaced_secret(store_runs.ns, _secret(name, str(uuid.uuid4())))
+    items = [{"rowId": f"r{i}", "inputs": {"i": i}} for i in range(20)]
+    store_runs.create("again", {"items": items, "producer": ECHO, "batchSize": 10})
+    status = store_runs.wait_phase("again", timeout=180)
+    assert (status["phase"], status["itemsSucceeded"]) == ("succeeded", 20), status
+    secret = store_runs.core.read_namespaced_secret(name, store_runs.ns)
+    assert [o.uid for o in secret.metadata.owner_references] == [store_runs.uid("again")]
+
+    store_runs.core.create_namespaced_secret(store_runs.ns, _secret(item_store_secret("squatted"), None))
+    store_runs.create("squatted", {"items": items, "producer": ECHO, "batchSize": 10})
+    status = store_runs.wait_phase("squatted", timeout=120)
+    assert status["phase"] == "failed", status
+    assert "WorkerIdentityConflict" in json.dumps(status["conditions"]), status
 
 
 def _exists(runs: StoreRuns, name: str) -> bool:

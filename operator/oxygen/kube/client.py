@@ -342,6 +342,12 @@ class Kube:
         metadata-only verb: this is a `get` on secrets, which the chart grants the operator for
         webhook tokens (webhook.enabled, the default). Without it the answer is 403 and the operator
         cannot tell (None): the check is skipped, the pod's envFrom still refuses to start."""
+        owners = self.secret_owners(namespace, name)
+        return None if owners is None else owners is not False
+
+    def secret_owners(self, namespace: str, name: str) -> builtins.list[str] | bool | None:
+        """The uids owning the Secret (metadata only, never its values); False: no such Secret;
+        None: the operator may not read it (403)."""
         api = self.api_client
         method, url, headers, _, _ = api.param_serialize(
             "GET",
@@ -351,14 +357,15 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         response = api.call_api(method, url, header_params=headers)
-        response.read()  # the metadata, discarded: only the status code matters
+        body = response.read()
         if response.status == 404:
             return False
         if response.status == 403:
             return None
         if not 200 <= response.status < 300:
             raise ApiException(status=response.status, reason=response.reason)
-        return True
+        meta = json.loads(body).get("metadata") or {}
+        return [str(o.get("uid")) for o in meta.get("ownerReferences") or []]
 
     def event(
         self,

@@ -154,7 +154,16 @@ class Applier:
             return
         from oxygen.execution.jobs import item_store_secret
 
-        if not self.kube.secret_exists(ns, item_store_secret(str(meta["name"]))):
+        name = item_store_secret(str(meta["name"]))
+        owners = self.kube.secret_owners(ns, name)
+        if isinstance(owners, list) and uid not in owners:
+            # A namesake's (a deleted Run of this name, its garbage collection pending): its role is
+            # gone, so its DSN would fail every worker; wait for it rather than borrow it.
+            conflict = OwnershipConflict("Secret", name, namesake=bool(owners))
+            if conflict.namesake:
+                raise conflict  # the next pass looks again
+            raise RunFailure("WorkerIdentityConflict", f"{conflict}; rename the Run")
+        if owners is False:
             secret = item_store.worker_secret(self.store, run_body, owner_reference(run_body))
             with refusal("Secret", secret["metadata"]["name"]):
                 self.kube.apply_owned("Secret", ns, secret)
