@@ -8,6 +8,9 @@ a shard status a decision wrote goes back as rows (batched) plus the summary-onl
 Ordinals: a round's items are numbered 0… in the order its shards were planned (round 0: the items'
 positions), each shard holding a contiguous range. A round's rows are written by one COPY before its
 first shard is created; a pass that dies before or during it writes the same round again, whole, once.
+Round 0 of a column run is not even planned as shards first: its source streams straight into that
+COPY (`stage`, before the credit decision), and the plan is made from the count (planning/rounds.py
+stored_spans), so a million-item source never sits in the operator's memory.
 """
 
 from __future__ import annotations

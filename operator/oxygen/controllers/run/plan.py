@@ -1,7 +1,9 @@
 """The initial round: resolve the run's items, group them, estimate their cost, plan round 0.
 
 Pure. The sources (a ConfigMap's data, the Workflow) are read by observe.Reader; the credit
-decision is taken under the account's lock by reconcile.py and handed in.
+decision is taken under the account's lock by reconcile.py and handed in. With an item store a column
+run's items are handed back unread (Resolved.source) for apply-side code to stream into the store; the
+plan is then made from the observed count (Resolved.stored), never from a list.
 """
 
 from __future__ import annotations

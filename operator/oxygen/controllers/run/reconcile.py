@@ -204,6 +204,11 @@ class RunController:
             if not status.rounds:
                 return ACTIVE_INTERVAL  # waiting for credits
             obs = look()
+        elif not status.rounds and state.items_cache is not None and state.items_cache[1].stored is not None:
+            # Canceled while it waited for credits: the rows staged for its round 0 go.
+            assert self.applier.store is not None
+            self.applier.store.abandon_round(run.metadata.uid, 0)
+            state.items_cache = None
 
         cleaned_up = True
         round_waiting = False

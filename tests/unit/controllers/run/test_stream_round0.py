@@ -11,7 +11,9 @@ import pytest
 
 from oxygen.api.run import RunStatus
 from oxygen.controllers.run import item_store, plan
-from oxygen.controllers.run.types import RunFailure
+from oxygen.controllers.run.apply import Applier
+from oxygen.controllers.run.reconcile import ACTIVE_INTERVAL, IDLE_INTERVAL, RunController
+from oxygen.controllers.run.types import RunFailure, RunState
 from oxygen.credits.gate import Decision
 from oxygen.itemstore.rows import NewItem
 from oxygen.itemstore.store import ItemStore
@@ -19,6 +21,8 @@ from oxygen.planning.items import PlannedItem
 from oxygen.planning.rounds import SKIP_DRY_RUN, SKIP_SMOKE, stored_status
 from oxygen.planning.shards import MAX_SHARD_INPUT_BYTES
 from tests.support import builders as b
+from tests.support.recording_kube import RecordingKube
+from tests.unit.controllers.run.test_reconcile import StubReader, _controller, _pass
 
 UNMETERED = Decision(metered=False, allowed=True, account=None, message="unmetered")
 STREAMED: dict[str, Any] = {"itemsFrom": {"url": {"url": "http://h:1/rows.jsonl"}}}
@@ -179,3 +183,56 @@ def test_a_run_with_cache_hits_stays_a_list() -> None:
     sources = plan.Sources(cached={"0": {"out": 1}})
     resolved = plan.resolve(b.observed(body).run, sources, store=True)
     assert resolved.source is None and len(resolved.items) == 1
+
+
+class RecordingStore(StreamingStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.appends = 0
+        self.abandoned: list[int] = []
+
+    def append_round(self, run_uid: str, namespace: str, round_: int, items: Iterable[NewItem]) -> bool:
+        self.appends += 1
+        return super().append_round(run_uid, namespace, round_, items)
+
+    def abandon_round(self, run_uid: str, round_: int) -> None:
+        self.abandoned.append(round_)
+        self.stored = None
+
+
+def _store_controller(snapshot: Any, fake: RecordingStore, kube: RecordingKube) -> RunController:
+    controller = _controller(StubReader(snapshot=snapshot), kube)
+    controller.applier = Applier(kube, store=_store(fake))  # type: ignore[arg-type]
+    return controller
+
+
+def test_a_run_waiting_for_credits_is_staged_once_and_its_rows_go_when_canceled() -> None:
+    kube, fake = RecordingKube(), RecordingStore()
+    body = b.run_body(producer={**b.ECHO, "costPerItem": "50"})
+    state = RunState.from_body(body)
+    controller = _store_controller(b.credit_snapshot("10"), fake, kube)
+    assert _pass(controller, body, state) == ACTIVE_INTERVAL
+    # The finalizer before the first row; the count decides (3 items at 50 each, 10 granted): it waits.
+    assert kube.calls == [
+        ("add-finalizer:runs", "leads"),
+        ("status:runs", "leads"),
+        ("event", "InsufficientCredits"),
+    ]
+    assert (fake.appends, fake.rows, state.status.phase, state.status.items_total) == (1, 3, "queued", 3)
+    _pass(controller, body, state)
+    assert fake.appends == 1  # a second pass writes nothing
+    canceled = b.run_body(producer={**b.ECHO, "costPerItem": "50"}, cancel=True)
+    _pass(controller, canceled, state)
+    assert fake.abandoned == [0] and state.items_cache is None
+
+
+def test_an_unaffordable_run_that_fails_leaves_no_rows() -> None:
+    kube, fake = RecordingKube(), RecordingStore()
+    body = b.run_body(producer={**b.ECHO, "costPerItem": "50"})
+    state = RunState.from_body(body)
+    controller = _store_controller(b.credit_snapshot("10", on_insufficient="fail"), fake, kube)
+    assert _pass(controller, body, state) == IDLE_INTERVAL
+    assert state.status.phase == "failed"
+    assert [c for c in kube.calls if c[0] == "event"] == [("event", "InsufficientCredits")]
+    assert (fake.appends, fake.abandoned) == (1, [0])
+    assert not kube.shards
