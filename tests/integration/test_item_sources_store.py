@@ -86,6 +86,7 @@ def test_200000_items_from_postgres(store_runs: StoreRuns, postgres: str, table:
     assert (status["itemsTotal"], status["itemsSucceeded"]) == (200_000, 200_000)
     run_bytes = len(json.dumps(store_runs.get("big")))
     shards = store_runs.shards("big")
+    assert len(shards) == 20  # batchSize ranges: no split by the inputs' bytes
     shard_bytes = max(len(json.dumps(s)) for s in shards)
     assert run_bytes < 64 * 1024 and shard_bytes < 64 * 1024, (run_bytes, shard_bytes)
     with psycopg.connect(postgres) as conn:
@@ -96,6 +97,42 @@ def test_200000_items_from_postgres(store_runs: StoreRuns, postgres: str, table:
         ).fetchone()
     assert counted == (200_000, 200_000, 200_000)
     print(f"200,000 items from postgres: {took:.0f} s, Run {run_bytes} B, largest RunShard {shard_bytes} B")
+
+
+def test_round_zero_streams_into_batch_size_ranges(store_runs: StoreRuns, postgres: str, table: str) -> None:
+    """25,000 rows of ~250 bytes (a byte split would make 25+ shards) as a dry run: one COPY of skipped
+    rows, ceil(25,000 / 10,000) = 3 shards of ranges, nothing called."""
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        conn.execute(f"create table {table} (id int primary key, pad text)")
+        conn.execute(f"insert into {table} select i, repeat('x', 250) from generate_series(1, 25000) i")
+    secret(store_runs, "db", postgres)
+    source = {"secretRef": {"name": "db", "key": "dsn"}, "query": f"select id, pad from {table}"}
+    store_runs.create(
+        "wide",
+        {
+            "itemsFrom": {"postgres": {**source, "rowIdColumn": "id"}},
+            "producer": ECHO,
+            "mode": "dry_run",
+            "batchSize": 10000,
+        },
+    )
+    status = store_runs.wait_phase("wide", timeout=120)
+    assert status["phase"] == "succeeded", status
+    assert (status["itemsTotal"], status["itemsSkipped"]) == (25_000, 25_000)
+    shards = store_runs.shards("wide")
+    assert sorted((s["spec"]["range"]["start"], s["spec"]["range"]["end"]) for s in shards) == [
+        (0, 10_000),
+        (10_000, 20_000),
+        (20_000, 25_000),
+    ]
+    assert all(not s["spec"].get("items") and s["status"]["summary"]["skipped"] for s in shards)
+    with psycopg.connect(postgres) as conn:
+        counted = conn.execute(
+            "select count(*), count(*) filter (where status = 'skipped'), count(distinct ordinal)"
+            " from oxygen.items where run_uid = %s and round = 0",
+            (store_runs.uid("wide"),),
+        ).fetchone()
+    assert counted == (25_000, 25_000, 25_000)
 
 
 def fail_sevens(item_id: str, attempt: int, body: dict[str, Any]) -> Reply:

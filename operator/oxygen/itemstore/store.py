@@ -116,6 +116,15 @@ class ItemStore:
                     )
         return True
 
+    def round_count(self, run_uid: str, round_: int) -> int:
+        """How many rows round `round_` has (one indexed count)."""
+        row = (
+            self.conn()
+            .execute("select count(*) from oxygen.items where run_uid = %s and round = %s", (run_uid, round_))
+            .fetchone()
+        )
+        return int(row[0]) if row else 0
+
     def round_size(self, run_uid: str, round_: int, takes: str) -> int:
         """How many items round `round_` has (already stored: a pass died after making it) or would take
         over: `takes` is "retry" or "promotion" (see TAKES). One indexed count."""

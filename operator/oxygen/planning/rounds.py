@@ -23,7 +23,14 @@ from oxygen.api.labels import (
     owner_reference,
 )
 from oxygen.api.run import Producer, Retry, RunSpec, effective_producer
-from oxygen.api.runshard import ItemRange, ItemResult, RunShardSpec, RunShardStatus, ShardItem
+from oxygen.api.runshard import (
+    ItemRange,
+    ItemResult,
+    RunShardSpec,
+    RunShardStatus,
+    ShardItem,
+    ShardSummary,
+)
 from oxygen.planning.items import PlannedItem
 from oxygen.planning.names import shard_name
 from oxygen.planning.shards import MAX_SHARD_INPUT_BYTES, batches
@@ -111,11 +118,45 @@ def range_bodies(
     run_body: dict[str, Any], spec: RunSpec, round_: int, count: int, shape: Shape
 ) -> list[dict[str, Any]]:
     """A round whose `count` items are already rows of the item store: shards of `batchSize` ranges."""
+    return stored_bodies(run_body, spec, round_, [(Group(()), 0, count)], shape)
+
+
+def stored_spans(spec: RunSpec, count: int) -> list[tuple[Group, int, int]]:
+    """Round 0 of `count` items already in the item store, as ordinal ranges [start, end) sharing a
+    fate (initial_groups by ordinal: all skipped in dry_run, the sample executed in smoke_test)."""
+    if spec.mode == "dry_run":
+        return [(Group((), execute=False, skip_reason=SKIP_DRY_RUN), 0, count)]
+    if spec.mode == "smoke_test":
+        n = min(spec.smoke_test.sample_size, count)
+        spans = [(Group(()), 0, n)]
+        if count > n:
+            spans.append((Group((), execute=False, skip_reason=SKIP_SMOKE), n, count))
+        return spans
+    return [(Group(()), 0, count)]
+
+
+def stored_status(spec: RunSpec, ordinal: int) -> str:
+    """The status round 0's item at `ordinal` is stored with (stored_spans): pending, or skipped."""
+    if spec.mode == "dry_run" or (spec.mode == "smoke_test" and ordinal >= spec.smoke_test.sample_size):
+        return "skipped"
+    return "pending"
+
+
+def stored_bodies(
+    run_body: dict[str, Any],
+    spec: RunSpec,
+    round_: int,
+    spans: Sequence[tuple[Group, int, int]],
+    shape: Shape,
+) -> list[dict[str, Any]]:
+    """Shards of at most `batchSize` ordinals over each span: no inputs in the spec, so no byte split."""
     size = spec.batch_size
-    return [
-        _body(run_body, spec, round_, k, Group(()), shape, span=(start, min(start + size, count)))
-        for k, start in enumerate(range(0, count, size))
-    ]
+    bodies: list[dict[str, Any]] = []
+    for group, first, end in spans:
+        for start in range(first, end, size):
+            span = (start, min(start + size, end))
+            bodies.append(_body(run_body, spec, round_, len(bodies), group, shape, span=span))
+    return bodies
 
 
 def _body(
@@ -171,6 +212,10 @@ def provider_label(spec: RunSpec) -> dict[str, str]:
 
 def skipped_status(spec: RunShardSpec) -> RunShardStatus:
     """The status of a shard that does not execute: every item skipped, for the recorded reason."""
+    if spec.range is not None:
+        # Its items are rows of the item store, stored skipped (stored_status): the summary counts them.
+        summary = ShardSummary(skipped=spec.range.end - spec.range.start)
+        return RunShardStatus(phase="Succeeded", items=[], summary=summary, message=spec.skip_reason)
     items = [
         ItemResult(id=i.id, row_id=i.row_id, status="skipped", attempt_count=i.attempt_count)
         for i in spec.items

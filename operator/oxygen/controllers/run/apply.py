@@ -20,7 +20,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from oxygen.api.labels import LABEL_SHARD, owner_reference
@@ -31,6 +31,7 @@ from oxygen.credits.ledger import RETIRE_FINALIZER
 from oxygen.execution.jobs import ITEM_STORE_DSN_ENV
 from oxygen.itemstore.store import ItemStore
 from oxygen.kube.client import ApiException, Kube, OwnershipConflict
+from oxygen.planning.items import PlannedItem
 from oxygen.status.views import JobView, job_owner
 
 log = logging.getLogger("oxygen.controllers.run")
@@ -71,6 +72,19 @@ class Applier:
         # With an item store, a column run's items and results are rows there (item_store.py).
         self.store = store
         self._secrets: set[str] = set()  # runs whose worker Secret this process made or found
+
+    def stage_items(
+        self, run_body: dict[str, Any], items: Iterator[PlannedItem], status_of: Callable[[int], str]
+    ) -> int:
+        """Stream round 0's items into the item store (item_store.stage); returns how many it has.
+        The rows go with the Run: the finalizer is on before the first row is written."""
+        assert self.store is not None
+        meta = run_body["metadata"]
+        if item_store.FINALIZER not in (meta.get("finalizers") or []):
+            self.kube.set_finalizer(
+                "runs", str(meta["namespace"]), str(meta["name"]), item_store.FINALIZER, present=True
+            )
+        return item_store.stage(self.store, run_body, items, status_of)
 
     def apply(self, plan: Plan, run_body: dict[str, object], state: RunState) -> None:
         meta = run_body["metadata"]

@@ -8,11 +8,14 @@ a shard status a decision wrote goes back as rows (batched) plus the summary-onl
 Ordinals: a round's items are numbered 0… in the order its shards were planned (round 0: the items'
 positions), each shard holding a contiguous range. A round's rows are written by one COPY before its
 first shard is created; a pass that dies before or during it writes the same round again, whole, once.
+Round 0 of a column run is not even planned as shards first: its source streams straight into that
+COPY (`stage`, before the credit decision), and the plan is made from the count (planning/rounds.py
+stored_spans), so a million-item source never sits in the operator's memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 from oxygen.api.runshard import ItemResult, RunShard, RunShardStatus, ShardItem
@@ -20,6 +23,7 @@ from oxygen.controllers.run.types import NewShard
 from oxygen.execution.jobs import ITEM_STORE_SECRET_KEY, item_store_secret
 from oxygen.itemstore.rows import ItemRow, NewItem, Result
 from oxygen.itemstore.store import ItemStore
+from oxygen.planning.items import PlannedItem
 from oxygen.planning.rounds import SKIP_CACHED, SKIP_DUPLICATE
 
 # On a Run whose rows are in the store, until they are deleted (store_cleanup.py).
@@ -67,6 +71,35 @@ def to_store(store: ItemStore, run_body: dict[str, Any], shards: list[NewShard])
                 initial = {**shard.initial_status, "items": []}
             out.append(NewShard({**shard.body, "spec": spec}, initial))
     return out
+
+
+def stage(
+    store: ItemStore, run_body: dict[str, Any], items: Iterator[PlannedItem], status_of: Callable[[int], str]
+) -> int:
+    """Round 0 streamed into the store: each item becomes a row (ordinal = its position, status
+    `status_of(ordinal)`) as the source yields it, in one COPY, and is then forgotten; returns how many.
+
+    Idempotent as append_round: a source that fails mid-way leaves no row (the transaction rolls back,
+    the error goes on), and a round already stored is counted, its source not even opened."""
+    meta = run_body["metadata"]
+    uid, ns = str(meta["uid"]), str(meta["namespace"])
+    written = 0
+
+    def rows() -> Iterator[NewItem]:
+        nonlocal written
+        for ordinal, item in enumerate(items):
+            yield NewItem(
+                ordinal=ordinal,
+                item_id=str(item.id),
+                row_id=item.row_id,
+                inputs=item.inputs or {},
+                status=status_of(ordinal),
+            )
+            written = ordinal + 1
+
+    if store.append_round(uid, ns, 0, rows()):
+        return written
+    return store.round_count(uid, 0)
 
 
 def _rows(members: list[NewShard]) -> Iterator[NewItem]:

@@ -1,13 +1,15 @@
 """The initial round: resolve the run's items, group them, estimate their cost, plan round 0.
 
 Pure. The sources (a ConfigMap's data, the Workflow) are read by observe.Reader; the credit
-decision is taken under the account's lock by reconcile.py and handed in.
+decision is taken under the account's lock by reconcile.py and handed in. With an item store a column
+run's items are handed back unread (Resolved.source) for apply-side code to stream into the store; the
+plan is then made from the observed count (Resolved.stored), never from a list.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -61,8 +63,12 @@ class Sources:
     followers: Mapping[str, str] = field(default_factory=dict)
 
 
-def resolve(run: Run, sources: Sources) -> Resolved:
+def resolve(run: Run, sources: Sources, store: bool = False) -> Resolved:
     """A run's items, how its shards execute, and what each item holds in credits.
+
+    With `store` (an item store), a column run's items come back unread, as `Resolved.source`: they go
+    to the store one at a time (item_store.stage), never into a list. Runs with a cache (their hits and
+    duplicates are decided over the whole list) and workflows and ingestions stay lists.
 
     Everything the run names must exist first (preflight.check): nothing is planned otherwise."""
     spec = run.spec
@@ -86,13 +92,17 @@ def resolve(run: Run, sources: Sources) -> Resolved:
         return Resolved([first], shape, ing.cost_per_page, ing.max_pages, unpriced)
     assert spec.producer is not None
     producer = preflight.resolve(spec.producer, sources.providers, retry)
+    shape = Shape(producer=producer, retry=retry)
     if run.spec.rows_table is not None:
         if sources.table_items is None:
             raise RunFailure("TableNotFound", f"Table {run.spec.rows_table!r} could not be read")
         items = sources.table_items
+    elif store and spec.items_from is not None and spec.items_from.streamed:
+        return Resolved([], shape, producer.cost_per_item, 0, unpriced, source=streamed(sources.stream))
     else:
         items = _resolve_items(run, sources)
-    shape = Shape(producer=producer, retry=retry)
+    if store and not (sources.cached or sources.followers):
+        return Resolved([], shape, producer.cost_per_item, 0, unpriced, source=iter(items))
     return Resolved(
         items, shape, producer.cost_per_item, len(items), unpriced, sources.cached, sources.followers
     )
@@ -165,6 +175,22 @@ def within_ceiling(items: int, item_store: bool) -> None:
     )
 
 
+def stored(resolved: Resolved, count: int) -> Resolved:
+    """A resolved run whose round 0 is in the item store, `count` items (item_store.stage)."""
+    return replace(resolved, source=None, stored=count, in_scope=count)
+
+
+def estimate(run: Run, resolved: Resolved) -> Decimal:
+    """What the account must cover for round 0."""
+    if resolved.stored is None:
+        return scope(run, resolved)[1]
+    # A dry run estimates what the live run would cost; other modes what they will execute.
+    if run.spec.mode == "dry_run":
+        return resolved.unit_cost * resolved.stored
+    spans = rounds.stored_spans(run.spec, resolved.stored)
+    return resolved.unit_cost * sum(end - start for group, start, end in spans if group.execute)
+
+
 def scope(run: Run, resolved: Resolved) -> tuple[list[Group], Decimal]:
     """Round 0's groups, and the estimate the account must cover."""
     items = resolved.items
@@ -210,10 +236,10 @@ def initial(
     A planned round is recorded in the status at once (the Plan's status): it makes the plan durable.
     """
     run = obs.run
-    groups, estimate = scope(run, resolved)
+    cost = estimate(run, resolved)
     dry = run.spec.mode == "dry_run"
-    status.items_total = len(resolved.items)
-    status.credits_estimated = estimate
+    status.items_total = resolved.count
+    status.credits_estimated = cost
     status.credits_per_item = resolved.unit_cost
     ref = run.spec.producer.provider_ref if run.spec.producer is not None else None
     status.planned_provider = ref.name if ref is not None and run.spec.kind == "column" else None
@@ -222,22 +248,26 @@ def initial(
         if decision.on_insufficient == "fail" and decision.reason == "InsufficientCredits":
             raise RunFailure("InsufficientCredits", decision.message)
         return wait(obs, status, decision, settings.web_base_url)
-    bodies = shard_bodies(obs.body, run.spec, 0, groups, resolved.shape)
+    if resolved.stored is not None:
+        spans = rounds.stored_spans(run.spec, resolved.stored)
+        bodies = rounds.stored_bodies(obs.body, run.spec, 0, spans, resolved.shape)
+    else:
+        bodies = shard_bodies(obs.body, run.spec, 0, scope(run, resolved)[0], resolved.shape)
     plan = new_round(obs.body, status, bodies, settings, resolved.cached)
     status.rounds = [
-        Round(round=0, reason="initial", items=len(resolved.items), shards=len(bodies), started_at=obs.now)
+        Round(round=0, reason="initial", items=resolved.count, shards=len(bodies), started_at=obs.now)
     ]
     status.started_at = status.started_at or obs.now
     if decision.metered and not dry:
-        status.ledger = ledger.reserve(status.ledger, estimate, obs.now, 0)
-        status.credits_reserved = estimate
+        status.ledger = ledger.reserve(status.ledger, cost, obs.now, 0)
+        status.credits_reserved = cost
     status.observed_generation = run.metadata.generation
     plan.status = status
     parallelism = jobs.parallelism(run, settings.max_parallelism)
     plan.events.append(
         Event(
             "Planned",
-            f"{len(resolved.items)} items in {len(bodies)} shards (mode {run.spec.mode}, "
+            f"{resolved.count} items in {len(bodies)} shards (mode {run.spec.mode}, "
             f"batchSize {run.spec.batch_size}, parallelism {parallelism}); {decision.message}",
         )
     )

@@ -17,9 +17,10 @@ the account's lock is released (the next decision must see it). Each step re-obs
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterator
 from typing import Any
 
 from oxygen.api.nesting import deep_input
@@ -44,6 +45,8 @@ from oxygen.credits import gate
 from oxygen.credits.gate import AccountLocks, Decision
 from oxygen.itemstore.store import ItemStore
 from oxygen.kube.client import ApiException, Kube
+from oxygen.planning import rounds as planning_rounds
+from oxygen.planning.items import PlannedItem
 from oxygen.settings import OperatorSettings
 from oxygen.status.run import item_counts, set_condition
 from oxygen.status.views import JobView, ShardView
@@ -57,6 +60,23 @@ IDLE_INTERVAL = 10.0
 SETTLED_INTERVAL = 30.0
 # A Provider the index lacks is confirmed by a read at most this often per run.
 PROVIDER_READ_INTERVAL = 5.0
+
+
+def _inputs(item: PlannedItem) -> tuple[tuple[str, Any], ...]:
+    return (
+        (f"item {item.id!r} inputs", item.inputs),
+        (f"item {item.id!r} step inputs", item.inputs_template),
+    )
+
+
+def _checked(items: Iterator[PlannedItem]) -> Iterator[PlannedItem]:
+    """The items as they stream, each checked as the planned list is (a too-deep one fails the run:
+    raised inside the COPY, it leaves no row)."""
+    for item in items:
+        too_deep = deep_input(_inputs(item))
+        if too_deep is not None:
+            raise RunFailure("InputsTooDeep", too_deep)
+        yield item
 
 
 class RunController:
@@ -190,6 +210,11 @@ class RunController:
             if not status.rounds:
                 return ACTIVE_INTERVAL  # waiting for credits
             obs = look()
+        elif not status.rounds and state.items_cache is not None and state.items_cache[1].stored is not None:
+            # Canceled while it waited for credits: the rows staged for its round 0 go.
+            assert self.applier.store is not None
+            self.applier.store.abandon_round(run.metadata.uid, 0)
+            state.items_cache = None
 
         cleaned_up = True
         round_waiting = False
@@ -236,38 +261,57 @@ class RunController:
     # -- the initial round ----------------------------------------------------------------------
 
     def _plan_initial(self, obs: Observed, status: RunStatus, state: RunState) -> None:
-        """Resolve the items, hold their estimated cost against the account, then create round 0."""
+        """Resolve the items, hold their estimated cost against the account, then create round 0.
+
+        With an item store a column run's items stream from their source into the store first (one
+        COPY, never a list: plan.resolve hands back an unread iterator, Applier.stage_items writes it);
+        the plan is then made from the count alone ("round 0 is in the store, N items"), after the COPY
+        and before any shard, so the credit decision sees the exact count as it does without a store."""
         run = obs.run
         generation = run.metadata.generation
+        store = self.applier.store
         if state.items_cache is None or state.items_cache[0] != generation:
-            resolved = plan.resolve(run, self.read.sources(run))
-            plan.within_ceiling(len(resolved.items), self.settings.item_store is not None)
-            # Rows from a ConfigMap are user input too: the same bound as inline inputs.
-            too_deep = deep_input(
-                (f"item {i.id!r} {part}", value)
-                for i in resolved.items
-                for part, value in (("inputs", i.inputs), ("step inputs", i.inputs_template))
-            )
-            if too_deep is not None:
-                raise RunFailure("InputsTooDeep", too_deep)
+            earlier = state.items_cache[1] if state.items_cache is not None else None
+            if store is not None and earlier is not None and earlier.stored is not None:
+                store.abandon_round(run.metadata.uid, 0)  # staged for an earlier spec while it waited
+            resolved = plan.resolve(run, self.read.sources(run), store=store is not None)
+            if resolved.source is not None:
+                of = functools.partial(planning_rounds.stored_status, run.spec)
+                count = self.applier.stage_items(obs.body, _checked(resolved.source), of)
+                resolved = plan.stored(resolved, count)
+            else:
+                plan.within_ceiling(len(resolved.items), store is not None)
+                # Rows from a ConfigMap are user input too: the same bound as inline inputs.
+                too_deep = deep_input(named for i in resolved.items for named in _inputs(i))
+                if too_deep is not None:
+                    raise RunFailure("InputsTooDeep", too_deep)
             state.items_cache = (generation, resolved)
         resolved = state.items_cache[1]
-        _, estimate = plan.scope(run, resolved)
-        # The decision and the status recording it are one step under the account's lock. With no
-        # account (unmetered, or waiting for one) the run holds nothing another decision could see:
-        # no lock, so the runs of a namespace are planned in parallel, not one at a time.
-        snapshot = self.read.credits(run)
-        if snapshot.account is None:
-            credits.require_priced(resolved, snapshot)
-            decision = gate.decide(snapshot, run.metadata.uid, estimate)
-            self.applier.apply(plan.initial(obs, status, resolved, decision, self.settings), obs.body, state)
-        else:
-            with self.locks.hold(run.metadata.namespace, run.spec.credit_account):
-                snapshot = self.read.credits(run)
+        estimate = plan.estimate(run, resolved)
+        try:
+            # The decision and the status recording it are one step under the account's lock. With no
+            # account (unmetered, or waiting for one) the run holds nothing another decision could see:
+            # no lock, so the runs of a namespace are planned in parallel, not one at a time.
+            snapshot = self.read.credits(run)
+            if snapshot.account is None:
                 credits.require_priced(resolved, snapshot)
                 decision = gate.decide(snapshot, run.metadata.uid, estimate)
                 initial = plan.initial(obs, status, resolved, decision, self.settings)
                 self.applier.apply(initial, obs.body, state)
+            else:
+                with self.locks.hold(run.metadata.namespace, run.spec.credit_account):
+                    snapshot = self.read.credits(run)
+                    credits.require_priced(resolved, snapshot)
+                    decision = gate.decide(snapshot, run.metadata.uid, estimate)
+                    initial = plan.initial(obs, status, resolved, decision, self.settings)
+                    self.applier.apply(initial, obs.body, state)
+        except RunFailure:
+            if store is not None and resolved.stored is not None:
+                # The run fails before round 0 is recorded: its staged rows go (no Run without shards
+                # keeps rows; the finalizer would delete them with the Run anyway).
+                store.abandon_round(run.metadata.uid, 0)
+                state.items_cache = None
+            raise
         if status.rounds:
             state.items_cache = None
 

@@ -3,7 +3,7 @@ daemon between passes, and the Plan that the pure decisions return and apply.py 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -29,6 +29,17 @@ class Resolved:
     # (item id → the cached outputs), and duplicates of an earlier item of the run (id → its id).
     cached: Mapping[str, Any] = field(default_factory=dict)
     followers: Mapping[str, str] = field(default_factory=dict)
+    # With an item store, round 0 of a column run is never a list in the operator's memory: `source`
+    # is its items as a one-pass iterator (nothing read yet), which apply-side code (item_store.stage)
+    # streams into the store's COPY; what comes back is the observed fact `stored`, "round 0 is in the
+    # store, N items" (then `items` is empty), and the plan is made from that count alone.
+    source: Iterator[PlannedItem] | None = None
+    stored: int | None = None
+
+    @property
+    def count(self) -> int:
+        """How many items round 0 has."""
+        return self.stored if self.stored is not None else len(self.items)
 
 
 class RunFailure(Exception):
