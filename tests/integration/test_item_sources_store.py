@@ -144,7 +144,7 @@ def test_operator_sigkilled_ten_times_in_50000_items_from_postgres_loses_and_dou
         def reached(target: int) -> bool:
             return called() >= target
 
-        producer = {"provider": "p", "http": {"url": provider.url}, "costPerItem": "1", "concurrency": 8}
+        producer = {"provider": "p", "http": {"url": provider.url}, "costPerItem": "1", "concurrency": 16}
         store_runs.create(
             "kills",
             {"itemsFrom": {"postgres": source}, "producer": producer, "batchSize": 2500, "parallelism": 4},
