@@ -4,12 +4,16 @@ real control plane, a real PostgreSQL and a real provider on loopback."""
 from __future__ import annotations
 
 import base64
+import functools
 import json
+import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +21,14 @@ import psycopg
 import pytest
 
 from oxygen.devcluster import LocalCluster
+from oxygen.devcluster.wait import wait_for
 from oxygen.itemstore.store import ItemStore
 from oxygen.web.data import load_run_page
 from oxygen.web.page import render
+from tests.integration.test_credits import account, settled
 from tests.support.item_store import StoreRuns
-from tests.support.provider import Provider, Reply, inputs_of
+from tests.support.operator_process import OperatorProcess
+from tests.support.provider import Provider, Reply, echo, inputs_of, with_credits
 
 pytestmark = pytest.mark.cluster
 
@@ -133,6 +140,81 @@ def test_round_zero_streams_into_batch_size_ranges(store_runs: StoreRuns, postgr
             (store_runs.uid("wide"),),
         ).fetchone()
     assert counted == (25_000, 25_000, 25_000)
+
+
+def copy_fill(dsn: str, table: str, rows: int) -> None:
+    """`table(id, n)` with ids 1..rows, written with COPY."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"create table {table} (id int primary key, n int)")
+        with conn.cursor().copy(f"copy {table} (id, n) from stdin") as copy:
+            for i in range(1, rows + 1):
+                copy.write_row((i, i))
+
+
+@pytest.mark.slow
+def test_operator_sigkilled_ten_times_in_50000_items_from_postgres_loses_and_doubles_nothing(
+    store_runs: StoreRuns, store_operator: OperatorProcess, postgres: str, table: str
+) -> None:
+    """Acceptance 3 of issue 16: 50,000 metered items from `itemsFrom.postgres`, the operator SIGKILLed
+    ten times, spread over the run (once the provider has seen its first call, then each time another
+    tenth of the items has been called). Nothing lost: every item called successfully and its row
+    `succeeded`. Nothing called twice, strictly (at most one successful call per item, no bound above
+    one): a SIGKILL ends the operator only, the workers' calls in flight finish and are recorded by
+    their workers, so an item is never called again by a restarted operator. Credits exact: 0.5 per
+    call, `creditsUsed` 25,000, the account captures exactly that and holds no reservation."""
+    total = 50_000
+    copy_fill(postgres, table, total)
+    secret(store_runs, "db", postgres)
+    account(store_runs, grants=[{"id": "g", "amount": "60000"}])
+    source = {
+        "secretRef": {"name": "db", "key": "dsn"},
+        "query": f"select id, n from {table}",
+        "rowIdColumn": "id",
+    }
+    started = time.monotonic()
+    kills: list[tuple[int, float]] = []
+    with Provider(with_credits("0.5", echo())) as provider:
+
+        def called() -> int:
+            return sum(1 for c in provider.calls if 200 <= c.status < 300)
+
+        def reached(target: int) -> bool:
+            return called() >= target
+
+        producer = {"provider": "p", "http": {"url": provider.url}, "costPerItem": "1", "concurrency": 16}
+        store_runs.create(
+            "kills",
+            {"itemsFrom": {"postgres": source}, "producer": producer, "batchSize": 2500, "parallelism": 4},
+        )
+        for target in [1] + [k * total // 10 for k in range(1, 10)]:
+            wait_for(functools.partial(reached, target), timeout=240, what=f"{target} items called")
+            store_operator.kill(signal.SIGKILL)
+            kills.append((called(), time.monotonic() - started))
+            time.sleep(1.0)
+            store_operator.start()
+        final = store_runs.wait_phase("kills", timeout=300)
+        took = time.monotonic() - started
+        successes = Counter(str(c.row_id) for c in provider.successful_calls())
+        failures = [c for c in provider.calls if not 200 <= c.status < 300]
+    # Every kill came while the run still had items to call.
+    assert len(kills) == 10 and all(done < total for done, _ in kills), kills
+    assert final["phase"] == "succeeded", final
+    assert (final["itemsTotal"], final["itemsSucceeded"], final["itemsFailed"]) == (total, total, 0)
+    assert set(successes) == {str(i) for i in range(1, total + 1)}, "an item was lost"
+    doubled = {row: n for row, n in successes.items() if n > 1}
+    assert not doubled and not failures, (len(doubled), sorted(doubled)[:20], len(failures))
+    assert final["creditsUsed"] == "25000"
+    settled(store_runs, {"captured": "25000", "reserved": "0", "available": "35000"})
+    with psycopg.connect(postgres) as conn:
+        counted = conn.execute(
+            "select count(*), count(*) filter (where status = 'succeeded' and attempt_count = 1"
+            " and superseded_by is null), count(distinct row_id), sum(credits_used)"
+            " from oxygen.items where run_uid = %s",
+            (store_runs.uid("kills"),),
+        ).fetchone()
+    assert counted == (total, total, total, Decimal("25000")), counted
+    assert len(store_runs.shards("kills")) == total // 2500
+    print(f"50,000 items from postgres, 10 SIGKILLs at {kills}: {took:.0f} s")
 
 
 def fail_sevens(item_id: str, attempt: int, body: dict[str, Any]) -> Reply:
