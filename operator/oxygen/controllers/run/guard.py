@@ -12,6 +12,7 @@ message on that Run, never as a crash, a traceback every two seconds, or a daemo
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -153,6 +154,18 @@ def backoff(memory: DaemonMemory, err: BaseException, where: str) -> float:
         exc_info=err if first else None,
     )
     return delay
+
+
+def run_gone(err: BaseException, name: str) -> bool:
+    """The API server answered that this Run no longer exists (deleted while a queued or running pass
+    was about it): nothing to reconcile, retry or log; its DELETED event forgets it."""
+    if not isinstance(err, ApiException) or err.status != 404:
+        return False
+    try:
+        details = json.loads(err.body or "{}").get("details") or {}
+    except (TypeError, ValueError):
+        return False
+    return details.get("kind") == "runs" and details.get("name") == name
 
 
 def short(err: BaseException) -> str:

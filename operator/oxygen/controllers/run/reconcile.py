@@ -119,6 +119,9 @@ class RunController:
             if state.status.rounds:  # kept to stop the run with; its shards carry the inputs
                 memory.last_good = guard.without_inputs(taken)
         except Exception as err:
+            if guard.run_gone(err, str(meta.get("name"))):
+                log.debug("%s: deleted while its pass ran", where)
+                return IDLE_INTERVAL
             try:
                 failure = guard.as_failure(err)
                 if failure is None or memory.failure is not None:

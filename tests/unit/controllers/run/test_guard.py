@@ -121,3 +121,27 @@ def test_an_unexpected_error_backs_off_and_says_stalled_once() -> None:
 def test_a_status_that_cannot_be_read_starts_empty() -> None:
     body = b.run_body(status={"phase": "nonsense", "creditsUsed": "NaN"})
     assert guard.state_of(body).status.phase == "queued"
+
+
+@pytest.mark.parametrize(
+    ("body", "gone"),
+    [
+        (
+            '{"kind":"Status","reason":"NotFound","details":{"name":"leads","group":"oxygen.dev","kind":"runs"}}',
+            True,
+        ),
+        (
+            '{"kind":"Status","reason":"NotFound","details":{"name":"leads-r0-0000","kind":"runshards"}}',
+            False,
+        ),
+        ('{"kind":"Status","reason":"NotFound","details":{"name":"other","kind":"runs"}}', False),
+        ("not json", False),
+    ],
+)
+def test_only_a_404_about_this_run_means_it_is_gone(body: str, gone: bool) -> None:
+    from oxygen.kube.client import ApiException
+
+    err = ApiException(status=404, reason="Not Found")
+    err.body = body
+    assert guard.run_gone(err, "leads") is gone
+    assert not guard.run_gone(RuntimeError("x"), "leads")
