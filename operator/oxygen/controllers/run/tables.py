@@ -100,7 +100,9 @@ def never_pay_twice(
     dsn, ref = target(kube, run)
     keys = {item.id: cache.key_of(item.inputs) for item in items}
     try:
-        hits = cache.lookup(dsn, ref.namespace, run.spec.producer.name, keys.values(), ttl)
+        hits = cache.lookup(
+            dsn, ref.namespace, cache.producer_identity(run.spec.producer), keys.values(), ttl
+        )
     except TableError as err:
         raise RunFailure(err.reason, f"Table {ref.name!r} ({ref.postgres.table}): {err.message}") from None
     cached: dict[str, Any] = {}
@@ -211,7 +213,8 @@ def sync(
             if shard.spec.run_uid != run.metadata.uid:
                 continue
             new = [r for r in results_of(shard) if memory.items.get(r.item_id) != (r.status, r.attempt_count)]
-            provider = run.spec.producer.name if run.spec.producer is not None else None
+            producer = run.spec.producer
+            provider = cache.producer_identity(producer) if producer is not None else None
             cells.write(dsn, ref, run.metadata.uid, run.metadata.name, new, provider)
             if shard.spec.execute:
                 memory.results.update(
