@@ -95,6 +95,8 @@ def test_a_run_uses_a_table_only_if_its_writer_may_get_the_tables_secret() -> No
     the Secret that Table names."""
     spec = table_secrets_policy()["spec"]
     assert spec["paramKind"] == {"apiVersion": "oxygen.dev/v1alpha1", "kind": "Table"}
+    # Not Fail: until the API server's discovery knows the Table kind, Fail would refuse every Run.
+    assert spec["failurePolicy"] == "Ignore"
     assert table_secrets_binding()["spec"]["paramRef"] == {"selector": {}, "parameterNotFoundAction": "Allow"}
     assert table_secrets_binding()["spec"]["validationActions"] == ["Deny"]
     variables = {v["name"]: v["expression"] for v in spec["variables"]}

@@ -248,6 +248,10 @@ GUARDED = (RUN, RUN_WATERFALL, WORKFLOW, WORKFLOW_PROVIDERS, PROVIDER, TABLE)
 # paramRef.namespace), the API server evaluates the policy once per Table (no Table: allowed), and
 # the evaluation for the Table the Run names requires `get` on that Table's Secret. Like the other
 # checks, only a new use: on CREATE, or an UPDATE that makes the Run use a Table it did not before.
+# failurePolicy Ignore: the API server resolves a CRD paramKind through its discovery cache, which
+# lags (up to ~30 s after the CRDs are installed, and after it restarts: kubernetes#124237); until it
+# has, the policy has a configuration error, which Fail would turn into refusing every Run of the
+# cluster, Table or not. A check that evaluates to false refuses the Run either way.
 TABLE_SECRETS_POLICY = f"runs.{GROUP}-writer-table-secrets"
 _TABLE_SECRET = "variables.tableSecret[0]"
 
@@ -259,7 +263,7 @@ def table_secrets_policy() -> dict[str, Any]:
         "kind": "ValidatingAdmissionPolicy",
         "metadata": {"name": TABLE_SECRETS_POLICY},
         "spec": {
-            "failurePolicy": "Fail",
+            "failurePolicy": "Ignore",
             "paramKind": {"apiVersion": API_VERSION, "kind": TABLE.kind},
             "matchConstraints": {
                 "resourceRules": [
