@@ -120,9 +120,9 @@ def test_helm_lint_and_template(helm: Path, tmp_path: Path, values: dict[str, An
             assert doc["metadata"]["namespace"] in ("oxygen-system", "team-a", "team-b"), doc["metadata"]
 
 
-# The admission policies (oxygen/api/admission.py): two policies and their bindings.
-# A policy and its binding per guarded resource (Runs, Workflows twice, Providers).
-ADMISSION_KINDS = ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * len(admission.GUARDED)
+# The admission policies (oxygen/api/admission.py): a policy and its binding per guarded resource
+# (Runs and Workflows twice, Providers, Tables) and the Run's Table Secret check.
+ADMISSION_KINDS = [doc["kind"] for doc in admission.documents()]
 
 
 def test_admission_policies_are_the_generated_ones_behind_their_toggle(helm: Path, tmp_path: Path) -> None:

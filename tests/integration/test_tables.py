@@ -4,6 +4,7 @@ serving); `oxygen tables list|get`."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -115,11 +116,13 @@ def test_a_run_uses_a_table_and_a_table_its_secret_only_if_its_writer_may_get_th
     cluster: LocalCluster, api: client.ApiClient, namespace: str, crds: None
 ) -> None:
     """The tenancy rules at admission: a Run naming a Table (column run over it, or ingestion into it)
-    needs `get` on that Table; a Table needs `get` on its Secret. The writer is `alice`."""
+    needs `get` on that Table and on its Secret; a Table needs `get` on its Secret. The writer is
+    `alice`."""
     grant(api, namespace, "alice-runs", ALICE, [
         {"apiGroups": [GROUP], "resources": ["runs", "tables"], "verbs": ["create"]},
     ])  # fmt: skip
     alice = client.CustomObjectsApi(impersonating(cluster, ALICE))
+    admin = client.CustomObjectsApi(api)
 
     def create(plural: str, body: dict[str, Any]) -> Callable[[], object]:
         return lambda: alice.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
@@ -138,14 +141,39 @@ def test_a_run_uses_a_table_and_a_table_its_secret_only_if_its_writer_may_get_th
     table = table_manifest("leads", "public.leads", secret="crm-db")
     message = refused(create("tables", table))
     assert "Secret crm-db" in message and "get secrets crm-db" in message, message
-    # With the permissions, the same objects are admitted.
-    grant(api, namespace, "alice-reads", ALICE, [
+    # The admin writes the Table; alice may get it but not its Secret: her runs may not use it.
+    create_table(api, namespace, table)
+    grant(api, namespace, "alice-table", ALICE, [
         {"apiGroups": [GROUP], "resources": ["tables"], "resourceNames": ["leads"], "verbs": ["get"]},
+    ])  # fmt: skip
+    attempts = itertools.count()
+
+    def refused_for_the_secret() -> bool:
+        """Refused naming the Table's Secret; a probe admitted before the API server saw the Table
+        (or alice's Role) is deleted, and the next probe has a name of its own."""
+        name = f"probe-{next(attempts)}"
+        try:
+            create("runs", {**over_table, "metadata": {"name": name}})()
+        except ApiException as err:
+            assert err.status == 403, err.body
+            expected = (
+                f"Run {name} names Table leads (spec.table) whose Secret is crm-db "
+                f"(spec.postgres.secretRef), but {ALICE} may not get secrets crm-db in namespace {namespace}"
+            )
+            return expected in str(json.loads(err.body)["message"])
+        admin.delete_namespaced_custom_object(GROUP, VERSION, namespace, "runs", name)
+        return False
+
+    wait_for(refused_for_the_secret, timeout=30, what="a run over Table leads refused for its Secret")
+    message = refused(create("runs", ingestion))
+    assert "names Table leads" in message and "may not get secrets crm-db" in message, message
+    # With the permission on the Secret too, the same objects are admitted.
+    grant(api, namespace, "alice-secret", ALICE, [
         {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["crm-db"], "verbs": ["get"]},
     ])  # fmt: skip
-    wait_for(lambda: _admitted(create("tables", table)), timeout=30)
-    create("runs", over_table)()
+    wait_for(lambda: _admitted(create("runs", over_table)), timeout=30)
     create("runs", ingestion)()
+    create("tables", table_manifest("other", "public.other", secret="crm-db"))()
     # A run that only names its table (rows of its own) needs nothing more, as before Tables.
     plain = run_manifest("plain", {
         "table": "elsewhere", "column": "c", "items": [{"inputs": {}}],

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
-from oxygen.api.run import RunSpec
+from oxygen.api.run import Producer, Run, RunSpec
 from oxygen.api.runshard import ItemResult, RunShardSpec
+from oxygen.api.table import TablePostgres
+from oxygen.controllers.run import tables
 from oxygen.controllers.run.plan import never_pay_twice
 from oxygen.controllers.run.tables import copied
 from oxygen.controllers.run.types import Resolved
 from oxygen.planning.items import PlannedItem
 from oxygen.planning.rounds import SKIP_CACHED, SKIP_DUPLICATE, Shape, initial_status
-from oxygen.tables.cache import key_of
-from oxygen.tables.rows import Selection, selection_of
+from oxygen.tables import cache, cells
+from oxygen.tables.cache import key_of, producer_identity
+from oxygen.tables.rows import Selection, TableRef, selection_of
+from tests.support import builders as b
 
 
 def test_rows_selection() -> None:
@@ -152,3 +157,120 @@ def test_an_unparsable_dsn_is_reported_without_its_text() -> None:
         pass
     assert "s3cretpw" not in str(raised.value)
     assert "not a valid DSN" in str(raised.value)
+
+
+def test_a_producers_identity_is_what_it_calls_not_its_name() -> None:
+    def identity(producer: dict[str, Any]) -> str:
+        return producer_identity(Producer.model_validate(producer))
+
+    http: dict[str, Any] = {"provider": "clearbit", "http": {"url": "https://a.example/x"}}
+    assert identity({"providerRef": {"name": "clearbit"}}) == "clearbit"
+    assert identity({"providerRef": {"name": "clearbit"}, "cache": {"ttlSeconds": 60}}) == "clearbit"
+    # An inline producer named like the Provider is not the Provider, and two inline producers of
+    # one name calling different things are two producers.
+    named_alike = {identity({"provider": "clearbit", "builtin": "echo"}), identity(http)}
+    assert "clearbit" not in named_alike and len(named_alike) == 2
+    assert all(i.startswith("producer:") for i in named_alike)
+    assert identity(http) != identity({**http, "http": {"url": "https://b.example/x"}})
+    assert identity(http) != identity(
+        {**http, "http": {**http["http"], "headersFrom": {"secretRef": {"name": "k"}}}}
+    )
+    assert identity({"provider": "a", "command": ["enrich", "--v1"]}) != identity(
+        {"provider": "a", "command": ["enrich", "--v2"]}
+    )
+    # Its name, price, cache, concurrency, timeout and output bound change no answer.
+    assert identity(http) == identity(
+        {
+            "provider": "renamed",
+            "http": {"url": "https://a.example/x", "timeoutSeconds": 3},
+            "costPerItem": "2",
+            "cache": {"ttlSeconds": 5},
+            "concurrency": 4,
+            "maxOutputBytes": 1024,
+        }
+    )
+    steps = [{"providerRef": {"name": "clearbit"}}, {"provider": "b", "http": {"url": "https://b.example/"}}]
+    assert identity({"waterfall": steps}) != identity({"waterfall": steps[:1]})
+    assert identity({"waterfall": steps}) != identity({"providerRef": {"name": "clearbit"}})
+
+
+class FakeCallCache:
+    """oxygen.call_cache in memory, (namespace, producer, key) → outputs, as cells.write fills it and
+    cache.lookup reads it."""
+
+    def __init__(self) -> None:
+        self.calls: dict[tuple[str, str, str], Any] = {}
+
+    def lookup(self, dsn: str, namespace: str, provider: str, keys: Any, ttl: int) -> dict[str, Any]:
+        return {
+            k: self.calls[(namespace, provider, k)] for k in keys if (namespace, provider, k) in self.calls
+        }
+
+    def write(
+        self, dsn: str, ref: TableRef, uid: str, name: str, results: list[Any], provider: str | None = None
+    ) -> None:
+        for r in results:
+            if provider is not None and r.status == "succeeded" and not r.cached:
+                self.calls[(ref.namespace, provider, key_of(r.inputs))] = r.outputs
+
+
+class ShardsKube:
+    """The API reads of a cells pass: the run's one shard."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = body
+
+    def get(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
+        assert (plural, name) == ("runshards", self.body["metadata"]["name"])
+        return self.body
+
+
+@pytest.fixture
+def call_cache(monkeypatch: pytest.MonkeyPatch) -> FakeCallCache:
+    fake = FakeCallCache()
+    postgres = TablePostgres.model_validate({"secretRef": {"name": "s", "key": "dsn"}, "table": "leads"})
+    monkeypatch.setattr(cache, "lookup", fake.lookup)
+    monkeypatch.setattr(cells, "write", fake.write)
+    monkeypatch.setattr(tables, "target", lambda kube, run: ("dsn", TableRef(b.NS, "leads", postgres, "d")))
+    return fake
+
+
+def column_run(name: str, producer: dict[str, Any]) -> Run:
+    body = b.run_body(name=name, uid=f"{name}-uid", table="leads", column="d", inputs={"n": "${row.n}"})
+    body["spec"].pop("items")
+    body["spec"]["producer"] = producer
+    return Run.model_validate(body)
+
+
+def fill(run: Run) -> None:
+    """The run's one item succeeded; the pass writes its cell and remembers the call."""
+    owner = b.run_body(name=run.metadata.name, uid=run.metadata.uid)
+    kube = ShardsKube(
+        b.shard_body(owner, items=["succeeded"], row_id="r0", outputs={"from": run.metadata.name})
+    )
+    view = b.shard_view(run=run.metadata.name, phase="Succeeded", succeeded=1)
+    tables.sync(kube, run, b.shards(view), tables.CellSync())  # type: ignore[arg-type]
+
+
+def hits(run: Run) -> dict[str, Any]:
+    cached, _ = tables.never_pay_twice(None, run, [PlannedItem("0", "r0", {"n": "0"})], 3600)  # type: ignore[arg-type]
+    return cached
+
+
+def test_inline_producers_named_alike_share_no_calls_and_a_provider_shares_its_own(
+    call_cache: FakeCallCache,
+) -> None:
+    provider = {"providerRef": {"name": "clearbit"}}
+    fill(column_run("echoes", {"provider": "clearbit", "builtin": "echo"}))
+    # Neither the Provider of that name nor an http producer of that name takes the echo's outputs.
+    assert hits(column_run("paid", provider)) == {}
+    assert hits(column_run("inline", {"provider": "clearbit", "http": {"url": "https://a.example/"}})) == {}
+    # The same echo under another name and cache is the same producer.
+    again = column_run("again", {"provider": "renamed", "builtin": "echo", "cache": {"ttlSeconds": 9}})
+    assert hits(again) == {"0": {"from": "echoes"}}
+    # The Provider's calls are its own, whichever run made them.
+    fill(column_run("paid", provider))
+    assert hits(column_run("later", {**provider, "cache": {"ttlSeconds": 60}})) == {"0": {"from": "paid"}}
+    assert hits(column_run("echo-again", {"provider": "clearbit", "builtin": "echo"})) == {
+        "0": {"from": "echoes"}
+    }

@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from oxygen.api.admission_cel import Guarded, Permission, Reference, optional
-from oxygen.api.common import GROUP
+from oxygen.api.common import API_VERSION, GROUP
 
 # In crds/ (applied with the CRDs), and as a template of the chart (its crds/ holds CRDs only).
 FILE_NAME = "admission-policies.yaml"
@@ -242,6 +242,79 @@ TABLE = Guarded(
 
 GUARDED = (RUN, RUN_WATERFALL, WORKFLOW, WORKFLOW_PROVIDERS, PROVIDER, TABLE)
 
+# A Run over a Table (or an ingestion into one) makes the operator use the Table's Secret: its DSN
+# reads the rows and writes the cells. A policy cannot read the Table a Run names, but it can take the
+# Tables as params: its binding selects every Table of the admitted Run's namespace (no
+# paramRef.namespace), the API server evaluates the policy once per Table (no Table: allowed), and
+# the evaluation for the Table the Run names requires `get` on that Table's Secret. Like the other
+# checks, only a new use: on CREATE, or an UPDATE that makes the Run use a Table it did not before.
+# failurePolicy Ignore: the API server resolves a CRD paramKind through its discovery cache, which
+# lags (up to ~30 s after the CRDs are installed, and after it restarts: kubernetes#124237); until it
+# has, the policy has a configuration error, which Fail would turn into refusing every Run of the
+# cluster, Table or not. A check that evaluates to false refuses the Run either way.
+TABLE_SECRETS_POLICY = f"runs.{GROUP}-writer-table-secrets"
+_TABLE_SECRET = "variables.tableSecret[0]"
+
+
+def table_secrets_policy() -> dict[str, Any]:
+    table = "params.metadata.name"
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": TABLE_SECRETS_POLICY},
+        "spec": {
+            "failurePolicy": "Ignore",
+            "paramKind": {"apiVersion": API_VERSION, "kind": TABLE.kind},
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": [GROUP],
+                        "apiVersions": ["*"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": [RUN.plural],
+                    }
+                ]
+            },
+            "variables": [
+                {
+                    "name": "tableNew",
+                    "expression": f"{table} in {TABLE_USE.format(o='object')} && (oldObject == null || "
+                    f"!({table} in {TABLE_USE.format(o='oldObject')}))",
+                },
+                {
+                    "name": "tableSecret",
+                    "expression": optional("params", "spec.postgres.secretRef") + ".map(u, u.name)",
+                },
+            ],
+            "validations": [
+                {
+                    "expression": "!variables.tableNew || size(variables.tableSecret) == 0 || "
+                    "authorizer.group('').resource('secrets').namespace(request.namespace)"
+                    f".name({_TABLE_SECRET}).check('get').allowed()",
+                    "messageExpression": f"'Run ' + object.metadata.name + ' names Table ' + {table} + "
+                    f"' (spec.table) whose Secret is ' + {_TABLE_SECRET} + ' (spec.postgres.secretRef), "
+                    f"but ' + request.userInfo.username + ' may not get secrets ' + {_TABLE_SECRET} + "
+                    "' in namespace ' + request.namespace",
+                    "reason": "Forbidden",
+                }
+            ],
+        },
+    }
+
+
+def table_secrets_binding() -> dict[str, Any]:
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": TABLE_SECRETS_POLICY},
+        "spec": {
+            "policyName": TABLE_SECRETS_POLICY,
+            # Every Table of the admitted Run's namespace; none found: nothing to check.
+            "paramRef": {"selector": {}, "parameterNotFoundAction": "Allow"},
+            "validationActions": ["Deny"],
+        },
+    }
+
 
 def policy(guarded: Guarded) -> dict[str, Any]:
     return {
@@ -276,7 +349,8 @@ def binding(guarded: Guarded) -> dict[str, Any]:
 
 
 def documents() -> list[dict[str, Any]]:
-    return [doc for guarded in GUARDED for doc in (policy(guarded), binding(guarded))]
+    guarded = [doc for guarded in GUARDED for doc in (policy(guarded), binding(guarded))]
+    return [*guarded, table_secrets_policy(), table_secrets_binding()]
 
 
 class _Dumper(yaml.SafeDumper):

@@ -5,7 +5,7 @@
   `rows: empty` selects on (a cell that failed is not filled).
 - `oxygen.cell_history`: one row per cell per run item that wrote it, so a cell's earlier runs stay
   visible; keyed by run and item, so a retried or re-executed item writes it once.
-- `oxygen.call_cache`: successful calls by provider and inputs (never pay twice).
+- `oxygen.call_cache`: successful calls by producer (cache.producer_identity) and inputs (never pay twice).
 - `oxygen.ingested_rows`: which ingestion run found which row (ingest.py).
 """
 

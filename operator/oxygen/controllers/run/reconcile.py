@@ -241,25 +241,32 @@ class RunController:
             self._drive_jobs(look(), state)
             obs = look()
 
-        final = run_status.observed(
-            obs, status, cleaned_up, round_waiting, self.settings.web_base_url, pending
-        )
+        # Before the status write, from the same shards: a run that says it finished has its cells
+        # (an ingestion its rows) written; while some cannot be, it holds its terminal phase.
+        cells: tables.CellSync | tables.IngestSync | None = None
         if run.spec.rows_table is not None:
-            # Before the status write: a run that says it finished has its cells written.
             if state.cells is None:
                 state.cells = tables.CellSync()
+            cells = state.cells
             tables.sync(self.kube, run, obs.shards, state.cells, getattr(self.read, "store", None))
         elif run.spec.kind == "ingestion" and run.spec.table:
             if state.cells is None:
                 state.cells = tables.IngestSync()
+            cells = state.cells
             tables.sync_ingestion(self.kube, run, obs.shards, state.cells)
+        unwritten = cells.pending if cells is not None else None
+        final = run_status.observed(
+            obs, status, cleaned_up, round_waiting, self.settings.web_base_url, pending, unwritten
+        )
         self.applier.apply(final, body, state)
         if state.status.phase in TERMINAL_PHASES:
             return IDLE_INTERVAL
         # Nothing due: no write held back or made, no dead shard waiting, no cancel or round pending.
         held_back = run_status.comparable(status) != run_status.comparable(state.status)
         due = final.status is not None or held_back or deaths or pending or round_waiting or not cleaned_up
-        return ACTIVE_INTERVAL if due or run.spec.cancel else SETTLED_INTERVAL
+        interval = ACTIVE_INTERVAL if due or run.spec.cancel else SETTLED_INTERVAL
+        # Cells the database refused are tried again, sooner than the safety net, backing off.
+        return min(interval, cells.backoff) if cells is not None and unwritten is not None else interval
 
     # -- the initial round ----------------------------------------------------------------------
 

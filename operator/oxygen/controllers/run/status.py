@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from oxygen.api.common import Condition
 from oxygen.api.run import TERMINAL_PHASES, Run, RunPhase, RunStatus
 from oxygen.controllers.run import credits
-from oxygen.controllers.run.types import Event, EventType, Observed, Plan, RunFailure
+from oxygen.controllers.run.types import Event, EventType, Observed, Pending, Plan, RunFailure
 from oxygen.status import run as aggregate
 
 # Status writes are rate-limited per run; phase changes are written at once.
 MIN_STATUS_INTERVAL = 1.0
+# A run over a Table whose finished items are not all written to it yet (the database's message).
+CELLS_PENDING = "CellsPending"
 
 
 def stamp(run: Run, status: RunStatus, web_base_url: str) -> None:
@@ -65,10 +68,13 @@ def observed(
     round_waiting: bool,
     web_base_url: str,
     pending: list[Event] | None = None,
+    unwritten: Pending | None = None,
 ) -> Plan:
     """The status derived from the children; written when it changed (phase changes at once, other
     changes at most every MIN_STATUS_INTERVAL). `pending` Events go out with the write, or not at all
-    (the next pass decides them again from the status then written)."""
+    (the next pass decides them again from the status then written). `unwritten`: a run over a Table
+    whose finished items' cells (or an ingestion's rows) the database did not take yet; it stays
+    running, condition CellsPending, until they are written."""
     run = obs.run
     shards = list(obs.shards.values())
     if run.spec.kind == "ingestion":
@@ -77,6 +83,8 @@ def observed(
     counts = aggregate.item_counts(shards, status.items_total)
     previous_phase = obs.written.phase
     phase = aggregate.derive_phase(run.spec, status, counts, obs.jobs, bool(status.rounds), cleaned_up)
+    if unwritten is not None and phase in ("succeeded", "completed"):
+        phase = "running"  # a run that says it finished has its cells written
     if (
         phase == "running"
         and previous_phase == "queued"
@@ -102,6 +110,7 @@ def observed(
     status.conditions = aggregate.conditions_for(
         phase, counts, status.message or "", status.conditions, obs.now, run.metadata.generation
     )
+    status.conditions = cells_condition(status.conditions, unwritten, obs.now, run.metadata.generation)
     stamp(run, status, web_base_url)
     if comparable(status) == comparable(obs.written):
         return Plan()
@@ -112,6 +121,24 @@ def observed(
     if phase_changed:
         events.append(announce(previous_phase, phase, counts))
     return Plan(status=status, events=events)
+
+
+def cells_condition(
+    conditions: list[Condition], unwritten: Pending | None, now: str, generation: int
+) -> list[Condition]:
+    """CellsPending with the database's message while results wait to be written to the Table; False
+    once they are (absent on runs that never waited)."""
+    if unwritten is not None:
+        message = f"finished items not yet written to the Table: {unwritten.message}"
+        return aggregate.set_condition(
+            conditions, CELLS_PENDING, True, unwritten.reason, message, now, generation
+        )
+    if any(c.type == CELLS_PENDING and c.status == "True" for c in conditions):
+        written = "every finished item is written to the Table"
+        return aggregate.set_condition(
+            conditions, CELLS_PENDING, False, "CellsWritten", written, now, generation
+        )
+    return conditions
 
 
 def announce(old: RunPhase, new: RunPhase, counts: aggregate.ItemCounts) -> Event:

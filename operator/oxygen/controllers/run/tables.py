@@ -3,7 +3,9 @@ its items finish (every pass, from the shards whose counts moved since the last 
 
 The Table and its Secret's DSN are read by the operator (never copied into the run, its shards or
 its pods); the database's failures fail planning with the database's message (`RunFailure`), and
-make a cell write wait for the next pass, never stop the run.
+make a cell write wait for a later pass, never stop the run: the sync's memory says what is pending
+(`Pending`), and the run holds its terminal phase until every finished item's cell is written (an
+ingestion's rows alike).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from oxygen.api.run import Run
 from oxygen.api.runshard import ItemResult, RunShard
 from oxygen.api.table import COLUMN_NAME_PATTERN, Table
 from oxygen.controllers.run import item_store
-from oxygen.controllers.run.types import RunFailure
+from oxygen.controllers.run.types import Pending, RunFailure
 from oxygen.controllers.table.observe import dsn_of
 from oxygen.execution.templates import TemplateError, render
 from oxygen.itemstore.store import ItemStore
@@ -100,7 +102,9 @@ def never_pay_twice(
     dsn, ref = target(kube, run)
     keys = {item.id: cache.key_of(item.inputs) for item in items}
     try:
-        hits = cache.lookup(dsn, ref.namespace, run.spec.producer.name, keys.values(), ttl)
+        hits = cache.lookup(
+            dsn, ref.namespace, cache.producer_identity(run.spec.producer), keys.values(), ttl
+        )
     except TableError as err:
         raise RunFailure(err.reason, f"Table {ref.name!r} ({ref.postgres.table}): {err.message}") from None
     cached: dict[str, Any] = {}
@@ -117,8 +121,31 @@ def never_pay_twice(
     return cached, followers
 
 
+# The longest wait between two attempts at writing pending cells (doubling from 1 s).
+MAX_BACKOFF = 30.0
+
+
 @dataclass
-class CellSync:
+class _Sync:
+    # What the last pass could not write (None: everything finished so far is written), and how many
+    # passes in a row could not.
+    pending: Pending | None = None
+    failures: int = 0
+
+    def succeeded(self) -> None:
+        self.pending, self.failures = None, 0
+
+    def failed(self, reason: str, message: str) -> None:
+        self.pending, self.failures = Pending(reason, message), self.failures + 1
+
+    @property
+    def backoff(self) -> float:
+        """When to try the pending writes again."""
+        return min(MAX_BACKOFF, 2.0 ** max(self.failures - 1, 0))
+
+
+@dataclass
+class CellSync(_Sync):
     """What one run's daemon wrote: per shard, the counts its results were written at."""
 
     written: dict[str, tuple[int, int, str]] = field(default_factory=dict)
@@ -190,13 +217,13 @@ def sync(
     kube: Kube, run: Run, shards: dict[str, ShardView], memory: CellSync, store: ItemStore | None = None
 ) -> None:
     """Writes the cells of every shard whose finished counts moved since it was last written, then
-    gives waiting duplicates their first item's result."""
+    gives waiting duplicates their first item's result; `memory.pending` says what could not be."""
     moved = {
         name: (view.summary.succeeded, view.summary.failed, view.phase)
         for name, view in shards.items()
         if memory.written.get(name) != (view.summary.succeeded, view.summary.failed, view.phase)
     }
-    if not moved:
+    if not moved and memory.pending is None:
         return
     try:
         if memory.target is None:
@@ -211,7 +238,8 @@ def sync(
             if shard.spec.run_uid != run.metadata.uid:
                 continue
             new = [r for r in results_of(shard) if memory.items.get(r.item_id) != (r.status, r.attempt_count)]
-            provider = run.spec.producer.name if run.spec.producer is not None else None
+            producer = run.spec.producer
+            provider = cache.producer_identity(producer) if producer is not None else None
             cells.write(dsn, ref, run.metadata.uid, run.metadata.name, new, provider)
             if shard.spec.execute:
                 memory.results.update(
@@ -226,11 +254,14 @@ def sync(
         fill_duplicates(kube, run, shards, memory)
     except (TableError, RunFailure) as err:
         memory.target = None
+        memory.failed(err.reason, err.message)
         log.warning("run %s/%s: cells not written yet: %s", run.metadata.namespace, run.metadata.name, err)
+    else:
+        memory.succeeded()
 
 
 @dataclass
-class IngestSync:
+class IngestSync(_Sync):
     """What an ingestion run's daemon upserted: per shard, the counts its pages were written at."""
 
     written: dict[str, tuple[int, int, str]] = field(default_factory=dict)
@@ -242,13 +273,15 @@ class IngestSync:
 
 
 def sync_ingestion(kube: Kube, run: Run, shards: dict[str, ShardView], memory: IngestSync) -> None:
-    """Upserts the rows of the pages that succeeded since the last pass into the run's Table."""
+    """Upserts the rows of the pages that succeeded since the last pass into the run's Table;
+    `memory.pending` says what could not be."""
     moved = {
         name: (view.summary.succeeded, view.summary.failed, view.phase)
         for name, view in shards.items()
         if memory.written.get(name) != (view.summary.succeeded, view.summary.failed, view.phase)
     }
     if not moved or memory.no_table or run.spec.table is None:
+        memory.succeeded()  # a shard not upserted stays moved: nothing is pending
         return
     ns = run.metadata.namespace
     try:
@@ -258,6 +291,7 @@ def sync_ingestion(kube: Kube, run: Run, shards: dict[str, ShardView], memory: I
             except RunFailure as failure:
                 if failure.reason == "TableNotFound":
                     memory.no_table = True
+                    memory.succeeded()
                     return
                 raise
         dsn, table = memory.target
@@ -279,4 +313,7 @@ def sync_ingestion(kube: Kube, run: Run, shards: dict[str, ShardView], memory: I
             memory.written[name] = moved[name]
     except (TableError, RunFailure) as err:
         memory.target = None
+        memory.failed(err.reason, err.message)
         log.warning("run %s/%s: rows not ingested yet: %s", ns, run.metadata.name, err)
+    else:
+        memory.succeeded()

@@ -51,6 +51,15 @@ class RunFailure(Exception):
         self.message = message
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A run over a Table: finished items' results the database did not take yet (its reason and
+    message); the run holds its terminal phase meanwhile (controllers/run/tables.py)."""
+
+    reason: str
+    message: str
+
+
 @dataclass
 class RunState:
     """What one Run's daemon remembers between passes (rebuilt from the API after a restart)."""

@@ -12,6 +12,8 @@ import pytest
 
 from oxygen.api.run import FailedItem, Round, Run, RunStatus
 from oxygen.api.runshard import RunShard
+from oxygen.api.table import Table
+from oxygen.controllers.run import tables
 from oxygen.controllers.run.apply import Applier
 from oxygen.controllers.run.observe import ShardNotOwned
 from oxygen.controllers.run.plan import Sources
@@ -20,6 +22,9 @@ from oxygen.controllers.run.types import RunState
 from oxygen.credits.gate import CreditSnapshot
 from oxygen.credits.ledger import RETIRE_FINALIZER
 from oxygen.status.views import JobView, ShardView, shard_view
+from oxygen.tables import cells, ingest
+from oxygen.tables.errors import TableError
+from oxygen.tables.rows import TableRef
 from tests.support import builders as b
 from tests.support.recording_kube import RecordingKube
 
@@ -390,3 +395,109 @@ def test_a_smoke_test_planned_on_a_provider_is_never_promoted_through_an_inline_
     assert len(refusals) == (0 if promoted else 1)  # said once, while the run waits
     waiting = [c for c in state.status.conditions if c.type == "InsufficientCredits" and c.status == "True"]
     assert bool(waiting) != promoted
+
+
+class FlakyTable:
+    """The Table's database as the cells and ingestion passes write it: refuses while `down` says why,
+    else records the rows it took."""
+
+    def __init__(self) -> None:
+        self.down = 'connection to server at "db" failed: Connection refused'
+        self.taken: list[str] = []
+
+    def _take(self, rows: list[str]) -> None:
+        if self.down:
+            raise TableError("DatabaseUnreachable", self.down)
+        self.taken += rows
+
+    def write(self, dsn: str, ref: object, uid: str, name: str, results: list[Any], provider: object) -> None:
+        self._take([r.row_id for r in results])
+
+    def upsert(
+        self, dsn: str, ns: str, table: str, pg: object, uid: str, name: str, pages: list[Any]
+    ) -> None:
+        self._take([str(row["id"]) for _, rows in pages for row in rows])
+
+
+@pytest.fixture
+def database(monkeypatch: pytest.MonkeyPatch) -> FlakyTable:
+    db = FlakyTable()
+    postgres = {"secretRef": {"name": "crm-db", "key": "dsn"}, "table": "public.leads"}
+    table = Table.model_validate({"metadata": {"name": "leads"}, "spec": {"postgres": postgres}})
+    ref = TableRef(b.NS, "leads", table.spec.postgres, "d")
+    monkeypatch.setattr(tables, "target", lambda kube, run: ("dsn", ref))
+    monkeypatch.setattr(tables, "table_of", lambda kube, ns, name: ("dsn", table))
+    monkeypatch.setattr(cells, "write", db.write)
+    monkeypatch.setattr(ingest, "upsert", db.upsert)
+    return db
+
+
+def _finished(kind: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A run over Table leads whose items all succeeded (a column run's cells or an ingestion's page
+    of rows to write), and its one shard."""
+    if kind == "column":
+        body = b.run_body(status=_planned(), table="leads", column="d", inputs={"n": "${row.n}"})
+        body["spec"].pop("items")
+        done = b.shard_body(body, items=["succeeded", "succeeded"], outputs={"v": 1})
+        for k, item in enumerate(done["status"]["items"]):
+            item["rowId"] = f"r{k}"
+    else:
+        ingestion = {"provider": "search", "url": "http://x/", "query": "q"}
+        rounds = [Round(round=0, reason="initial", items=1, shards=1, started_at=b.NOW)]
+        status = RunStatus(phase="running", rounds=rounds, items_total=1)
+        body = b.run_body(status=status, kind="ingestion", table="leads", ingestion=ingestion)
+        rows = {"rows": [{"id": "r0"}, {"id": "r1"}]}
+        done = b.shard_body(body, items=["succeeded"], sequence="pages", outputs=rows)
+    return body, done
+
+
+def _phase(state: RunState) -> str:
+    return state.status.phase
+
+
+@pytest.mark.parametrize("kind", ["column", "ingestion"])
+def test_a_run_over_a_table_holds_its_terminal_phase_until_the_table_has_its_results(
+    database: FlakyTable, kind: str
+) -> None:
+    """A write the database refuses on the pass that would finish the run: the run stays running
+    with CellsPending and the database's message, tried again with backoff, and finishes on the pass
+    that writes them."""
+    kube = RecordingKube()
+    body, done = _finished(kind)
+    kube.shards[done["metadata"]["name"]] = done
+    controller = _controller(StubReader(bodies=[done]), kube)
+    state = RunState.from_body(body)
+    views = [shard_view(done)]
+    assert _pass(controller, body, state, views) == ACTIVE_INTERVAL  # its status written, tried in 1 s
+    assert state.status.phase == "running" and state.status.finished_at is None
+    (pending,) = [c for c in state.status.conditions if c.type == "CellsPending"]
+    assert (pending.status, pending.reason) == ("True", "DatabaseUnreachable")
+    assert pending.message == f"finished items not yet written to the Table: {database.down}"
+    assert not any(c == ("event", "Succeeded") for c in kube.calls)
+    # Nothing else due: the next attempts back off (2 s, 4 s, …, at most tables.MAX_BACKOFF).
+    assert _pass(controller, body, state, views) == 2.0
+    assert _pass(controller, body, state, views) == 4.0
+    assert state.status.phase == "running"
+    database.down = ""
+    kube.calls.clear()
+    assert _pass(controller, body, state, views) == IDLE_INTERVAL
+    assert _phase(state) == "succeeded" and state.status.finished_at is not None
+    assert database.taken == ["r0", "r1"]
+    assert ("event", "Succeeded") in kube.calls
+    (written,) = [c for c in state.status.conditions if c.type == "CellsPending"]
+    assert (written.status, written.reason) == ("False", "CellsWritten")
+
+
+def test_a_run_over_a_table_whose_cells_are_written_finishes_without_a_cells_condition(
+    database: FlakyTable,
+) -> None:
+    database.down = ""
+    kube = RecordingKube()
+    body, done = _finished("column")
+    kube.shards[done["metadata"]["name"]] = done
+    state = RunState.from_body(body)
+    assert (
+        _pass(_controller(StubReader(bodies=[done]), kube), body, state, [shard_view(done)]) == IDLE_INTERVAL
+    )
+    assert state.status.phase == "succeeded" and database.taken == ["r0", "r1"]
+    assert not [c for c in state.status.conditions if c.type == "CellsPending"]
