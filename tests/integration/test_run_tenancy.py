@@ -106,7 +106,7 @@ def test_a_shard_in_one_namespace_cannot_move_a_run_in_another(
     # The phase is written once the shard says so; its Job may still be ending (`shards.active`).
     before = wait_for(
         lambda: (s := victims.status("victim")).get("shards", {}).get("active") == 0 and s,
-        timeout=30,
+        timeout=180,
         what="the victim's Job finished",
     )
     victim_uid = victims.get("victim")["metadata"]["uid"]

@@ -46,6 +46,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# `OXYGEN_APISERVER_AUDIT_LOG=<file>`: every request's metadata, once (at ResponseComplete).
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+- level: Metadata
+"""
+
+
 class ControlPlaneError(RuntimeError):
     pass
 
@@ -221,6 +230,12 @@ class ControlPlane:
             "--enable-priority-and-fairness=false",
             "--v=1",
         ]
+        audit_log = os.environ.get("OXYGEN_APISERVER_AUDIT_LOG")
+        if audit_log and self.workdir is not None:
+            # Who made which request (user, user agent, verb, object): to find a request's origin.
+            policy = self.workdir / "audit-policy.yaml"
+            policy.write_text(AUDIT_POLICY)
+            self._apiserver_argv += ["--audit-policy-file", str(policy), "--audit-log-path", audit_log]
         self._spawn("kube-apiserver", self._apiserver_argv)
 
     def _start_controller_manager(self, bins: Path, pki: certs.Pki) -> None:
