@@ -13,6 +13,7 @@ from oxygen.api.run import TERMINAL_PHASES, Run, RunPhase, RunStatus
 from oxygen.controllers.run import credits
 from oxygen.controllers.run.types import Event, EventType, Observed, Pending, Plan, RunFailure
 from oxygen.status import run as aggregate
+from oxygen.status.views import ShardView
 
 # Status writes are rate-limited per run; phase changes are written at once.
 MIN_STATUS_INTERVAL = 1.0
@@ -82,6 +83,8 @@ def observed(
         status.items_total = max(status.items_total, aggregate.items_seen(shards))
     counts = aggregate.item_counts(shards, status.items_total)
     previous_phase = obs.written.phase
+    if shards_went(previous_phase, shards, counts, status, obs.written):
+        return Plan()
     phase = aggregate.derive_phase(run.spec, status, counts, obs.jobs, bool(status.rounds), cleaned_up)
     if unwritten is not None and phase in ("succeeded", "completed"):
         phase = "running"  # a run that says it finished has its cells written
@@ -121,6 +124,24 @@ def observed(
     if phase_changed:
         events.append(announce(previous_phase, phase, counts))
     return Plan(status=status, events=events)
+
+
+def shards_went(
+    previous: RunPhase,
+    shards: list[ShardView],
+    counts: aggregate.ItemCounts,
+    status: RunStatus,
+    written: RunStatus,
+) -> bool:
+    """A finished run whose shards (not its round) went: deleted by hand, or by the deletion of its
+    namespace before the Run itself. The status written is the run's record; counting what is left
+    would make it `running` again with its finished items pending."""
+    return (
+        previous in ("succeeded", "completed")
+        and counts.unfinished > 0
+        and len(status.rounds) == len(written.rounds)
+        and not any(s.summary.pending or s.summary.running or s.summary.retrying for s in shards)
+    )
 
 
 def cells_condition(

@@ -184,3 +184,37 @@ def test_announce(new: str, reason: str, type_: str) -> None:
 
     event = run_status.announce("running", new, ItemCounts())  # type: ignore[arg-type]
     assert (event.reason, event.type) == (reason, type_)
+
+
+@pytest.mark.parametrize(
+    ("written", "shards", "rounds", "written_now"),
+    [
+        ("succeeded", [], 1, False),
+        ("completed", [{"succeeded": 1, "failed": 1}], 1, False),
+        ("succeeded", [{"pending": 3}], 1, True),
+        ("succeeded", [], 2, True),
+        ("running", [], 1, True),
+    ],
+    ids=[
+        "succeeded-shards-gone",
+        "completed-some-shards-gone",
+        "succeeded-with-pending-items-again",
+        "succeeded-new-round-planned",
+        "running-shards-not-seen-yet",
+    ],
+)
+def test_a_finished_run_whose_shards_went_keeps_its_record(
+    written: str, shards: list[dict[str, Any]], rounds: int, written_now: bool
+) -> None:
+    # Its namespace being deleted removes the RunShards before the Run: counting what is left made
+    # 300 succeeded runs `running` ("Resumed") with every item pending.
+    old = _planned(written, items_succeeded=2, items_failed=1 if written == "completed" else 0)
+    views = b.shards(*(b.shard_view(i, phase="Succeeded", **s) for i, s in enumerate(shards)))
+    obs = b.observed(b.run_body(), views, {}, written=old)
+    status = old.model_copy(deep=True)
+    if rounds == 2:
+        status.rounds.append(Round(round=1, reason="retry", items=1, shards=1, started_at=b.NOW))
+    result = run_status.observed(obs, status, True, False, "https://x/")
+    assert (result.status is not None) is written_now
+    if not written_now:
+        assert result.events == []
