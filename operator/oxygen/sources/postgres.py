@@ -17,10 +17,10 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 
 from oxygen.planning.items import PlannedItem, item_id
 from oxygen.sources.errors import MALFORMED, QUERY_FAILED, UNREACHABLE, SourceError, one_line
+from oxygen.sources.tenant_dsn import TenantDsnError, tenant_conninfo
 
 CHUNK = 2000
 CONNECT_TIMEOUT_SECONDS = 10
@@ -55,14 +55,15 @@ def _query(text: str) -> str:
 def stream(dsn: str, query: str, row_id_column: str = "row_id", chunk: int = CHUNK) -> Iterator[PlannedItem]:
     """The query's rows as items, in the query's order (ids "0", "1", … by position)."""
     try:
-        conninfo_to_dict(dsn)
-    except Exception:
-        # libpq quotes an unparsable string back, password included: never into a condition or Event.
+        conninfo = tenant_conninfo(dsn)
+    except TenantDsnError as err:
         raise SourceError(
-            UNREACHABLE, "the items database's connection string (from the Secret) is not a valid DSN"
+            UNREACHABLE, f"the items database's connection string (from the Secret): {err}"
         ) from None
     try:
-        conn = psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT_SECONDS, application_name="oxygen-items")
+        conn = psycopg.connect(
+            conninfo, connect_timeout=CONNECT_TIMEOUT_SECONDS, application_name="oxygen-items"
+        )
     except psycopg.Error as err:
         raise SourceError(
             UNREACHABLE, f"cannot connect to the items database: {one_line(str(err))}"

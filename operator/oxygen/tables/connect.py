@@ -7,8 +7,8 @@ from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
+from oxygen.sources.tenant_dsn import TenantDsnError, tenant_conninfo
 from oxygen.tables.errors import TableError
 
 CONNECT_TIMEOUT_SECONDS = 5
@@ -19,15 +19,14 @@ STATEMENT_TIMEOUT_MS = 60_000
 @contextmanager
 def connect(dsn: str, autocommit: bool = True) -> Iterator[psycopg.Connection]:
     try:
-        conninfo_to_dict(dsn)
-    except Exception:
-        # libpq quotes an unparsable string back, password included: never into a condition or Event.
+        conninfo = tenant_conninfo(dsn)
+    except TenantDsnError as err:
         raise TableError(
-            "DatabaseUnreachable", "the Table's connection string (from its Secret) is not a valid DSN"
+            "DatabaseUnreachable", f"the Table's connection string (from its Secret): {err}"
         ) from None
     try:
         conn = psycopg.connect(
-            dsn,
+            conninfo,
             autocommit=autocommit,
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
             options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
