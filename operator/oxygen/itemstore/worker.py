@@ -14,7 +14,7 @@ import psycopg
 
 from oxygen.itemstore.results import WRITE_BATCH, write_results
 from oxygen.itemstore.rows import ItemRow, Result, select_columns, to_row
-from oxygen.itemstore.store import ItemStoreError
+from oxygen.itemstore.store import ItemStoreError, with_keepalives
 
 
 class WorkerStore:
@@ -26,7 +26,9 @@ class WorkerStore:
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed or self._conn.broken:
             try:
-                self._conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=self._timeout)
+                self._conn = psycopg.connect(
+                    with_keepalives(self._dsn), autocommit=True, connect_timeout=self._timeout
+                )
             except psycopg.Error as exc:
                 raise ItemStoreError(f"item store: {exc}") from exc
         return self._conn

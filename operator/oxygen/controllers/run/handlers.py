@@ -88,6 +88,12 @@ async def _capture_pause(**kwargs: Any) -> None:
 setattr(kopf_daemons, "daemon_killer", _capture_pause)  # noqa: B010 (read at kopf.run, not import)
 
 
+async def pass_ended(uid: str) -> None:
+    """Returns once no pass of this Run is in flight; none starts for a Run being deleted."""
+    while _controller is not None and _controller.queue.processing(uid):
+        await asyncio.sleep(0.1)
+
+
 @kopf.on.startup()
 async def start_run_controller(memo: kopf.Memo, **_: Any) -> None:
     global _controller
@@ -309,8 +315,7 @@ async def run_deleting(
         return
     controller: RunController = memo.run_controller
     # A pass that started before the deletion ends first: two passes must not overlap.
-    while _controller is not None and _controller.queue.processing(uid):
-        await asyncio.sleep(0.1)
+    await pass_ended(uid)
     memory = DaemonMemory()
     key = (namespace, uid)
     while True:

@@ -18,7 +18,7 @@ import kopf
 
 from oxygen.api.common import GROUP, VERSION
 from oxygen.controllers import runtime
-from oxygen.controllers.run import item_store
+from oxygen.controllers.run import handlers, item_store
 from oxygen.credits.ledger import RETIRE_FINALIZER
 from oxygen.itemstore.store import ItemStore, ItemStoreError
 
@@ -51,6 +51,9 @@ async def delete_rows(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
         return
     _busy.add(uid)
     try:
+        # A pass that began before the deletion may be writing the run's first rows (round 0's COPY):
+        # deleted before it commits, they would outlive the Run.
+        await handlers.pass_ended(uid)
         settings = runtime.settings(memo)
         assert settings.item_store is not None
         store = ItemStore(settings.item_store)
