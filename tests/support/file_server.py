@@ -8,7 +8,8 @@ from typing import Any
 
 
 class FileServer:
-    """`files` maps a path to (status, body); any other path is a 404 "no such file"."""
+    """`files` maps a path to (status, body); any other path is a 404 "no such file". A 3xx's body is
+    its Location."""
 
     def __init__(self, files: dict[str, tuple[int, bytes]]) -> None:
         served = files
@@ -17,6 +18,8 @@ class FileServer:
             def do_GET(self) -> None:
                 code, body = served.get(self.path, (404, b"no such file"))
                 self.send_response(code)
+                if 300 <= code < 400:
+                    self.send_header("Location", body.decode())
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

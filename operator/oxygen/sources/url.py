@@ -3,15 +3,23 @@
 The rows mean what a ConfigMap key's rows mean (planning/items.py parses both). No proxy settings are
 read (like the HTTP producer); a non-2xx reply fails the run with the server's status and the start of
 its body.
+
+The operator fetches it from its own network position, on a tenant's behalf: it never fetches from a
+link-local address (cloud metadata services live at 169.254.169.254 and hand out node credentials),
+an unspecified or multicast one, and it follows redirects only to http(s) URLs it would fetch itself.
 """
 
 from __future__ import annotations
 
 import http.client
 import io
+import ipaddress
+import socket
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from typing import IO
 
 from oxygen import __version__
 from oxygen.planning.items import ItemsSourceError, PlannedItem, iter_rows
@@ -20,12 +28,54 @@ from oxygen.sources.errors import HTTP_ERROR, MALFORMED, NOT_FOUND, UNREACHABLE,
 TIMEOUT_SECONDS = 30
 ERROR_BODY_BYTES = 300
 
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+class RefusedAddress(urllib.error.URLError):
+    pass
+
+
+def refused_reason(host: str) -> str | None:
+    """Why the operator does not fetch from `host` (every address it resolves to is checked)."""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return None  # unresolvable: the fetch itself says so
+    for *_, sockaddr in infos:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        if address.is_link_local or address.is_multicast or address.is_unspecified:
+            return f"{host} resolves to {address}, a link-local, multicast or unspecified address"
+    return None
+
+
+def _check(url: str) -> None:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise RefusedAddress(f"{parts.scheme or 'no'} scheme: only http and https are fetched")
+    reason = refused_reason(parts.hostname or "")
+    if reason:
+        raise RefusedAddress(f"refused: {reason}")
+
+
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        _check(newurl)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _CheckedRedirects())
 
 
 def stream(url: str, fmt: str) -> Iterator[PlannedItem]:
     request = urllib.request.Request(url, headers={"User-Agent": f"oxygen-operator/{__version__}"})
     try:
+        _check(url)
         response = _opener.open(request, timeout=TIMEOUT_SECONDS)
     except urllib.error.HTTPError as err:
         reason = NOT_FOUND if err.code in (404, 410) else HTTP_ERROR

@@ -134,6 +134,9 @@ def served() -> Iterator[str]:
         "/bad.jsonl": (200, b'{"inputs": {}}\n[1]\n'),
         "/latin1.csv": (200, b"a\n\xe9\n"),
         "/boom": (500, b"database on fire"),
+        "/to-metadata": (302, b"http://169.254.169.254/latest/meta-data/"),
+        "/to-file": (302, b"file:///etc/passwd"),
+        "/to-rows": (302, b"/rows.jsonl"),
     }
     with FileServer(files) as server:
         yield server.url
@@ -165,6 +168,29 @@ def test_url_failures_carry_the_server_message(
     with pytest.raises(errors.SourceError, match=message) as caught:
         list(url.stream(f"{served}{path}", fmt))
     assert caught.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254, a link-local"),
+        ("http://[fe80::1]/rows.jsonl", "link-local"),
+        ("http://0.0.0.0:1/rows.jsonl", "unspecified"),
+        ("{served}/to-metadata", "169.254.169.254, a link-local"),
+        ("{served}/to-file", "Redirection to url 'file:///etc/passwd' is not allowed"),
+    ],
+    ids=["metadata", "ipv6-link-local", "unspecified", "redirect-to-metadata", "redirect-to-file"],
+)
+def test_url_never_fetched_from_where_the_operator_alone_reaches(
+    served: str, address: str, message: str
+) -> None:
+    with pytest.raises(errors.SourceError, match=message) as caught:
+        list(url.stream(address.format(served=served), "jsonl"))
+    assert caught.value.reason in (errors.UNREACHABLE, errors.HTTP_ERROR)
+
+
+def test_url_follows_a_redirect_it_would_fetch(served: str) -> None:
+    assert [i.row_id for i in url.stream(f"{served}/to-rows", "jsonl")] == ["a", "b"]
 
 
 def _free_port() -> int:
