@@ -188,6 +188,9 @@ def run_as_run(
         "shards": shards,
         "etcd": (etcd0, etcd1),
         "uid": run["metadata"]["uid"],
+        "timeline": pod_timeline(
+            client.CoreV1Api(custom.api_client), f"oxygen.dev/run-uid={run['metadata']['uid']}", parallelism
+        ),
     }
 
 
@@ -247,7 +250,16 @@ def run_as_indexed_job(
     delta = apiserver_requests(cluster) - before
     with psycopg.connect(dsn) as conn:
         row = conn.execute(f"select count(*) from {results} where status = 'succeeded'").fetchone()
-    return {"wall": wall, "delta": delta, "rows": int(row[0]) if row else 0, "etcd": (etcd0, etcd_sizes(url))}
+    timeline = pod_timeline(
+        client.CoreV1Api(batch_api.api_client), f"batch.kubernetes.io/job-name={name}", parallelism
+    )
+    return {
+        "wall": wall,
+        "delta": delta,
+        "rows": int(row[0]) if row else 0,
+        "etcd": (etcd0, etcd_sizes(url)),
+        "timeline": timeline,
+    }
 
 
 def stored_rows(dsn: str, uid: str) -> tuple[int, int]:
@@ -258,6 +270,37 @@ def stored_rows(dsn: str, uid: str) -> tuple[int, int]:
             (uid,),
         ).fetchone()
     return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def pod_timeline(core: Any, selector: str, parallelism: int) -> str:
+    """Where the wall time of a set of pods went: the mean time from a pod's creation to its container's
+    start, its container's run, and the share of the wall time with fewer than `parallelism` pods
+    running (one-second resolution: Kubernetes' timestamps)."""
+    spans: list[tuple[float, float, float]] = []
+    for pod in core.list_namespaced_pod(NS, label_selector=selector).items:
+        statuses = pod.status.container_statuses or []
+        done = statuses[0].state.terminated if statuses and statuses[0].state else None
+        if done is None or done.started_at is None or done.finished_at is None:
+            continue
+        spans.append(
+            (
+                pod.metadata.creation_timestamp.timestamp(),
+                done.started_at.timestamp(),
+                done.finished_at.timestamp(),
+            )
+        )
+    if not spans:
+        return "no finished pods"
+    first, last = min(s[0] for s in spans), max(s[2] for s in spans)
+    under = sum(
+        1 for t in range(int(first), int(last)) if sum(1 for s in spans if s[1] <= t < s[2]) < parallelism
+    )
+    create_to_start = sum(s[1] - s[0] for s in spans) / len(spans)
+    running = sum(s[2] - s[1] for s in spans) / len(spans)
+    return (
+        f"{len(spans)} pods: created -> container started {create_to_start:.1f} s, container ran"
+        f" {running:.1f} s (mean); {under} of {int(last - first)} s with fewer than {parallelism} running"
+    )
 
 
 def print_run(label: str, r: dict[str, Any], n: int, cpu: float, rss: float) -> None:
@@ -272,6 +315,8 @@ def print_run(label: str, r: dict[str, Any], n: int, cpu: float, rss: float) -> 
     print(f"  operator: {cpu:.1f} CPU s, peak RSS {rss:.0f} MiB")
     print(f"  rows written per second: {n / r['wall']:.0f}")
     print(f"  API requests: {json.dumps(by_verb(r['delta']))}")
+    if r.get("timeline"):
+        print(f"  pods: {r['timeline']}")
 
 
 def scenario(
@@ -354,6 +399,7 @@ def main() -> int:
             print(f"  etcd db size: {mb(b0)} -> {mb(b1)} (+{mb(b1 - b0)})")
             print(f"  rows written per second: {n / base['wall']:.0f}")
             print(f"  API requests: {json.dumps(by_verb(base['delta']))}")
+            print(f"  pods: {base['timeline']}")
             print_run("Run with the item store", run, n, run["cpu"], run["rss"])
             print(f"  rows in the store: {stored_rows(dsn, run['uid'])} (total, succeeded at attempt 1)")
             print(f"ratio Run/baseline: {run['wall'] / base['wall']:.2f}")

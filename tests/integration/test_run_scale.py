@@ -101,7 +101,7 @@ def namespace(api: client.ApiClient, request: pytest.FixtureRequest) -> Iterator
             return bool(exc.status == 404)
         return False
 
-    wait_for(gone, timeout=900, interval=2.0, what=f"namespace {name} deleted")
+    wait_for(gone, timeout=300, interval=2.0, what=f"namespace {name} deleted")
 
 
 @pytest.fixture
