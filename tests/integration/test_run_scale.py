@@ -269,11 +269,11 @@ def test_finished_runs_cause_no_periodic_api_traffic(
         ]
         return not terminating and not live
 
-    wait_for(quiet, timeout=600, interval=1.0, what="no namespace terminating, no run unfinished")
+    wait_for(quiet, timeout=240, interval=1.0, what="no namespace terminating, no run unfinished")
     # The garbage collector watches a custom resource from its first discovery resync (every 30 s) on,
     # and then GETs the owners of what it had seen before once: one-off, not periodic. Wait for a
     # quiet 10 s before the 60 s that count.
-    wait_for(lambda: not run_traffic(cluster, 10), timeout=180, interval=0.1, what="10 s without run traffic")
+    wait_for(lambda: not run_traffic(cluster, 10), timeout=120, interval=0.1, what="10 s without run traffic")
     delta = run_traffic(cluster, 60)
     traffic = {f"{verb} {res}": n for (verb, res), n in delta.items()}
     print("run requests over 60 s idle:", traffic)
