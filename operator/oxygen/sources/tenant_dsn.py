@@ -7,10 +7,11 @@ database beside it), its password file, service file or client certificate, or i
 
 from __future__ import annotations
 
-import os
-
+import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+# No such file: libpq then sends no client certificate (~/.postgresql/postgresql.crt is the operator's).
+NO_FILE = "/nonexistent/oxygen-tenant-dsn"
 # Parameters that point libpq at files or settings of the process that connects.
 REFUSED = ("passfile", "service", "servicefile", "sslkey", "sslcert", "sslpassword")
 
@@ -31,14 +32,25 @@ def tenant_conninfo(dsn: str) -> str:
         raise TenantDsnError(
             f"the connection string sets {', '.join(refused)}: refused for a tenant's database"
         )
-    hosts = [h for h in (params.get("host") or "").split(",") if h]
-    if not hosts and not params.get("hostaddr"):
-        raise TenantDsnError("the connection string names no host: a tenant's database is reached over TCP")
+    hosts = (params.get("host") or "").split(",")
+    addresses = (params.get("hostaddr") or "").split(",")
+    if params.get("hostaddr") and not params.get("host"):
+        hosts = addresses
+    # An empty entry (`host=db,`) is libpq's default: the local socket.
+    if not all(hosts) or (params.get("hostaddr") and not all(addresses)):
+        raise TenantDsnError(
+            "the connection string names no host (or an empty one): a tenant's database is reached over TCP"
+        )
     if any(h.startswith(("/", "@")) for h in hosts):
         raise TenantDsnError(
             "the connection string names a Unix socket: a tenant's database is reached over TCP"
         )
+    if not params.get("user"):
+        raise TenantDsnError("the connection string names no user (the operator's would be taken)")
     # Set, so that libpq never falls back to the operator's environment or home directory for them.
     params.setdefault("password", "")
-    params["passfile"] = os.devnull
+    params["passfile"] = NO_FILE
+    params["sslcert"] = params["sslkey"] = NO_FILE
+    if psycopg.pq.version() >= 160000:
+        params["sslcertmode"] = "disable"  # no client certificate, whichever file libpq would find
     return make_conninfo(**params)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from oxygen.sources.tenant_dsn import TenantDsnError, tenant_conninfo
+from oxygen.sources.tenant_dsn import NO_FILE, TenantDsnError, tenant_conninfo
 
 
 @pytest.mark.parametrize(
@@ -21,6 +19,9 @@ from oxygen.sources.tenant_dsn import TenantDsnError, tenant_conninfo
         ("host=db service=admin", "service"),
         ("host=db user=u sslcert=/etc/oxygen/tls.crt sslkey=/etc/oxygen/tls.key", "sslcert, sslkey"),
         ("host='unterminated password=secret", "not a valid DSN"),
+        ("host=db.invalid, user=u", "an empty one"),
+        ("hostaddr=10.0.0.1, user=u", "an empty one"),
+        ("host=db password=secret", "names no user"),
     ],
 )
 def test_refused(dsn: str, says: str) -> None:
@@ -35,11 +36,13 @@ def test_refused(dsn: str, says: str) -> None:
         "host=127.0.0.1 port=5432 dbname=app user=u password=p",
         "postgresql://u:p@db.example:5433/app?sslmode=verify-full",
         "hostaddr=10.0.0.5 dbname=app user=u password=p",
+        "host=db1,db2 port=5432,5433 user=u password=p target_session_attrs=read-write",
     ],
 )
 def test_accepted_with_no_fallback_to_the_operator(dsn: str) -> None:
     params = conninfo_to_dict(tenant_conninfo(dsn))
-    assert params["passfile"] == os.devnull
+    assert params["passfile"] == NO_FILE
+    assert params["sslcert"] == params["sslkey"] == NO_FILE
     assert params["password"] == conninfo_to_dict(dsn)["password"]
 
 

@@ -244,12 +244,15 @@ class RunController:
         # Before the status write, from the same shards: a run that says it finished has its cells
         # (an ingestion its rows) written; while some cannot be, it holds its terminal phase.
         cells: tables.CellSync | tables.IngestSync | None = None
-        if run.spec.rows_table is not None:
+        # A run that finished had its cells written (or gave up): a later pass (after a restart, with
+        # nothing remembered) does not write them all again, nor hold the run on a database refusal.
+        finished = state.status.phase in TERMINAL_PHASES and status.phase in TERMINAL_PHASES
+        if not finished and run.spec.rows_table is not None:
             if state.cells is None:
                 state.cells = tables.CellSync()
             cells = state.cells
             tables.sync(self.kube, run, obs.shards, state.cells, getattr(self.read, "store", None))
-        elif run.spec.kind == "ingestion" and run.spec.table:
+        elif not finished and run.spec.kind == "ingestion" and run.spec.table:
             if state.cells is None:
                 state.cells = tables.IngestSync()
             cells = state.cells

@@ -86,7 +86,12 @@ def observed(
     if shards_went(previous_phase, shards, counts, status, obs.written):
         return Plan()
     phase = aggregate.derive_phase(run.spec, status, counts, obs.jobs, bool(status.rounds), cleaned_up)
-    if unwritten is not None and phase in ("succeeded", "completed"):
+    if (
+        unwritten is not None
+        and not unwritten.final
+        and phase in ("succeeded", "completed")
+        and previous_phase not in TERMINAL_PHASES
+    ):
         phase = "running"  # a run that says it finished has its cells written
     if (
         phase == "running"
@@ -149,6 +154,14 @@ def cells_condition(
 ) -> list[Condition]:
     """CellsPending with the database's message while results wait to be written to the Table; False
     once they are (absent on runs that never waited)."""
+    if unwritten is not None and unwritten.final:
+        message = (
+            "finished items could not be written to the Table, tried for about 20 minutes: "
+            f"{unwritten.message}; their cells stay empty (a column run with rows: empty fills them)"
+        )
+        return aggregate.set_condition(
+            conditions, CELLS_PENDING, True, "CellsNotWritten", message, now, generation
+        )
     if unwritten is not None:
         message = f"finished items not yet written to the Table: {unwritten.message}"
         return aggregate.set_condition(

@@ -123,6 +123,10 @@ def never_pay_twice(
 
 # The longest wait between two attempts at writing pending cells (doubling from 1 s).
 MAX_BACKOFF = 30.0
+# Passes in a row that could not write before the run finishes without those cells (about 20 minutes
+# at MAX_BACKOFF): a refusal that does not go away (a deleted Table, a value the column type rejects)
+# must not hold a run `running` forever.
+GIVE_UP_AFTER = 45
 
 
 @dataclass
@@ -136,7 +140,8 @@ class _Sync:
         self.pending, self.failures = None, 0
 
     def failed(self, reason: str, message: str) -> None:
-        self.pending, self.failures = Pending(reason, message), self.failures + 1
+        self.failures += 1
+        self.pending = Pending(reason, message, final=self.failures >= GIVE_UP_AFTER)
 
     @property
     def backoff(self) -> float:

@@ -58,6 +58,8 @@ class Pending:
 
     reason: str
     message: str
+    # Tried for so long that the run finishes without them (the condition says so).
+    final: bool = False
 
 
 @dataclass

@@ -501,3 +501,41 @@ def test_a_run_over_a_table_whose_cells_are_written_finishes_without_a_cells_con
     )
     assert state.status.phase == "succeeded" and database.taken == ["r0", "r1"]
     assert not [c for c in state.status.conditions if c.type == "CellsPending"]
+
+
+@pytest.mark.parametrize("kind", ["column", "ingestion"])
+def test_a_refusal_that_does_not_go_away_ends_the_hold(
+    database: FlakyTable, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Table deleted, or a value the column rejects on every try: after GIVE_UP_AFTER passes the run
+    finishes, and its condition says which cells were not written and why."""
+    monkeypatch.setattr(tables, "GIVE_UP_AFTER", 3)
+    kube = RecordingKube()
+    body, done = _finished(kind)
+    kube.shards[done["metadata"]["name"]] = done
+    controller = _controller(StubReader(bodies=[done]), kube)
+    state = RunState.from_body(body)
+    views = [shard_view(done)]
+    _pass(controller, body, state, views)
+    _pass(controller, body, state, views)
+    assert state.status.phase == "running"
+    assert _pass(controller, body, state, views) == IDLE_INTERVAL
+    assert state.status.phase == "succeeded" and database.taken == []
+    (held,) = [c for c in state.status.conditions if c.type == "CellsPending"]
+    assert (held.status, held.reason) == ("True", "CellsNotWritten")
+    assert database.down in held.message and "rows: empty" in held.message
+
+
+def test_a_finished_run_does_not_write_its_cells_again(database: FlakyTable) -> None:
+    """After a restart nothing is remembered: a succeeded run's pass neither rewrites every cell nor
+    turns the run `running` again when the database refuses."""
+    kube = RecordingKube()
+    body, done = _finished("column")
+    kube.shards[done["metadata"]["name"]] = done
+    body["status"]["phase"] = "succeeded"
+    state = RunState.from_body(body)
+    assert (
+        _pass(_controller(StubReader(bodies=[done]), kube), body, state, [shard_view(done)]) == IDLE_INTERVAL
+    )
+    assert state.status.phase == "succeeded" and database.taken == []
+    assert not [c for c in state.status.conditions if c.type == "CellsPending"]
