@@ -4,17 +4,14 @@ The rows mean what a ConfigMap key's rows mean (planning/items.py parses both). 
 read (like the HTTP producer); a non-2xx reply fails the run with the server's status and the start of
 its body.
 
-The operator fetches it from its own network position, on a tenant's behalf: it never fetches from a
-link-local address (cloud metadata services live at 169.254.169.254 and hand out node credentials),
-an unspecified or multicast one, and it follows redirects only to http(s) URLs it would fetch itself.
+The operator fetches it from its own network position, on a tenant's behalf: reach.py says which peers
+it never talks to; redirects are followed only to http(s) URLs, checked the same way.
 """
 
 from __future__ import annotations
 
 import http.client
 import io
-import ipaddress
-import socket
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,6 +20,7 @@ from typing import IO
 
 from oxygen import __version__
 from oxygen.planning.items import ItemsSourceError, PlannedItem, iter_rows
+from oxygen.sources import reach
 from oxygen.sources.errors import HTTP_ERROR, MALFORMED, NOT_FOUND, UNREACHABLE, SourceError, one_line
 
 TIMEOUT_SECONDS = 30
@@ -33,24 +31,12 @@ class RefusedAddress(urllib.error.URLError):
     pass
 
 
-def refused_reason(host: str) -> str | None:
-    """Why the operator does not fetch from `host` (every address it resolves to is checked)."""
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
-        return None  # unresolvable: the fetch itself says so
-    for *_, sockaddr in infos:
-        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-        if address.is_link_local or address.is_multicast or address.is_unspecified:
-            return f"{host} resolves to {address}, a link-local, multicast or unspecified address"
-    return None
-
-
 def _check(url: str) -> None:
+    """Only http(s), only to hosts reach.py allows (the peer is checked again once connected)."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise RefusedAddress(f"{parts.scheme or 'no'} scheme: only http and https are fetched")
-    reason = refused_reason(parts.hostname or "")
+    reason = reach.refused_host(parts.hostname or "")
     if reason:
         raise RefusedAddress(f"refused: {reason}")
 
@@ -69,7 +55,12 @@ class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _CheckedRedirects())
+_opener = urllib.request.build_opener(
+    urllib.request.ProxyHandler({}),
+    reach.CheckedHTTPHandler(),
+    reach.CheckedHTTPSHandler(),
+    _CheckedRedirects(),
+)
 
 
 def stream(url: str, fmt: str) -> Iterator[PlannedItem]:
