@@ -1,3 +1,3 @@
-from oxygen.cli.main import main
+from oxygen.cli.entry import main
 
 raise SystemExit(main())

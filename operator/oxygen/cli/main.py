@@ -23,6 +23,7 @@ from oxygen.cli import (
     worker,
     workflows,
 )
+from oxygen.cli.entry import MAX_JSON_NESTING
 from oxygen.cli.kubeaccess import global_flags
 
 
@@ -57,15 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Levels of JSON nesting every command must parse: the API server's limit (10,000) and a margin.
-MAX_JSON_NESTING = 25_000
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    # The API server accepts objects nested up to 10,000 levels deep (measured: a Run's inputs up to
-    # 9,996). kopf and the kubernetes client parse them with the json module, whose parser counts
-    # each level against the recursion limit (default 1,000): below this, one deep Run stopped the
-    # whole operator (issue 19), and would stop a CLI listing the runs of its namespace.
+    # Deeply nested objects parse (entry.py says why), also when main() is called directly.
     sys.setrecursionlimit(max(sys.getrecursionlimit(), MAX_JSON_NESTING))
     parser = build_parser()
     args = parser.parse_args(argv)
