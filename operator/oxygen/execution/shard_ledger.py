@@ -19,6 +19,9 @@ from oxygen.execution.shard_items import initial_items, item_bytes, json_bytes, 
 # Room for phase, summary (bounded error classes), message and timestamps around the items.
 STATUS_OVERHEAD_BYTES: Final = 8 * 1024
 ERROR_LIMIT: Final = 1000
+# A budget at least this large is no budget: the item store's shards keep results in rows, not in
+# their status, and measuring every item (a JSON encoding each) was a sixth of such a worker's CPU.
+UNBOUNDED: Final = 1 << 40
 
 
 class ShardLedger:
@@ -31,7 +34,8 @@ class ShardLedger:
         self._max_status_bytes = max_status_bytes
         self.items = initial_items(shard)
         self.work = work_items(shard)
-        self._sizes = [item_bytes(item) for item in self.items]
+        self._sized = max_status_bytes < UNBOUNDED
+        self._sizes = [item_bytes(item) if self._sized else 0 for item in self.items]
         self._status_bytes = STATUS_OVERHEAD_BYTES + sum(self._sizes)
         # Results (terminal item outcomes) recorded by this pod so far: the executor compares it with the
         # count at its last status write to write sooner when many results would die with a kill.
@@ -48,11 +52,15 @@ class ShardLedger:
         self.version += 1
         if item.status in TERMINAL_ITEM_STATUSES:
             self.settled += 1
+            if not self._sized:
+                return
             size = size if size is not None else item_bytes(item)
             self._status_bytes += size - self._sizes[index]
             self._sizes[index] = size
 
     def fits(self, index: int, candidate: ItemResult) -> tuple[bool, int, int]:
+        if not self._sized:
+            return True, 0, 0
         size = item_bytes(candidate)
         total = self._status_bytes - self._sizes[index] + size
         return total <= self._max_status_bytes, total, size
@@ -86,7 +94,7 @@ class ShardLedger:
         item = ItemResult(id=next_id, inputs=inputs)
         self.items.append(item)
         self.version += 1
-        size = item_bytes(item)
+        size = item_bytes(item) if self._sized else 0
         self._sizes.append(size)
         self._status_bytes += size
 
