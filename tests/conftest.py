@@ -15,6 +15,7 @@ from oxygen.devcluster import LocalCluster
 from oxygen.devcluster.postgres import LocalPostgres
 from oxygen.devcluster.wait import wait_for
 from tests.support.item_store import StoreRuns
+from tests.support.namespaces import create_namespace
 from tests.support.operator_process import OperatorProcess
 from tests.support.runs import Runs
 
@@ -50,17 +51,9 @@ def api(cluster: LocalCluster) -> Iterator[client.ApiClient]:
 def namespace(api: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace per test, deleted afterwards (its pods go with it)."""
     base = request.node.name.lower().replace("_", "-")[:40].strip("-")
-    name = f"{base}-{uuid.uuid4().hex[:5]}"
-    core = client.CoreV1Api(api)
-    core.create_namespace({"metadata": {"name": name}})
-    # Pods are admitted only once the service-account controller made the `default` account.
-    wait_for(
-        lambda: core.read_namespaced_service_account("default", name),
-        timeout=30,
-        what=f"serviceaccount default in {name}",
-    )
+    name = create_namespace(api, f"{base}-{uuid.uuid4().hex[:5]}")
     yield name
-    core.delete_namespace(name, propagation_policy="Background")
+    client.CoreV1Api(api).delete_namespace(name, propagation_policy="Background")
 
 
 REPO = Path(__file__).resolve().parents[1]

@@ -27,6 +27,7 @@ from oxygen.devcluster import LocalCluster
 from oxygen.devcluster.nodeagent import SIMULATE_LABEL
 from oxygen.devcluster.wait import wait_for
 from tests.support.loopback import LoopbackProvider
+from tests.support.namespaces import create_namespace
 from tests.support.operator_process import OperatorProcess
 from tests.support.runs import TERMINAL, Runs
 
@@ -84,13 +85,7 @@ def operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) ->
 def namespace(api: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace per test, gone before the next test starts (so its clean-up is not counted)."""
     core = client.CoreV1Api(api)
-    name = f"scale-{uuid.uuid4().hex[:6]}"
-    core.create_namespace({"metadata": {"name": name}})
-    wait_for(
-        lambda: core.read_namespaced_service_account("default", name),
-        timeout=30,
-        what=f"serviceaccount default in {name}",
-    )
+    name = create_namespace(api, f"scale-{uuid.uuid4().hex[:6]}")
     yield name
     core.delete_namespace(name, propagation_policy="Background")
 

@@ -21,7 +21,8 @@ from typing import Any, Final
 from oxygen.api.runshard import ItemResult, RunShard, RunShardStatus, ShardItem
 from oxygen.controllers.run.types import NewShard
 from oxygen.execution.jobs import ITEM_STORE_SECRET_KEY, item_store_secret
-from oxygen.itemstore.rows import ItemRow, NewItem, Result
+from oxygen.execution.store_shard import as_result
+from oxygen.itemstore.rows import ItemRow, NewItem
 from oxygen.itemstore.store import ItemStore
 from oxygen.planning.items import PlannedItem
 from oxygen.planning.rounds import SKIP_CACHED, SKIP_DUPLICATE
@@ -164,25 +165,9 @@ def write_status(store: ItemStore, shard_body: dict[str, Any], status: dict[str,
     spec = shard_body["spec"]
     start = int(spec["range"]["start"])
     model = RunShardStatus.model_validate(status)
-    results = [_as_result(start + i, item) for i, item in enumerate(model.items)]
+    results = [as_result(start + i, item) for i, item in enumerate(model.items)]
     store.write_results(str(spec["runUid"]), int(spec["round"]), results)
     return {**status, "items": []}
-
-
-def _as_result(ordinal: int, item: ItemResult) -> Result:
-    return Result(
-        ordinal=ordinal,
-        status=item.status,
-        attempt_count=item.attempt_count,
-        outputs=item.outputs,
-        error=item.error,
-        error_class=item.error_class,
-        credits_used=item.credits_used,
-        started_at=item.started_at,
-        finished_at=item.finished_at,
-        latency_seconds=item.latency_seconds,
-        superseded_by=item.superseded_by,
-    )
 
 
 def worker_secret(store: ItemStore, run_body: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:
