@@ -22,7 +22,9 @@ run's memory forgotten; kopf's re-listing after the pause queues each run again 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,13 +51,40 @@ WORKERS = int(os.environ.get("OXYGEN_RUN_WORKERS", os.environ.get("OXYGEN_MAX_WO
 PASS_SPACING = 0.2
 
 
-@dataclass
 class _Run:
-    """What the controller keeps of one Run between passes: its latest body and its memory."""
+    """What the controller keeps of one Run between passes: its latest body and its memory.
 
-    namespace: str
-    body: dict[str, Any]
-    memory: DaemonMemory = field(default_factory=DaemonMemory)
+    A finished Run is kept packed (`pack`): its body as compressed JSON, its memory dropped, as if the
+    operator had just restarted for it. Its next pass (an event of its own or of a child) rebuilds
+    both from the body, as every pass after a restart does. Unpacked, a Run's body, its RunState and
+    the body kept to stop it with took ~50 KB: 5,000 finished Runs held 530 MiB."""
+
+    def __init__(self, namespace: str, body: dict[str, Any]) -> None:
+        self.namespace = namespace
+        self._body: dict[str, Any] | None = body
+        self._packed = b""
+        self.memory = DaemonMemory()
+
+    @property
+    def body(self) -> dict[str, Any]:
+        if self._body is None:
+            self._body = json.loads(zlib.decompress(self._packed))
+            self._packed = b""
+        return self._body
+
+    @body.setter
+    def body(self, value: dict[str, Any]) -> None:
+        self._body, self._packed = value, b""
+
+    @property
+    def packed(self) -> bool:
+        return self._body is None
+
+    def pack(self) -> None:
+        if self._body is not None:
+            self._packed = zlib.compress(json.dumps(self._body, separators=(",", ":")).encode(), 1)
+            self._body = None
+        self.memory = DaemonMemory()
 
 
 @dataclass
@@ -212,7 +241,9 @@ async def provider_event(event: kopf.RawEvent, namespace: str | None, **_: Any) 
 
 def _finished(run: _Run) -> bool:
     state = run.memory.state
-    return state is not None and state.status.phase in TERMINAL_PHASES
+    if state is None:
+        return run.packed  # only a finished Run is packed
+    return state.status.phase in TERMINAL_PHASES
 
 
 @kopf.on.event(GROUP, VERSION, "runs")  # type: ignore[arg-type]
@@ -291,6 +322,7 @@ async def _pass(controller: _Controller, key: str) -> None:
     if controller.runs.get(key) is not run:
         return  # deleted meanwhile
     if _finished(run) and run.memory.errors == 0:
+        run.pack()
         return  # nothing to poll: only an event of its own (a retry, a deletion) brings it back
     controller.queue.add_after(key, interval)
 
