@@ -68,11 +68,11 @@ def drive(
     resume = [j.name for j in unfinished if not paused and j.suspend]
     if paused:
         return JobsDecision(suspend, resume, [])
-    # A Job whose shard is done holds no slot: its worker wrote the shard's last result and is
-    # exiting. The Job's Complete condition follows a second or two later (the Job controller's
-    # latency); waiting for it left a quarter of a million-item run's slots empty between Jobs.
-    busy = [j for j in unfinished if not shard_done(shards, j)]
-    room = parallelism(run, cap) - len(busy)
+    # A Job holds its slot until the Job controller marks it finished, though its worker may have
+    # written the shard's last result a second before: `parallelism` bounds the unfinished Jobs.
+    # (Freeing the slot at the shard's last result cut a million-item run by 9%, and let 4 Jobs of a
+    # parallelism-2 run be unfinished at once: test_run_core.)
+    room = parallelism(run, cap) - len(unfinished)
     started = set(latest_jobs(shards, jobs))
     waiting = sorted(
         (
@@ -83,11 +83,6 @@ def drive(
         key=lambda s: (s.round, s.index),
     )
     return JobsDecision(suspend, resume, [s.name for s in waiting[: max(0, room)]])
-
-
-def shard_done(shards: Mapping[str, ShardView], job: JobView) -> bool:
-    shard = shards.get(job.shard)
-    return shard is not None and shard.done and (not job.owner_uid or job.owner_uid == shard.uid)
 
 
 def manifests(

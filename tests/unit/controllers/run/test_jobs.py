@@ -81,25 +81,6 @@ def test_drive(
     assert decision.start == start
 
 
-@pytest.mark.parametrize(
-    ("first", "job", "start"),
-    [
-        ({"phase": "Succeeded", "succeeded": 1}, {"active": 1}, ["leads-r0-0001", "leads-r0-0002"]),
-        ({"phase": "Running", "running": 1}, {"active": 1}, ["leads-r0-0001"]),
-        ({"phase": "Succeeded", "succeeded": 1}, {"active": 1, "owner_uid": "earlier"}, ["leads-r0-0001"]),
-    ],
-    ids=["done-shard-frees-its-slot", "running-shard-holds-it", "a-job-of-an-earlier-shard-holds-it"],
-)
-def test_a_jobs_slot_is_free_once_its_shard_is_done(
-    first: dict[str, Any], job: dict[str, Any], start: list[str]
-) -> None:
-    shards = b.shards(b.shard_view(0, **first), *(b.shard_view(i, pending=1) for i in range(1, 4)))
-    decision = jobs.drive(
-        b.run(parallelism=2), shards, b.jobs(b.job_view("leads-r0-0000", **job)), 100, recorded=1
-    )
-    assert decision.start == start
-
-
 def test_suspended_view_keeps_its_pods_until_they_stop() -> None:
     running = b.jobs(b.job_view("leads-r0-0000", active=1))
     decision = jobs.drive(b.run(paused=True), {}, running, 100, recorded=1)
