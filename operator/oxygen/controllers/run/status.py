@@ -118,7 +118,8 @@ def observed(
     status.conditions = aggregate.conditions_for(
         phase, counts, status.message or "", status.conditions, obs.now, run.metadata.generation
     )
-    status.conditions = cells_condition(status.conditions, unwritten, obs.now, run.metadata.generation)
+    if previous_phase not in TERMINAL_PHASES:  # a finished run's cells are not looked at again
+        status.conditions = cells_condition(status.conditions, unwritten, obs.now, run.metadata.generation)
     stamp(run, status, web_base_url)
     if comparable(status) == comparable(obs.written):
         return Plan()

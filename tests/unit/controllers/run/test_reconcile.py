@@ -524,6 +524,10 @@ def test_a_refusal_that_does_not_go_away_ends_the_hold(
     (held,) = [c for c in state.status.conditions if c.type == "CellsPending"]
     assert (held.status, held.reason) == ("True", "CellsNotWritten")
     assert database.down in held.message and "rows: empty" in held.message
+    # A later pass of the finished run (a Job ending, a restart) does not say they were written.
+    _pass(controller, body, state, views)
+    (still,) = [c for c in state.status.conditions if c.type == "CellsPending"]
+    assert (still.status, still.reason) == ("True", "CellsNotWritten")
 
 
 def test_a_finished_run_does_not_write_its_cells_again(database: FlakyTable) -> None:
