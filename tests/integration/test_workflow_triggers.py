@@ -146,7 +146,8 @@ def test_history_limit_prunes_the_oldest_finished_runs(
         timeout=30,
         what="the oldest canceled run pruned",
     )
-    assert "PrunedRun" in workflow_events(env, ns, "hist")
+    # The Event is posted after the delete: it may reach the API server after the test saw the Run go.
+    wait_for(lambda: "PrunedRun" in workflow_events(env, ns, "hist"), timeout=30, what="a PrunedRun Event")
 
     # Succeeded runs of the workflow (column runs it owns stand in for them, recorded in its status as
     # `oxygen workflows run` records the runs it creates), limit 1: the newest stays.
