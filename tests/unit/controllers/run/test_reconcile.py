@@ -455,6 +455,17 @@ def _phase(state: RunState) -> str:
     return state.status.phase
 
 
+def _over_a_table(
+    kind: str,
+) -> tuple[RecordingKube, RunController, dict[str, Any], RunState, list[ShardView]]:
+    """A run over a Table whose one shard finished: (kube, controller, body, state, index views)."""
+    kube = RecordingKube()
+    body, done = _finished(kind)
+    kube.shards[done["metadata"]["name"]] = done
+    controller = _controller(StubReader(bodies=[done]), kube)
+    return kube, controller, body, RunState.from_body(body), [shard_view(done)]
+
+
 @pytest.mark.parametrize("kind", ["column", "ingestion"])
 def test_a_run_over_a_table_holds_its_terminal_phase_until_the_table_has_its_results(
     database: FlakyTable, kind: str
@@ -462,12 +473,7 @@ def test_a_run_over_a_table_holds_its_terminal_phase_until_the_table_has_its_res
     """A write the database refuses on the pass that would finish the run: the run stays running
     with CellsPending and the database's message, tried again with backoff, and finishes on the pass
     that writes them."""
-    kube = RecordingKube()
-    body, done = _finished(kind)
-    kube.shards[done["metadata"]["name"]] = done
-    controller = _controller(StubReader(bodies=[done]), kube)
-    state = RunState.from_body(body)
-    views = [shard_view(done)]
+    kube, controller, body, state, views = _over_a_table(kind)
     assert _pass(controller, body, state, views) == ACTIVE_INTERVAL  # its status written, tried in 1 s
     assert state.status.phase == "running" and state.status.finished_at is None
     (pending,) = [c for c in state.status.conditions if c.type == "CellsPending"]
@@ -510,12 +516,7 @@ def test_a_refusal_that_does_not_go_away_ends_the_hold(
     """A Table deleted, or a value the column rejects on every try: after GIVE_UP_AFTER passes the run
     finishes, and its condition says which cells were not written and why."""
     monkeypatch.setattr(tables, "GIVE_UP_AFTER", 3)
-    kube = RecordingKube()
-    body, done = _finished(kind)
-    kube.shards[done["metadata"]["name"]] = done
-    controller = _controller(StubReader(bodies=[done]), kube)
-    state = RunState.from_body(body)
-    views = [shard_view(done)]
+    _, controller, body, state, views = _over_a_table(kind)
     _pass(controller, body, state, views)
     _pass(controller, body, state, views)
     assert _phase(state) == "running"
