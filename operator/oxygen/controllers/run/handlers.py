@@ -117,10 +117,16 @@ async def _capture_pause(**kwargs: Any) -> None:
 setattr(kopf_daemons, "daemon_killer", _capture_pause)  # noqa: B010 (read at kopf.run, not import)
 
 
-async def pass_ended(uid: str) -> None:
-    """Returns once no pass of this Run is in flight; none starts for a Run being deleted."""
+async def pass_ended(uid: str, timeout: float | None = None) -> bool:
+    """Returns once no pass of this Run is in flight (none starts for a Run being deleted): True, or
+    False when `timeout` seconds passed first."""
+    waited = 0.0
     while _controller is not None and _controller.queue.processing(uid):
+        if timeout is not None and waited >= timeout:
+            return False
         await asyncio.sleep(0.1)
+        waited += 0.1
+    return True
 
 
 @kopf.on.startup()

@@ -26,6 +26,7 @@ log = logging.getLogger("oxygen.controllers.run")
 
 ITEM_STORE_FINALIZER: Final = item_store.FINALIZER
 RETRY_SECONDS: Final = 5.0
+PASS_WAIT_SECONDS: Final = 20.0
 _busy: set[str] = set()
 
 
@@ -52,8 +53,15 @@ async def delete_rows(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     _busy.add(uid)
     try:
         # A pass that began before the deletion may be writing the run's first rows (round 0's COPY):
-        # deleted before it commits, they would outlive the Run.
-        await handlers.pass_ended(uid)
+        # deleted before it commits, they would outlive the Run. Waited for a bounded time: the rows
+        # of a deleted Run must go even if a pass hangs (it is logged).
+        if not await handlers.pass_ended(uid, timeout=PASS_WAIT_SECONDS):
+            log.warning(
+                "run %s/%s deleted: its pass still runs after %.0f s; deleting its rows",
+                ns,
+                name,
+                PASS_WAIT_SECONDS,
+            )
         settings = runtime.settings(memo)
         assert settings.item_store is not None
         store = ItemStore(settings.item_store)

@@ -1,9 +1,13 @@
-"""handlers._Run: a finished Run is kept packed between events and rebuilt like after a restart."""
+"""handlers._Run: a finished Run is kept packed between events and rebuilt like after a restart;
+handlers.pass_ended: a bounded wait for a pass in flight."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import tracemalloc
+
+import pytest
 
 from oxygen.api.run import RunStatus
 from oxygen.controllers.run import handlers
@@ -56,3 +60,16 @@ def test_packed_is_a_fraction_of_unpacked() -> None:
         tracemalloc.stop()
     assert packed < unpacked / 3, (packed, unpacked)
     assert sys.getsizeof(runs[0]._packed) < 2_000
+
+
+def test_waiting_for_a_pass_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Busy:
+        def processing(self, uid: str) -> bool:
+            return uid == "stuck"
+
+    class Controller:
+        queue = Busy()
+
+    monkeypatch.setattr(handlers, "_controller", Controller())
+    assert asyncio.run(handlers.pass_ended("free", timeout=0.3))
+    assert not asyncio.run(handlers.pass_ended("stuck", timeout=0.3))
