@@ -124,7 +124,9 @@ def store_operator(
         # only this operator removes) before it stops.
         wait_for(
             lambda: not _runs_holding_rows(cluster),
-            timeout=60,
+            # A module's last test may SIGKILL this operator: its replacement lists every Run first,
+            # and a 50,000-row run's rows go in batches.
+            timeout=150,
             what="deleted runs to release their item-store rows",
         )
     finally:
