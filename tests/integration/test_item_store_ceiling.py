@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from oxygen.controllers.run.plan import ETCD_ITEM_CEILING
+from oxygen.devcluster.wait import wait_for
 from tests.support.runs import Runs
 
 pytestmark = pytest.mark.cluster
@@ -25,7 +26,12 @@ def test_a_run_over_the_ceiling_is_refused_naming_the_limit_and_the_fix(runs: Ru
     failed = {c["type"]: c for c in status["conditions"]}["Failed"]
     assert failed["reason"] == "ItemStoreRequired"
     assert str(ETCD_ITEM_CEILING) in failed["message"] and "--item-store" in failed["message"]
-    events = [e for e in runs.events("big") if e.reason == "ItemStoreRequired"]
+    # The Event follows the status write that the test saw first.
+    events = wait_for(
+        lambda: [e for e in runs.events("big") if e.reason == "ItemStoreRequired"],
+        timeout=30,
+        what="the ItemStoreRequired Event",
+    )
     assert len(events) == 1 and events[0].type == "Warning" and "--item-store" in events[0].message
     assert runs.shards("big") == []
     assert runs.jobs("big") == []
